@@ -1,0 +1,77 @@
+"""Ideaboard: a board where customers co-create a company's products."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+_ROOT = Path(__file__).resolve().parent
+
+
+def _asset_dir(name: str) -> str:
+    """templates/ and static/ sit beside the package in a checkout, inside it when packaged."""
+    beside = _ROOT.parent / name
+    return str(beside if beside.is_dir() else _ROOT / name)
+
+
+def create_app(config: dict | object | None = None) -> Flask:
+    """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
+    from . import cli, errors, htmx, i18n, markup, security
+    from .config import Config, load_secret_key
+    from .database import configure_database, database_url
+    from .extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    app = Flask(
+        __name__,
+        template_folder=_asset_dir("templates"),
+        static_folder=_asset_dir("static"),
+        instance_relative_config=True,
+        instance_path=os.environ.get("IDEABOARD_INSTANCE") or str(_ROOT.parent / "instance"),
+    )
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", database_url(app))
+    base_https = app.config["BASE_URL"].startswith("https://")
+    app.config["SESSION_COOKIE_SECURE"] = base_https
+    app.config["REMEMBER_COOKIE_SECURE"] = base_https
+    app.config["PREFERRED_URL_SCHEME"] = "https" if base_https else "http"
+    if app.config["REDIS_URL"] and not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_ROOT.parent / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=i18n.select_locale,
+        default_translation_directories=str(_ROOT / "translations"),
+    )
+    configure_database(app)
+    security.init_app(app)
+    htmx.init_app(app)
+    errors.init_app(app)
+    i18n.init_app(app)
+    cli.init_app(app)
+    markup.init_app(app)
+
+    from .api.views import bp as api_bp
+    from .auth.views import bp as auth_bp
+    from .ideas.views import bp as ideas_bp
+    from .main.views import bp as main_bp
+    from .roadmap.views import bp as roadmap_bp
+
+    for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp):
+        app.register_blueprint(bp)
+    csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
+    return app

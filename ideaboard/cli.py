@@ -1,0 +1,89 @@
+"""Commands: `flask --app wsgi users create`, `boards create`, `demo`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import Idea, Role, User
+from .services import accounts, boards
+from .services.errors import ValidationError
+
+
+def _fail(err: ValidationError) -> None:
+    for field, message in err.errors.items():
+        click.echo(f"{field}: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group("users")
+def users_cli() -> None:
+    """Manage user accounts."""
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="member")
+@click.option("--password", required=True, help="The password, or - to read it from stdin.")
+def create_user(email: str, display_name: str, role: str, password: str) -> None:
+    """Add a user with the given role."""
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        user = accounts.register_user(email, display_name, password, role=role)
+    except ValidationError as err:
+        db.session.rollback()
+        _fail(err)
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@click.group("boards")
+def boards_cli() -> None:
+    """Manage boards."""
+
+
+@boards_cli.command("create")
+@click.option("--slug", required=True)
+@click.option("--name", required=True)
+@click.option("--description", default="")
+def create_board(slug: str, name: str, description: str) -> None:
+    """Add a board."""
+    try:
+        board = boards.create_board(slug, name, description)
+    except ValidationError as err:
+        db.session.rollback()
+        _fail(err)
+    db.session.commit()
+    click.echo(f"Created board {board.slug} (id {board.id}).")
+
+
+@click.command("demo")
+@click.option("--force", is_flag=True, help="Add the demo even if the database has content.")
+@click.option("--seed", default=7, help="Random seed, for repeatable demo data.")
+def demo(force: bool, seed: int) -> None:
+    """Fill an empty database with realistic demo content."""
+    from .demo import load_demo
+
+    has_content = db.session.scalar(select(func.count()).select_from(User)) or db.session.scalar(
+        select(func.count()).select_from(Idea)
+    )
+    if has_content and not force:
+        click.echo("The database already has users or ideas; use --force to add the demo.", err=True)
+        sys.exit(1)
+    accounts_made = load_demo(seed=seed, progress=click.echo)
+    db.session.commit()
+    click.echo("Demo loaded. Sign in with:")
+    for role, email, password in accounts_made:
+        click.echo(f"  {role:6} {email}  password: {password}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(boards_cli)
+    app.cli.add_command(demo)

@@ -1,0 +1,76 @@
+"""Configuration read from the environment, with working single-machine defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Return SECRET_KEY from the environment, or one generated once and kept in instance/."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL so two workers starting at once agree on one key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+class Config:
+    """Production-ready defaults; every value can be overridden from the environment."""
+
+    DATABASE_URL = os.environ.get("DATABASE_URL")  # None: SQLite under instance/
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    MAIL_URL = os.environ.get("MAIL_URL")
+    REDIS_URL = os.environ.get("REDIS_URL")
+    RATELIMIT_ENABLED = _bool(os.environ.get("RATELIMIT_ENABLED"), True)
+    BABEL_DEFAULT_LOCALE = os.environ.get("IDEABOARD_LOCALE", "en")
+    LANGUAGES = ("en", "ru")
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)
+    PERMANENT_SESSION_LIFETIME = timedelta(days=14)
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session; see style.md "Known traps"
+    # Behind exactly this many reverse proxies (X-Forwarded-For / -Proto hops to trust).
+    PROXY_HOPS = int(os.environ.get("PROXY_HOPS", "0"))
+    PER_PAGE = 20
+    LOGIN_LIMIT_IP = "6 per minute; 30 per hour"
+    LOGIN_LIMIT_ACCOUNT = "10 per 15 minutes"
+    REGISTER_LIMIT = "10 per hour"
+    TESTING = False
+    DEBUG = False
+
+
+class TestConfig(Config):
+    """Settings for the test suite: CSRF off unless a test turns it on, in-memory limits."""
+
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    RATELIMIT_ENABLED = False
+    REDIS_URL = None
+    SECRET_KEY = "test-secret-key"
+    BASE_URL = "http://127.0.0.1:5000"
+    MAIL_URL = None

@@ -1,0 +1,185 @@
+"""Demo content: three boards, about sixty ideas across every status, votes and comments."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from .extensions import db
+from .models import Board, Idea, Status, utcnow
+from .services import accounts, boards, comments, ideas, roadmap, votes
+
+BOARDS = [
+    ("mobile-app", "Mobile app", "The iOS and Android apps."),
+    ("web", "Web dashboard", "Everything in the browser."),
+    ("new-products", "New products", "What else should we make for you?"),
+]
+
+# (board slug, kind, title, body)
+IDEAS = [
+    ("mobile-app", "idea", "Dark mode for the mobile app", "The white screen at night is blinding. A **dark theme** that follows the system setting would be perfect."),
+    ("mobile-app", "problem", "App crashes when uploading a photo over 10 MB", "Steps:\n\n1. Open a project\n2. Attach a large photo\n3. The app closes\n\nAndroid 14, Pixel 7."),
+    ("mobile-app", "idea", "Offline mode for field work", "We work in basements with no signal. Let us *queue changes* and sync later."),
+    ("mobile-app", "idea", "Widget with today's tasks", "A home-screen widget showing the three most urgent tasks."),
+    ("mobile-app", "problem", "Push notifications arrive twice", "Since the last update every notification shows up two times."),
+    ("mobile-app", "idea", "Face ID / fingerprint sign-in", "Typing the password on a phone is painful."),
+    ("mobile-app", "idea", "Share a report as PDF from the phone", "Clients ask for a PDF on the spot."),
+    ("mobile-app", "problem", "Login loop after password reset", "After resetting my password the app keeps asking me to sign in again."),
+    ("mobile-app", "idea", "Bigger tap targets in the calendar", "The day cells are tiny on small phones."),
+    ("mobile-app", "idea", "Voice notes attached to tasks", "Record a quick voice memo instead of typing."),
+    ("mobile-app", "problem", "Battery drain in background", "The app uses 15% battery a day even when closed."),
+    ("mobile-app", "idea", "Landscape layout for tablets", "On an iPad the app is just a stretched phone layout."),
+    ("mobile-app", "idea", "Quick-add from the share sheet", "Share a link or photo straight into a new task."),
+    ("mobile-app", "idea", "Русский интерфейс в приложении", "Половина нашей команды говорит по-русски — очень ждём перевод."),
+    ("mobile-app", "problem", "Times shown in the wrong time zone", "Events created on the web show one hour off on the phone."),
+    ("mobile-app", "idea", "Scan documents with the camera", "Auto-crop and attach scanned receipts."),
+    ("mobile-app", "idea", "Apple Watch companion", "Check off tasks from the wrist."),
+    ("mobile-app", "idea", "Pin favourite projects", "Keep the three projects I use daily on top."),
+    ("mobile-app", "problem", "Search does not find archived items", "Archived tasks never show up in search results."),
+    ("mobile-app", "idea", "Haptic feedback on completion", "A small buzz when a task is done feels great."),
+    ("web", "idea", "Keyboard shortcuts everywhere", "`j`/`k` to move, `e` to edit, `?` for help."),
+    ("web", "idea", "Export everything to CSV", "Our finance team needs the raw data monthly."),
+    ("web", "problem", "Dashboard takes 10 seconds to load", "With 40 projects the dashboard is painfully slow."),
+    ("web", "idea", "Single sign-on with SAML", "Our IT department requires SSO for every tool."),
+    ("web", "idea", "Custom fields on tasks", "We need a *cost centre* field on every task."),
+    ("web", "problem", "Drag and drop broken in Firefox", "Cards snap back to their original column."),
+    ("web", "idea", "Gantt chart view", "Plan projects on a timeline with dependencies."),
+    ("web", "idea", "Two-factor authentication", "TOTP apps at least; security keys would be a bonus."),
+    ("web", "idea", "Public API with webhooks", "Let us connect our CRM: webhooks on task changes."),
+    ("web", "problem", "Email digests contain deleted tasks", "The daily digest lists tasks that were deleted."),
+    ("web", "idea", "Recurring tasks", "Every Monday: *send the weekly report*."),
+    ("web", "idea", "Audit log for admins", "Who changed what, and when."),
+    ("web", "idea", "Templates for new projects", "Start a project from a saved template."),
+    ("web", "problem", "Printing a board cuts off columns", "Only the first three columns fit on paper."),
+    ("web", "idea", "Markdown tables in descriptions", "| a | b |\n|---|---|\n| 1 | 2 |\n\nTables would make specs readable."),
+    ("web", "idea", "Time tracking per task", "Start/stop timer with weekly totals."),
+    ("web", "idea", "Guest access for clients", "Clients should see their project without a full seat."),
+    ("web", "problem", "Unicode names break the mention picker", "Names like Ёлкина or Zoë cannot be @mentioned."),
+    ("web", "idea", "Bulk edit tasks", "Select twenty tasks and change the assignee at once."),
+    ("web", "idea", "Slack integration", "Post status changes into a channel."),
+    ("new-products", "product", "A lightweight CRM for small teams", "You already hold our client list — a small CRM would fit right in."),
+    ("new-products", "product", "Invoicing add-on", "Turn tracked time into invoices."),
+    ("new-products", "product", "A desktop app for Linux", "Native app with offline sync."),
+    ("new-products", "product", "Hardware: a meeting-room display", "A small screen by each room showing bookings."),
+    ("new-products", "idea", "Education pricing", "Schools and universities on a budget would love a discount."),
+    ("new-products", "product", "Customer portal product", "A branded portal where our customers follow their orders."),
+    ("new-products", "product", "Course platform", "We teach with your tool already; host the courses too."),
+    ("new-products", "idea", "Marketplace for templates", "Let experts sell project templates."),
+    ("new-products", "product", "AI meeting summaries", "Summaries of calls linked to tasks."),
+    ("new-products", "product", "Sysadmin edition with on-prem install", "A quarter of us are sysadmins: we want to self-host."),
+    ("new-products", "idea", "Non-profit plan", "Free tier for registered charities."),
+    ("new-products", "product", "Field-service app for technicians", "Routes, checklists and signatures on site."),
+    ("new-products", "product", "Inventory module", "Track parts used per job."),
+    ("new-products", "idea", "Referral programme", "Give a month free for every friend who joins."),
+    ("new-products", "product", "Browser extension clipper", "Clip any page into a task."),
+    ("new-products", "product", "Team wiki", "Docs next to the work."),
+    ("new-products", "product", "Форум для клуба владельцев", "Сообщество пользователей с модераторами из своих."),
+    ("new-products", "idea", "Local user meetups", "Meet other customers in our city twice a year."),
+    ("new-products", "product", "Booking system for workshops", "Let customers book our workshops online."),
+    ("new-products", "product", "Analytics dashboard product", "Cross-project reports as a paid add-on."),
+]
+
+MEMBERS = [
+    ("anna@example.com", "Anna Petrova"),
+    ("ben@example.com", "Ben Carter"),
+    ("chloe@example.com", "Chloé Martin"),
+    ("dmitry@example.com", "Дмитрий Соколов"),
+    ("emma@example.com", "Emma Schulz"),
+    ("farid@example.com", "Farid Haddad"),
+    ("grace@example.com", "Grace Liu"),
+    ("hugo@example.com", "Hugo Silva"),
+    ("irina@example.com", "Ирина Волкова"),
+    ("jon@example.com", "Jon Berg"),
+]
+
+COMMENTS = [
+    "+1, this would save us hours every week.",
+    "Same here. Any workaround in the meantime?",
+    "We would pay extra for this.",
+    "I see this on version 4.2 as well.",
+    "Could you share more detail about **your setup**?",
+    "Please make it optional, not everyone wants it.",
+    "Очень нужно, поддерживаю!",
+    "This is the one thing keeping us from upgrading.",
+]
+OFFICIAL = [
+    "Thanks everyone — we hear you. This is now on our roadmap.",
+    "We shipped this in the latest release. Update the app and let us know!",
+    "We looked into this carefully and decided not to build it for now: it conflicts with our privacy promises.",
+    "Our team is working on it right now; expect a beta next month.",
+]
+
+# Where the demo's ideas end up, cycling: every status gets several.
+STATUS_PATH = {
+    Status.HEARD: [],
+    Status.UNDER_REVIEW: [Status.UNDER_REVIEW],
+    Status.PLANNED: [Status.UNDER_REVIEW, Status.PLANNED],
+    Status.IN_PROGRESS: [Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS],
+    Status.SHIPPED: [Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS, Status.SHIPPED],
+    Status.DECLINED: [Status.UNDER_REVIEW, Status.DECLINED],
+}
+TARGETS = [Status.HEARD, Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS,
+           Status.SHIPPED, Status.HEARD, Status.DECLINED, Status.PLANNED, Status.SHIPPED]  # fmt: skip
+
+
+def load_demo(seed: int = 7, progress: Callable[[str], object] = print) -> list[tuple[str, str, str]]:
+    """Create demo boards, people, ideas, votes and comments; return the sign-in details."""
+    rng = random.Random(seed)
+    made = []
+    board_by_slug: dict[str, Board] = {}
+    for slug, name, description in BOARDS:
+        board_by_slug[slug] = boards.get_board_by_slug(slug) or boards.create_board(
+            slug, name, description
+        )
+    progress(f"boards: {len(board_by_slug)}")
+
+    def person(email: str, name: str, role: str) -> object:
+        password = secrets.token_urlsafe(9)
+        user = accounts.register_user(email, name, password, role=role)
+        return user, password
+
+    admin, admin_pw = person("admin@example.com", "Alex Admin", "admin")
+    staff, staff_pw = person("pm@example.com", "Polina PM", "staff")
+    made += [("admin", admin.email, admin_pw), ("staff", staff.email, staff_pw)]
+    members = []
+    for email, name in MEMBERS:
+        user, password = person(email, name, "member")
+        members.append(user)
+        if len(made) < 3:
+            made.append(("member", email, password))
+    progress(f"people: {len(members) + 2}")
+
+    now = utcnow()
+    for n, (slug, kind, title, body) in enumerate(IDEAS):
+        author = members[n % len(members)]
+        idea = ideas.create_idea(author, board_by_slug[slug], kind, title, body)
+        created = now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23))
+        voters = rng.sample(members + [staff], k=min(len(members) + 1, int(rng.paretovariate(1.2))))
+        for voter in voters:
+            votes.toggle_vote(voter, idea)
+        for c in range(rng.randint(0, 4)):
+            comments.add_comment(members[(n + c + 1) % len(members)], idea, rng.choice(COMMENTS))
+        target = TARGETS[n % len(TARGETS)]
+        for step in STATUS_PATH[target]:
+            note = "" if step != target else rng.choice(["", "Thanks for the votes!", "Details in the official response."])
+            roadmap.change_status(staff, idea, step.value, note)
+        if target != Status.HEARD:
+            official = {Status.SHIPPED: 1, Status.DECLINED: 2, Status.IN_PROGRESS: 3}.get(target, 0)
+            comments.add_comment(staff, idea, OFFICIAL[official], official=True)
+        db.session.flush()
+        db.session.execute(
+            update(Idea)
+            .where(Idea.id == idea.id)
+            .values(
+                created_at=created,
+                updated_at=created,
+                trending_score=ideas.trending_score(idea.vote_count, created),
+            )
+        )
+        if (n + 1) % 20 == 0:
+            progress(f"ideas: {n + 1}/{len(IDEAS)}")
+    return made

@@ -1,0 +1,24 @@
+"""Forms shared across areas. Forms parse and carry CSRF; the rules live in services."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+
+from ideaboard.services.errors import ValidationError
+
+
+class EmptyForm(FlaskForm):
+    """A button-only form (vote, sign out, delete): just the CSRF token and where to go back."""
+
+    next = HiddenField()
+
+
+def apply_errors(form: FlaskForm, error: ValidationError) -> None:
+    """Show a service's validation messages beside the matching fields."""
+    for name, message in error.errors.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, message] if field.errors else [message]
+        else:
+            form.form_errors.append(message)

@@ -1,0 +1,60 @@
+"""Locale choice and the labels of fixed values (statuses, kinds, roles)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+LOCALE_COOKIE = "lang"
+
+STATUS_LABELS = {
+    "heard": _l("Heard"),
+    "under_review": _l("Under review"),
+    "planned": _l("Planned"),
+    "in_progress": _l("In progress"),
+    "shipped": _l("Shipped"),
+    "declined": _l("Declined"),
+}
+KIND_LABELS = {
+    "idea": _l("Idea"),
+    "problem": _l("Problem"),
+    "product": _l("New product"),
+}
+SORT_LABELS = {
+    "trending": _l("Trending"),
+    "top": _l("Top"),
+    "new": _l("New"),
+}
+ROLE_LABELS = {
+    "member": _l("Member"),
+    "moderator": _l("Moderator"),
+    "staff": _l("Staff"),
+    "admin": _l("Admin"),
+}
+
+
+def select_locale() -> str:
+    """The person's chosen language, else their browser's, else the site default."""
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    chosen = request.cookies.get(LOCALE_COOKIE)
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or current_app.config[
+        "BABEL_DEFAULT_LOCALE"
+    ]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(
+        STATUS_LABELS=STATUS_LABELS,
+        KIND_LABELS=KIND_LABELS,
+        SORT_LABELS=SORT_LABELS,
+        ROLE_LABELS=ROLE_LABELS,
+    )
+
+    @app.context_processor
+    def _locale():
+        return {"current_locale": str(get_locale() or app.config["BABEL_DEFAULT_LOCALE"])}

@@ -1,0 +1,293 @@
+"""Ideas: lists, the idea page, posting, editing, voting and comments."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from ideaboard.extensions import db
+from ideaboard.forms import EmptyForm, apply_errors
+from ideaboard.htmx import hx_redirect, is_htmx, render
+from ideaboard.models import Idea
+from ideaboard.permissions import is_staff
+from ideaboard.roadmap.forms import StatusForm
+from ideaboard.security import no_store, safe_next
+from ideaboard.services import boards, comments, ideas, roadmap, votes
+from ideaboard.services.errors import Conflict, NotFound, ValidationError
+
+from .forms import CommentForm, IdeaForm
+
+bp = Blueprint("ideas", __name__)
+
+_SLUG_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def slugify(title: str) -> str:
+    return "-".join(_SLUG_WORD.findall(title.lower()))[:60].strip("-") or "idea"
+
+
+def idea_url(idea: Idea, **kw) -> str:
+    return url_for("ideas.show", idea_id=idea.id, slug=slugify(idea.title), **kw)
+
+
+@bp.app_context_processor
+def _helpers():
+    return {"idea_url": idea_url, "is_staff": is_staff}
+
+
+def _load(idea_id: int) -> Idea:
+    try:
+        return ideas.get_idea(idea_id, current_user)
+    except NotFound:
+        abort(404)
+
+
+def _list_page(board=None):
+    query = ideas.IdeaQuery.parse(request.args, board=board)
+    page = ideas.list_ideas(query, current_user)
+    return render(
+        "ideas/index.html",
+        "ideas/_list.html",
+        page=page,
+        query=query,
+        board=board,
+        boards=boards.list_boards(),
+        vote_form=EmptyForm(),
+    )
+
+
+@bp.get("/ideas")
+def index():
+    """List ideas across boards: sort, filter, search, paginate."""
+    return _list_page(boards.find_board(request.args.get("board")))
+
+
+@bp.get("/b/<slug>")
+def board(slug: str):
+    """List one board's ideas."""
+    found = boards.get_board_by_slug(slug)
+    if found is None:
+        abort(404)
+    return _list_page(found)
+
+
+def _idea_form(idea: Idea | None = None) -> IdeaForm:
+    form = IdeaForm(obj=None)
+    form.board.choices = [(b.id, b.name) for b in boards.list_boards()]
+    return form
+
+
+def _board_by_id(board_id) -> object:
+    return next((b for b in boards.list_boards() if b.id == board_id), None)
+
+
+@bp.route("/ideas/new", methods=["GET", "POST"])
+@login_required
+def new():
+    """Post an idea; it starts at heard."""
+    no_store()
+    form = _idea_form()
+    if request.method == "GET":
+        wanted = boards.get_board_by_slug(request.args.get("board", ""))
+        if wanted is not None:
+            form.board.data = wanted.id
+        return render("ideas/new.html", form=form)
+    form.validate()
+    try:
+        idea = ideas.create_idea(
+            current_user,
+            _board_by_id(form.board.data),
+            form.kind.data or "",
+            form.title.data or "",
+            form.body.data or "",
+        )
+    except ValidationError as err:
+        db.session.rollback()
+        apply_errors(form, err)
+        return render("ideas/new.html", form=form, status=422)
+    db.session.commit()
+    return redirect(idea_url(idea), 303)
+
+
+@bp.get("/ideas/<int:idea_id>")
+@bp.get("/ideas/<int:idea_id>-<slug>")
+def show(idea_id: int, slug: str | None = None):
+    """The idea: its body, votes, status history and comments."""
+    idea = _load(idea_id)
+    try:
+        cpage = max(int(request.args.get("cpage", 1)), 1)
+    except ValueError:
+        cpage = 1
+    comment_list, more_comments = comments.list_comments(idea, cpage)
+    status_form = StatusForm(status=idea.status) if is_staff(current_user) else None
+    return render(
+        "ideas/show.html",
+        idea=idea,
+        voted=votes.has_voted(current_user, idea),
+        voters=votes.recent_voters(idea),
+        timeline=roadmap.history(idea),
+        comments=comment_list,
+        cpage=cpage,
+        more_comments=more_comments,
+        comment_form=CommentForm(),
+        status_form=status_form,
+        vote_form=EmptyForm(),
+        action_form=EmptyForm(),
+    )
+
+
+@bp.route("/ideas/<int:idea_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(idea_id: int):
+    """Edit an idea; an edit based on an older version is refused with 409."""
+    no_store()
+    idea = _load(idea_id)
+    form = _idea_form(idea)
+    if request.method == "GET":
+        form.title.data, form.body.data = idea.title, idea.body
+        form.board.data, form.kind.data, form.version.data = idea.board_id, idea.kind, idea.version
+        return render("ideas/edit.html", form=form, idea=idea)
+    form.validate()
+    try:
+        ideas.update_idea(
+            current_user,
+            idea,
+            title=form.title.data or "",
+            body=form.body.data or "",
+            kind=form.kind.data or "",
+            board=_board_by_id(form.board.data),
+            version=form.version.data,
+        )
+    except ValidationError as err:
+        db.session.rollback()
+        apply_errors(form, err)
+        return render("ideas/edit.html", form=form, idea=idea, status=422)
+    except Conflict as err:
+        db.session.rollback()
+        idea = _load(idea_id)
+        return render("ideas/edit.html", form=form, idea=idea, conflict=err.message, status=409)
+    db.session.commit()
+    return redirect(idea_url(idea), 303)
+
+
+@bp.post("/ideas/<int:idea_id>/delete")
+@login_required
+def delete(idea_id: int):
+    """Delete one's own idea (staff can restore it)."""
+    idea = _load(idea_id)
+    ideas.delete_idea(current_user, idea)
+    db.session.commit()
+    return hx_redirect(url_for("ideas.index"))
+
+
+@bp.post("/ideas/<int:idea_id>/restore")
+@login_required
+def restore(idea_id: int):
+    """Bring back a deleted idea (staff)."""
+    idea = _load(idea_id)
+    ideas.restore_idea(current_user, idea)
+    db.session.commit()
+    return hx_redirect(idea_url(idea))
+
+
+@bp.post("/ideas/<int:idea_id>/vote")
+@login_required
+def vote(idea_id: int):
+    """Toggle the member's vote; htmx gets the button back, a plain post goes back."""
+    idea = _load(idea_id)
+    result = votes.toggle_vote(current_user, idea)
+    db.session.commit()
+    if is_htmx():
+        return render(
+            "ideas/_vote.html", idea=idea, voted=result.voted, vote_form=EmptyForm()
+        )
+    return redirect(safe_next(request.form.get("next"), idea_url(idea)), 303)
+
+
+@bp.post("/ideas/<int:idea_id>/comments")
+@login_required
+def comment(idea_id: int):
+    """Add a comment (staff may mark it the official response)."""
+    idea = _load(idea_id)
+    form = CommentForm()
+    try:
+        new_comment = comments.add_comment(
+            current_user, idea, form.body.data or "", official=bool(form.official.data)
+        )
+    except ValidationError as err:
+        db.session.rollback()
+        apply_errors(form, err)
+        if is_htmx():
+            return render("ideas/_comment_form.html", idea=idea, comment_form=form, status=422)
+        return _reshow_with_errors(idea, form)
+    db.session.commit()
+    if is_htmx():
+        return render(
+            "ideas/_comment_added.html",
+            idea=idea,
+            comment=new_comment,
+            comment_form=CommentForm(formdata=None),
+            action_form=EmptyForm(),
+        )
+    return redirect(idea_url(idea, _anchor=f"comment-{new_comment.id}"), 303)
+
+
+def _reshow_with_errors(idea: Idea, form: CommentForm):
+    comment_list, more = comments.list_comments(idea)
+    return render(
+        "ideas/show.html",
+        status=422,
+        idea=idea,
+        voted=votes.has_voted(current_user, idea),
+        voters=votes.recent_voters(idea),
+        timeline=roadmap.history(idea),
+        comments=comment_list,
+        cpage=1,
+        more_comments=more,
+        comment_form=form,
+        status_form=StatusForm(status=idea.status) if is_staff(current_user) else None,
+        vote_form=EmptyForm(),
+        action_form=EmptyForm(),
+    )
+
+
+@bp.route("/ideas/<int:idea_id>/comments/<int:comment_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_comment(idea_id: int, comment_id: int):
+    """Edit one's own comment."""
+    no_store()
+    idea = _load(idea_id)
+    try:
+        target = comments.get_comment(idea, comment_id)
+    except NotFound:
+        abort(404)
+    form = CommentForm()
+    if request.method == "GET":
+        form.body.data = target.body
+        return render("ideas/edit_comment.html", idea=idea, comment=target, form=form)
+    try:
+        comments.edit_comment(current_user, target, form.body.data or "")
+    except ValidationError as err:
+        db.session.rollback()
+        apply_errors(form, err)
+        return render(
+            "ideas/edit_comment.html", idea=idea, comment=target, form=form, status=422
+        )
+    db.session.commit()
+    return redirect(idea_url(idea, _anchor=f"comment-{target.id}"), 303)
+
+
+@bp.post("/ideas/<int:idea_id>/comments/<int:comment_id>/official")
+@login_required
+def mark_official(idea_id: int, comment_id: int):
+    """Mark or unmark a staff comment as the official response."""
+    idea = _load(idea_id)
+    try:
+        target = comments.get_comment(idea, comment_id)
+    except NotFound:
+        abort(404)
+    comments.set_official(current_user, target, request.form.get("official") == "1")
+    db.session.commit()
+    return hx_redirect(idea_url(idea, _anchor=f"comment-{target.id}"))

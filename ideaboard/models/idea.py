@@ -1,0 +1,150 @@
+"""Ideas, their votes, comments and status history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, CreatedMixin, utcnow
+from .board import Board
+from .user import User
+
+
+class Status(enum.StrEnum):
+    HEARD = "heard"
+    UNDER_REVIEW = "under_review"
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    SHIPPED = "shipped"
+    DECLINED = "declined"
+
+
+class Kind(enum.StrEnum):
+    IDEA = "idea"
+    PROBLEM = "problem"
+    PRODUCT = "product"
+
+
+#: The roadmap line, in order; declined stands beside it.
+ROADMAP = (Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS, Status.SHIPPED)
+
+_LIVE = text("deleted_at IS NULL")
+
+
+def _live_index(name: str, *cols: str) -> Index:
+    """An index over ideas that are not deleted: every public list filters on that."""
+    return Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
+
+
+class Idea(CreatedMixin, Base):
+    __tablename__ = "ideas"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('heard', 'under_review', 'planned', 'in_progress', 'shipped', 'declined')",
+            name="status_known",
+        ),
+        CheckConstraint("kind IN ('idea', 'problem', 'product')", name="kind_known"),
+        CheckConstraint("vote_count >= 0", name="vote_count_nonnegative"),
+        CheckConstraint("comment_count >= 0", name="comment_count_nonnegative"),
+        _live_index("ix_ideas_trending", "trending_score", "id"),
+        _live_index("ix_ideas_top", "vote_count", "id"),
+        _live_index("ix_ideas_new", "created_at", "id"),
+        _live_index("ix_ideas_board_trending", "board_id", "trending_score", "id"),
+        _live_index("ix_ideas_board_top", "board_id", "vote_count", "id"),
+        _live_index("ix_ideas_board_new", "board_id", "created_at", "id"),
+        _live_index("ix_ideas_status_top", "status", "vote_count", "id"),
+        _live_index("ix_ideas_board_status_top", "board_id", "status", "vote_count", "id"),
+        _live_index("ix_ideas_activity", "last_activity_at", "id"),
+        Index("ix_ideas_author", "author_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="RESTRICT"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(16), default=Kind.IDEA.value)
+    title: Mapped[str] = mapped_column(String(150))
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=Status.HEARD.value)
+    vote_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    comment_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # log10(votes) + age bonus; see services/ideas.py trending_score().
+    trending_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    # Bumped on every edit: a form carrying an older version is a stale edit (409).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    deleted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+    board: Mapped[Board] = relationship(lazy="raise")
+    author: Mapped[User] = relationship(foreign_keys=[author_id], lazy="raise")
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def __repr__(self) -> str:
+        return f"<Idea {self.id} {self.status}>"
+
+
+class Vote(CreatedMixin, Base):
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("idea_id", "user_id", name="uq_votes_idea_user"),
+        Index("ix_votes_user_idea", "user_id", "idea_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+
+class Comment(CreatedMixin, Base):
+    __tablename__ = "comments"
+    __table_args__ = (
+        Index("ix_comments_idea_created", "idea_id", "created_at", "id"),
+        Index("ix_comments_author", "author_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    body: Mapped[str] = mapped_column(Text)
+    is_official: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+
+    author: Mapped[User] = relationship(lazy="raise")
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_at is not None
+
+
+class StatusChange(CreatedMixin, Base):
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_idea_created", "idea_id", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    by: Mapped[User] = relationship(lazy="raise")

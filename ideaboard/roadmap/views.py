@@ -1,0 +1,53 @@
+"""The public roadmap and the staff action that moves ideas along it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, request
+from flask_login import current_user, login_required
+
+from ideaboard.extensions import db
+from ideaboard.htmx import render
+from ideaboard.services import boards, ideas, roadmap
+from ideaboard.services.errors import NotFound, ValidationError
+
+from .forms import StatusForm
+
+bp = Blueprint("roadmap", __name__)
+
+
+@bp.get("/roadmap")
+def index():
+    """Columns from heard to shipped, each ordered by votes."""
+    board = boards.find_board(request.args.get("board"))
+    return render(
+        "roadmap/index.html",
+        columns=roadmap.roadmap_columns(board),
+        board=board,
+        boards=boards.list_boards(),
+    )
+
+
+@bp.post("/ideas/<int:idea_id>/status")
+@login_required
+def change_status(idea_id: int):
+    """Move an idea to another status with an optional public note (staff)."""
+    from ideaboard.ideas.views import idea_url
+
+    try:
+        idea = ideas.get_idea(idea_id, current_user)
+    except NotFound:
+        abort(404)
+    form = StatusForm()
+    try:
+        roadmap.change_status(current_user, idea, form.status.data or "", form.note.data or "")
+    except ValidationError as err:
+        db.session.rollback()
+        return render(
+            "errors/error.html",
+            status=422,
+            title=err.message,
+            message=err.message,
+            back=idea_url(idea),
+        )
+    db.session.commit()
+    return redirect(idea_url(idea, _anchor="timeline"), 303)

@@ -1,0 +1,87 @@
+"""Security wiring every route inherits: headers, sessions, proxies, safe redirects."""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, request
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .extensions import db, login_manager
+from .models import User
+
+log = logging.getLogger("ideaboard.security")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """`target` if it is a path on this site, else `default` (no open redirects)."""
+    if not target:
+        return default
+    cleaned = _CONTROL.sub("", target)
+    if cleaned != target.strip() or "\\" in cleaned:
+        return default
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned.startswith("//"):
+        return default
+    return cleaned
+
+
+def no_store() -> None:
+    """Mark this response as private to the person (auth pages, forms with tokens)."""
+    g.no_store = True
+
+
+@login_manager.user_loader
+def _load_user(login_id: str) -> User | None:
+    user_id, _, token = login_id.partition(":")
+    if not user_id.isdigit() or not token:
+        return None
+    user = db.session.scalar(select(User).where(User.id == int(user_id)))
+    # A changed session token (password change, demotion) ends every older session.
+    if user is None or user.session_token != token:
+        return None
+    return user
+
+
+def init_app(app: Flask) -> None:
+    hops = app.config.get("PROXY_HOPS", 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    hsts = app.config["BASE_URL"].startswith("https://")
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        from .auth.views import sign_in_redirect
+
+        return sign_in_redirect()
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        h = resp.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h["X-Content-Type-Options"] = "nosniff"
+        h["X-Frame-Options"] = "DENY"
+        h["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        if hsts:
+            h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if request.endpoint == "static":
+            return resp
+        if g.get("no_store") or current_user.is_authenticated:
+            h["Cache-Control"] = "no-store"
+        elif "Cache-Control" not in h:
+            h["Cache-Control"] = "no-cache"
+        return resp

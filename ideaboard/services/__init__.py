@@ -1,0 +1,1 @@
+"""The domain layer: rules as verb_noun(actor, target, ...) functions that flush, never commit."""

@@ -1,0 +1,52 @@
+"""Boards."""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ideaboard.extensions import db
+from ideaboard.models import Board
+
+from .errors import ValidationError
+from .text import check_text, clean_line
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$|^[a-z0-9]$")
+
+
+def list_boards() -> list[Board]:
+    return list(db.session.scalars(select(Board).order_by(Board.name, Board.id)))
+
+
+def get_board_by_slug(slug: str) -> Board | None:
+    return db.session.scalar(select(Board).where(Board.slug == slug))
+
+
+def create_board(slug: str, name: str, description: str = "") -> Board:
+    """Add a board; the slug is its stable address."""
+    errors: dict[str, str] = {}
+    slug = (slug or "").strip().lower()
+    name = clean_line(name)
+    if not SLUG_RE.match(slug):
+        errors["slug"] = _("Use lowercase letters, digits and dashes (1-60 characters).")
+    elif get_board_by_slug(slug):
+        errors["slug"] = _("A board with this address already exists.")
+    check_text(errors, "name", name, minimum=2, maximum=100, label=_("Name"))
+    if errors:
+        raise ValidationError(errors)
+    board = Board(slug=slug, name=name, description=description or "")
+    db.session.add(board)
+    db.session.flush()
+    return board
+
+
+def find_board(value: str | None) -> Board | None:
+    """A board named in a query string by slug or by id."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return db.session.get(Board, int(value))
+    return get_board_by_slug(value)

@@ -1,0 +1,276 @@
+"""Ideas: posting, editing, deleting, listing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import joinedload
+
+from ideaboard.extensions import db
+from ideaboard.models import Board, Idea, Kind, Status, StatusChange, User, Vote, utcnow
+from ideaboard.permissions import (
+    can_delete_idea,
+    can_edit_idea,
+    can_post_idea,
+    can_restore_idea,
+    can_view_idea,
+)
+
+from .errors import Conflict, NotAllowed, NotFound, ValidationError
+from .search import query_terms, match_clause
+from .text import check_text, clean_line
+
+TITLE_MIN, TITLE_MAX = 3, 150
+BODY_MAX = 10_000
+MAX_PER_PAGE = 100
+MAX_PAGE = 10_000
+
+# Trending = log10(1 + votes) + (created - EPOCH) / GRAVITY.
+# An idea's score only changes when its votes do, so it can be stored and indexed; age
+# "decays" it because newer ideas start higher: every GRAVITY seconds (one week) a new idea
+# starts one point higher, so it needs ten times the votes to stay level with one a week
+# younger.
+TRENDING_EPOCH = datetime(2024, 1, 1)
+TRENDING_GRAVITY = 7 * 24 * 3600
+
+SORTS = ("trending", "top", "new")
+
+
+def trending_score(votes: int, created_at: datetime) -> float:
+    """The stored trending score of an idea with `votes` votes made at `created_at`."""
+    age_bonus = (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
+    return math.log10(1 + max(votes, 0)) + age_bonus
+
+
+@dataclass(frozen=True)
+class IdeaQuery:
+    """What a list of ideas asks for; every value already checked against its allowlist."""
+
+    sort: str = "trending"
+    status: str | None = None
+    board: Board | None = None
+    kind: str | None = None
+    q: str = ""
+    page: int = 1
+    per_page: int = 20
+
+    @classmethod
+    def parse(cls, args, board: Board | None = None, per_page: int = 20) -> IdeaQuery:
+        """Build a query from request args, ignoring values outside the allowlists."""
+
+        def _int(name: str, default: int, hi: int) -> int:
+            try:
+                value = int(args.get(name, default))
+            except (TypeError, ValueError):
+                return default
+            return min(max(value, 1), hi)
+
+        sort = args.get("sort", "trending")
+        status = args.get("status") or None
+        kind = args.get("kind") or None
+        return cls(
+            sort=sort if sort in SORTS else "trending",
+            status=status if status in {s.value for s in Status} else None,
+            board=board,
+            kind=kind if kind in {k.value for k in Kind} else None,
+            q=(args.get("q") or "")[:200].replace("\x00", ""),
+            page=_int("page", 1, MAX_PAGE),
+            per_page=_int("per_page", per_page, MAX_PER_PAGE),
+        )
+
+    def args(self, **override) -> dict:
+        """The query as URL arguments (for links to other pages and sorts)."""
+        values = {
+            "sort": self.sort if self.sort != "trending" else None,
+            "status": self.status,
+            "kind": self.kind,
+            "q": self.q or None,
+            "page": self.page if self.page > 1 else None,
+        }
+        values.update(override)
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+@dataclass
+class Page:
+    items: list[Idea]
+    page: int
+    has_next: bool
+    voted: set[int]
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+_ORDER = {
+    "trending": (Idea.trending_score.desc(), Idea.id.desc()),
+    "top": (Idea.vote_count.desc(), Idea.id.desc()),
+    "new": (Idea.created_at.desc(), Idea.id.desc()),
+}
+
+
+def _list_select(query: IdeaQuery) -> Select:
+    stmt = select(Idea).where(Idea.deleted_at.is_(None))
+    if query.board is not None:
+        stmt = stmt.where(Idea.board_id == query.board.id)
+    if query.status:
+        stmt = stmt.where(Idea.status == query.status)
+    if query.kind:
+        stmt = stmt.where(Idea.kind == query.kind)
+    terms = query_terms(query.q)
+    if terms:
+        stmt = stmt.where(match_clause(terms))
+    return stmt.order_by(*_ORDER[query.sort])
+
+
+def with_author_and_board(stmt: Select) -> Select:
+    """Load each idea's author and board in the same statement (no query per row)."""
+    return stmt.options(joinedload(Idea.author), joinedload(Idea.board))
+
+
+def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
+    """One page of live ideas, plus which of them the viewer voted for."""
+    stmt = with_author_and_board(_list_select(query))
+    stmt = stmt.limit(query.per_page + 1).offset((query.page - 1) * query.per_page)
+    rows = list(db.session.scalars(stmt))
+    items = rows[: query.per_page]
+    return Page(
+        items=items,
+        page=query.page,
+        has_next=len(rows) > query.per_page,
+        voted=voted_ids(viewer, [i.id for i in items]),
+    )
+
+
+def voted_ids(viewer: User | None, idea_ids: list[int]) -> set[int]:
+    """The ids among `idea_ids` the viewer has voted for, in one query."""
+    if not idea_ids or viewer is None or not viewer.is_authenticated:
+        return set()
+    return set(
+        db.session.scalars(
+            select(Vote.idea_id).where(Vote.user_id == viewer.id, Vote.idea_id.in_(idea_ids))
+        )
+    )
+
+
+def get_idea(idea_id: int, viewer: User | None = None) -> Idea:
+    """The idea with its author and board, if the viewer may see it; else NotFound."""
+    idea = db.session.scalar(with_author_and_board(select(Idea).where(Idea.id == idea_id)))
+    if idea is None or not can_view_idea(viewer, idea):
+        raise NotFound(_("This idea does not exist."))
+    return idea
+
+
+def _check_fields(
+    title: str, body: str, kind: str, board: Board | None
+) -> tuple[str, str, dict[str, str]]:
+    errors: dict[str, str] = {}
+    title = clean_line(title)
+    body = (body or "").strip()
+    check_text(errors, "title", title, minimum=TITLE_MIN, maximum=TITLE_MAX, label=_("Title"))
+    check_text(errors, "body", body, minimum=0, maximum=BODY_MAX, label=_("Description"))
+    if kind not in {k.value for k in Kind}:
+        errors["kind"] = _("Choose what kind of post this is.")
+    if board is None:
+        errors["board"] = _("Choose a board.")
+    return title, body, errors
+
+
+def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
+    """Post an idea; it starts at `heard` with its first history entry."""
+    if not can_post_idea(actor):
+        raise NotAllowed(_("Sign in to post an idea."))
+    title, body, errors = _check_fields(title, body, kind, board)
+    if errors:
+        raise ValidationError(errors)
+    now = utcnow()
+    idea = Idea(
+        board_id=board.id,
+        author_id=actor.id,
+        kind=kind,
+        title=title,
+        body=body,
+        status=Status.HEARD.value,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+        trending_score=trending_score(0, now),
+    )
+    db.session.add(idea)
+    db.session.flush()
+    db.session.add(
+        StatusChange(
+            idea_id=idea.id, from_status=None, to_status=Status.HEARD.value, by_id=actor.id
+        )
+    )
+    return idea
+
+
+def update_idea(
+    actor: User,
+    idea: Idea,
+    *,
+    title: str,
+    body: str,
+    kind: str,
+    board: Board | None,
+    version: int | None,
+) -> Idea:
+    """Edit an idea, refusing an edit made from an older version of it (409)."""
+    if not can_edit_idea(actor, idea):
+        raise NotAllowed(_("You can only edit your own ideas."))
+    title, body, errors = _check_fields(title, body, kind, board)
+    if errors:
+        raise ValidationError(errors)
+    now = utcnow()
+    # Compare-and-set on the version: two editors cannot both win.
+    result = db.session.execute(
+        update(Idea)
+        .where(Idea.id == idea.id, Idea.version == (version or 0))
+        .values(
+            title=title,
+            body=body,
+            kind=kind,
+            board_id=board.id,
+            updated_at=now,
+            version=Idea.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.refresh(idea)
+        raise Conflict(_("Someone else changed this idea while you were editing it."))
+    db.session.refresh(idea)
+    return idea
+
+
+def delete_idea(actor: User, idea: Idea) -> None:
+    """Hide an idea from everyone but staff; kept so staff can restore it."""
+    if not can_delete_idea(actor, idea):
+        raise NotAllowed(_("You can only delete your own ideas."))
+    idea.deleted_at = utcnow()
+    idea.deleted_by_id = actor.id
+
+
+def restore_idea(actor: User, idea: Idea) -> None:
+    """Bring a deleted idea back."""
+    if not can_restore_idea(actor, idea):
+        raise NotAllowed(_("Only staff can restore ideas."))
+    idea.deleted_at = None
+    idea.deleted_by_id = None
+
+
+def most_active(limit: int = 8) -> list[Idea]:
+    """Ideas with the latest activity, for the home page."""
+    stmt = (
+        with_author_and_board(select(Idea))
+        .where(Idea.deleted_at.is_(None))
+        .order_by(Idea.last_activity_at.desc(), Idea.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(stmt))

@@ -1,0 +1,38 @@
+"""Shared checks for text that people type."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from flask_babel import gettext as _
+
+# Control characters other than tab, newline and carriage return are never meaningful in
+# a title or a comment, and PostgreSQL refuses NUL outright.
+_FORBIDDEN = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
+
+
+def clean_line(value: str | None) -> str:
+    """Trim a one-line value and fold its inner whitespace."""
+    return " ".join((value or "").split())
+
+
+def check_text(
+    errors: dict[str, str], field: str, value: str, *, minimum: int, maximum: int, label: str
+) -> None:
+    """Record in `errors` why `value` is not acceptable for `field`, if it is not."""
+    if any(ch in _FORBIDDEN for ch in value):
+        errors[field] = _("%(label)s contains control characters.", label=label)
+    elif len(value) < minimum:
+        if minimum == 1:
+            errors[field] = _("%(label)s is required.", label=label)
+        else:
+            errors[field] = _(
+                "%(label)s must be at least %(n)d characters.", label=label, n=minimum
+            )
+    elif len(value) > maximum:
+        errors[field] = _("%(label)s must be at most %(n)d characters.", label=label, n=maximum)
+
+
+def fold_key(value: str) -> str:
+    """NFKC + casefold: the form in which two strings count as the same name."""
+    return unicodedata.normalize("NFKC", value).casefold().strip()

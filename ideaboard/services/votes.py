@@ -1,0 +1,115 @@
+"""Votes: one per member and idea, with the idea's count kept exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ideaboard.extensions import db
+from ideaboard.models import Idea, User, Vote
+from ideaboard.permissions import can_vote
+
+from .errors import NotAllowed
+from .ideas import trending_score
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    voted: bool
+    count: int
+
+
+def _insert_vote(idea_id: int, user_id: int) -> int:
+    """Insert the vote unless it exists; 1 if a row was written, 0 if it was already there."""
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Vote)
+        .values(idea_id=idea_id, user_id=user_id)
+        .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
+    )
+    return db.session.execute(stmt).rowcount
+
+
+def _bump(idea: Idea, delta: int) -> int:
+    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore."""
+    count = db.session.execute(
+        update(Idea)
+        .where(Idea.id == idea.id)
+        .values(vote_count=Idea.vote_count + delta)
+        .returning(Idea.vote_count)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    # The UPDATE above holds the row lock until commit, so this count is current.
+    score = trending_score(count, idea.created_at)
+    db.session.execute(
+        update(Idea)
+        .where(Idea.id == idea.id)
+        .values(trending_score=score)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(idea, "vote_count", count)
+    set_committed_value(idea, "trending_score", score)
+    return count
+
+
+def toggle_vote(actor: User, idea: Idea) -> VoteResult:
+    """Add the member's vote, or take it back if it is there.
+
+    Safe under concurrency: a delete or insert that found nothing to do changes no count,
+    and the unique constraint makes a racing second insert a no-op.
+    """
+    if not can_vote(actor, idea):
+        raise NotAllowed(_("Sign in to vote."))
+    removed = db.session.execute(
+        delete(Vote)
+        .where(Vote.idea_id == idea.id, Vote.user_id == actor.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        return VoteResult(voted=False, count=_bump(idea, -removed))
+    if _insert_vote(idea.id, actor.id):
+        return VoteResult(voted=True, count=_bump(idea, 1))
+    # A concurrent request of the same member voted first: the vote stands.
+    return VoteResult(voted=True, count=idea.vote_count)
+
+
+def has_voted(user: User | None, idea: Idea) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    return (
+        db.session.scalar(
+            select(Vote.id).where(Vote.idea_id == idea.id, Vote.user_id == user.id)
+        )
+        is not None
+    )
+
+
+def recent_voters(idea: Idea, limit: int = 12) -> list[User]:
+    """The latest voters' accounts, newest first."""
+    stmt = (
+        select(User)
+        .join(Vote, Vote.user_id == User.id)
+        .where(Vote.idea_id == idea.id)
+        .order_by(Vote.created_at.desc(), Vote.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def count_mismatches() -> list[int]:
+    """Ideas whose stored vote count differs from their vote rows (should be none)."""
+    rows = (
+        select(Vote.idea_id, func.count().label("n")).group_by(Vote.idea_id).subquery()
+    )
+    stmt = (
+        select(Idea.id)
+        .outerjoin(rows, rows.c.idea_id == Idea.id)
+        .where(Idea.vote_count != func.coalesce(rows.c.n, 0))
+    )
+    return list(db.session.scalars(stmt))
