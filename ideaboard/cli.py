@@ -65,14 +65,18 @@ def create_board(slug: str, name: str, description: str) -> None:
 
 @click.command("demo")
 @click.option("--force", is_flag=True, help="Add the demo even if the database has content.")
+@click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) if there is content.")
 @click.option("--seed", default=7, help="Random seed, for repeatable demo data.")
-def demo(force: bool, seed: int) -> None:
+def demo(force: bool, if_empty: bool, seed: int) -> None:
     """Fill an empty database with realistic demo content."""
     from .demo import load_demo
 
     has_content = db.session.scalar(select(func.count()).select_from(User)) or db.session.scalar(
         select(func.count()).select_from(Idea)
     )
+    if has_content and if_empty and not force:
+        click.echo("The database already has content; the demo is not loaded again.")
+        return
     if has_content and not force:
         click.echo("The database already has users or ideas; use --force to add the demo.", err=True)
         sys.exit(1)

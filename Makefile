@@ -1,0 +1,50 @@
+# Ideaboard: `make run` serves the demo, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+FLASK  := $(BIN)/flask --app wsgi
+CATALOGS := $(wildcard ideaboard/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
+.PHONY: install run test test-sqlite test-postgres lint messages clean
+
+install: $(STAMP) $(COMPILED)
+
+# The environment, from the pinned lock file; rebuilt when the lock or pyproject changes.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics --use-fuzzy -i $< -o $@ 2>&1 | tail -n 1
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo --if-empty
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# SQLite first, then the same suite on PostgreSQL when TEST_DATABASE_URL is set.
+test: install
+	$(BIN)/python -m pytest -m "not postgres" $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
+		IDEABOARD_TEST_BACKEND=postgres $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "TEST_DATABASE_URL is not set: skipped the PostgreSQL run."; \
+	fi
+
+lint: install
+	$(BIN)/ruff check ideaboard tests
+	$(BIN)/ruff format --check ideaboard tests
+
+# Re-extract strings and merge them into the catalogs (then translate and commit the .po).
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o ideaboard/translations/messages.pot .
+	$(BIN)/pybabel update -i ideaboard/translations/messages.pot -d ideaboard/translations --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) .pytest_cache

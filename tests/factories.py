@@ -1,0 +1,76 @@
+"""Plain factories: make_* functions that write through the domain layer and flush."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy import select
+
+from ideaboard.extensions import db
+from ideaboard.models import Board, Idea, User
+from ideaboard.services import accounts, boards, comments, ideas, votes
+
+_seq = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+def make_user(role: str = "member", name: str | None = None, email: str | None = None) -> User:
+    """Create a user with PASSWORD as the password."""
+    n = next(_seq)
+    user = accounts.register_user(
+        email or f"user{n}@example.com", name or f"User {n}", PASSWORD, role=role
+    )
+    db.session.commit()
+    return user
+
+
+def general_board() -> Board:
+    return db.session.scalar(select(Board).where(Board.slug == "general"))
+
+
+def make_board(slug: str | None = None, name: str | None = None) -> Board:
+    n = next(_seq)
+    board = boards.create_board(slug or f"board-{n}", name or f"Board {n}")
+    db.session.commit()
+    return board
+
+
+def make_idea(
+    author: User | None = None,
+    title: str | None = None,
+    body: str = "Some words about it.",
+    kind: str = "idea",
+    board: Board | None = None,
+) -> Idea:
+    """Post an idea through the service, as a member would."""
+    author = author or make_user()
+    idea = ideas.create_idea(
+        author, board or general_board(), kind, title or f"Idea number {next(_seq)}", body
+    )
+    db.session.commit()
+    return idea
+
+
+def make_comment(idea: Idea, author: User | None = None, body: str = "Nice.", official=False):
+    comment = comments.add_comment(author or make_user(), idea, body, official=official)
+    db.session.commit()
+    return comment
+
+
+def vote_for(idea: Idea, user: User) -> None:
+    votes.toggle_vote(user, idea)
+    db.session.commit()
+
+
+def login_as(client, user: User) -> None:
+    """Sign a test client in as `user` (what a successful sign-in leaves in the session)."""
+    with client.session_transaction() as sess:
+        sess.clear()
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+
+
+def reload(obj):
+    """The object as the database has it now."""
+    db.session.expire_all()
+    return db.session.get(type(obj), obj.id)
