@@ -10,7 +10,9 @@ from flask_wtf import CSRFProtect
 
 from ideaboard.models.base import Base
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after the request's single commit, so the response can render them
+# without a reload (relationships are lazy="raise": a surprise query would fail loudly).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

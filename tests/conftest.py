@@ -6,12 +6,15 @@ starts from empty tables plus the `general` board the migration seeds.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask.globals import _cv_app, _cv_request
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from ideaboard import create_app
@@ -104,6 +107,28 @@ def _reset(app) -> None:
             )
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context, as in production.
+
+    Without this, a request made while the test holds an app context would share that
+    context's `g` (the signed-in user) and database session with the test.
+    """
+
+    def open(self, *args, **kwargs):
+        def _run():
+            _cv_app.set(None)
+            _cv_request.set(None)
+            return FlaskClient.open(self, *args, **kwargs)
+
+        outer = _cv_app.get(None)
+        if outer is not None:
+            db.session.commit()  # the request must see what the test wrote
+        resp = contextvars.copy_context().run(_run)
+        if outer is not None:
+            db.session.commit()  # and the test must not read through an older snapshot
+        return resp
+
+
 @pytest.fixture
 def make_app(database_url):
     """Build an app on the test database with extra settings; cleaned up after the test."""
@@ -111,6 +136,7 @@ def make_app(database_url):
 
     def _make(**overrides):
         app = create_app({**_config(database_url), **overrides})
+        app.test_client_class = IsolatedClient
         apps.append(app)
         return app
 

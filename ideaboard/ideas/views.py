@@ -6,12 +6,13 @@ import re
 
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user, login_required
+from wtforms.fields.choices import SelectChoice
 
 from ideaboard.extensions import db
 from ideaboard.forms import EmptyForm, apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
-from ideaboard.permissions import is_staff
+from ideaboard.permissions import can_edit_comment, can_edit_idea, is_staff
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
@@ -75,7 +76,7 @@ def board(slug: str):
 
 def _idea_form(idea: Idea | None = None) -> IdeaForm:
     form = IdeaForm(obj=None)
-    form.board.choices = [(b.id, b.name) for b in boards.list_boards()]
+    form.board.choices = [SelectChoice(b.id, b.name) for b in boards.list_boards()]
     return form
 
 
@@ -144,6 +145,8 @@ def edit(idea_id: int):
     """Edit an idea; an edit based on an older version is refused with 409."""
     no_store()
     idea = _load(idea_id)
+    if not can_edit_idea(current_user, idea):
+        abort(403)
     form = _idea_form(idea)
     if request.method == "GET":
         form.title.data, form.body.data = idea.title, idea.body
@@ -263,6 +266,8 @@ def edit_comment(idea_id: int, comment_id: int):
         target = comments.get_comment(idea, comment_id)
     except NotFound:
         abort(404)
+    if not can_edit_comment(current_user, target):
+        abort(403)
     form = CommentForm()
     if request.method == "GET":
         form.body.data = target.body
