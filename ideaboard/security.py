@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,20 +21,22 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
     """`target` if it is a path on this site, else `default` (no open redirects)."""
     if not target:
         return default
-    cleaned = _CONTROL.sub("", target)
-    if cleaned != target.strip() or "\\" in cleaned:
-        return default
-    parts = urlsplit(cleaned)
-    if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned.startswith("//"):
-        return default
-    return cleaned
+    # Judge the value as given and percent-decoded: some clients and proxies decode once.
+    for form in (target, unquote(target)):
+        cleaned = _CONTROL.sub("", form).strip()
+        if cleaned != form or "\\" in cleaned:
+            return default
+        parts = urlsplit(cleaned)
+        if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned.startswith("//"):
+            return default
+    return target
 
 
 def no_store() -> None:
@@ -67,6 +69,13 @@ def init_app(app: Flask) -> None:
         from .auth.views import sign_in_redirect
 
         return sign_in_redirect()
+
+    @app.before_request
+    def _refuse_nul_in_query() -> None:
+        # PostgreSQL cannot store or even compare text containing NUL: refuse it as bad
+        # input here rather than fail deep in a query. Form fields get per-field messages.
+        if any("\x00" in v for v in request.args.values()) or "\x00" in request.path:
+            abort(400)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

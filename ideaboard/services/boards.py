@@ -21,6 +21,8 @@ def list_boards() -> list[Board]:
 
 
 def get_board_by_slug(slug: str) -> Board | None:
+    if not SLUG_RE.match(slug or ""):
+        return None  # also keeps NUL and other junk away from the database
     return db.session.scalar(select(Board).where(Board.slug == slug))
 
 

@@ -240,9 +240,10 @@ def update_idea(
             updated_at=now,
             version=Idea.version + 1,
         )
+        .returning(Idea.version)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    ).first()
+    if result is None:
         db.session.refresh(idea)
         raise Conflict(_("Someone else changed this idea while you were editing it."))
     db.session.refresh(idea)

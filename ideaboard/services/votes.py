@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import Idea, User, Vote
+from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
@@ -24,16 +24,21 @@ class VoteResult:
     count: int
 
 
-def _insert_vote(idea_id: int, user_id: int) -> int:
-    """Insert the vote unless it exists; 1 if a row was written, 0 if it was already there."""
+def _insert_vote(idea_id: int, user_id: int) -> bool:
+    """Insert the vote unless it exists; True only if this statement wrote the row.
+
+    Decided from RETURNING, not rowcount: through the ORM, psycopg reports rowcount -1
+    for INSERT ... ON CONFLICT, which would count a vote that was never written.
+    """
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         insert(Vote)
-        .values(idea_id=idea_id, user_id=user_id)
+        .values(idea_id=idea_id, user_id=user_id, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
+        .returning(Vote.id)
     )
-    return db.session.execute(stmt).rowcount
+    return db.session.execute(stmt).first() is not None
 
 
 def _bump(idea: Idea, delta: int) -> int:
@@ -66,11 +71,14 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     """
     if not can_vote(actor, idea):
         raise NotAllowed(_("Sign in to vote."))
-    removed = db.session.execute(
-        delete(Vote)
-        .where(Vote.idea_id == idea.id, Vote.user_id == actor.id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    removed = len(
+        db.session.execute(
+            delete(Vote)
+            .where(Vote.idea_id == idea.id, Vote.user_id == actor.id)
+            .returning(Vote.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
     if removed:
         return VoteResult(voted=False, count=_bump(idea, -removed))
     if _insert_vote(idea.id, actor.id):

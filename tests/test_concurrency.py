@@ -1,0 +1,71 @@
+"""Votes under concurrency: counts equal rows, one row per member, never a server error.
+
+Runs on the suite's database: SQLite in the first pass, PostgreSQL in the second.
+"""
+
+import threading
+
+from sqlalchemy import func, select
+
+from ideaboard.extensions import db
+from ideaboard.models import Vote
+from ideaboard.services import votes
+
+from .factories import login_as, make_idea, make_user, reload
+
+THREADS = 16
+
+
+def _run_all(app, jobs):
+    """Run jobs (client, path) in threads released together by a barrier; return statuses."""
+    barrier = threading.Barrier(len(jobs))
+    statuses = [None] * len(jobs)
+
+    def worker(i, client, path):
+        barrier.wait()
+        statuses[i] = client.post(path).status_code
+
+    threads = [threading.Thread(target=worker, args=(i, c, p)) for i, (c, p) in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return statuses
+
+
+def _rows(idea):
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(Vote).where(Vote.idea_id == idea.id))
+
+
+def test_many_members_toggling_at_once_keep_count_equal_to_rows(app):
+    """Sixteen members each toggle three times at once: 16 votes, 16 rows, no errors."""
+    idea = make_idea()
+    members = [make_user() for _ in range(THREADS)]
+    jobs = []
+    for member in members:
+        client = app.test_client()
+        login_as(client, member)
+        jobs += [(client, f"/ideas/{idea.id}/vote")]
+    for _round in range(3):
+        statuses = _run_all(app, jobs)
+        assert set(statuses) == {303}, statuses
+    assert reload(idea).vote_count == _rows(idea) == THREADS
+    assert votes.count_mismatches() == []
+
+
+def test_same_member_double_clicking_from_many_tabs(app):
+    """One member's simultaneous toggles never make two rows, and the count matches."""
+    idea = make_idea()
+    member = make_user()
+    jobs = []
+    for _ in range(THREADS):
+        client = app.test_client()  # separate tabs: separate connections
+        login_as(client, member)
+        jobs.append((client, f"/ideas/{idea.id}/vote"))
+    statuses = _run_all(app, jobs)
+    assert set(statuses) == {303}, statuses
+    rows = _rows(idea)
+    assert rows in (0, 1)
+    assert reload(idea).vote_count == rows
+    assert votes.count_mismatches() == []

@@ -1,0 +1,102 @@
+"""CSRF: every state-changing route refuses a request without a valid token."""
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from ideaboard.extensions import db
+from ideaboard.models import Comment, Idea, StatusChange, User, Vote
+
+from .conftest import _reset
+from .factories import login_as, make_comment, make_idea, make_user
+
+
+@pytest.fixture
+def csrf_app(make_app):
+    """An app with CSRF protection on, as in production."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    _reset(app)
+    with app.app_context():
+        yield app
+
+
+def _snapshot():
+    return tuple(
+        db.session.scalar(select(func.count()).select_from(m))
+        for m in (User, Idea, Vote, Comment, StatusChange)
+    )
+
+
+def _token(client, url="/"):
+    html = client.get(url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _post_routes(app):
+    return sorted(
+        r.rule for r in app.url_map.iter_rules() if "POST" in r.methods and r.endpoint != "static"
+    )
+
+
+def test_every_post_route_without_token_is_refused(csrf_app):
+    """Each POST route answers 400 without a token and writes nothing, even for staff."""
+    staff = make_user("staff")
+    idea = make_idea(staff)
+    comment = make_comment(idea, staff)
+    client = csrf_app.test_client()
+    login_as(client, staff)
+    before = _snapshot()
+    routes = _post_routes(csrf_app)
+    assert len(routes) >= 12
+    for rule in routes:
+        url = re.sub(r"<int:idea_id>", str(idea.id), rule)
+        url = re.sub(r"<int:comment_id>", str(comment.id), url)
+        data = {"title": "t" * 5, "body": "b", "status": "planned", "email": "a@b.test",
+                "display_name": "Zed", "password": "correct horse battery", "lang": "ru"}
+        for extra in ({}, {"csrf_token": "forged"}):
+            resp = client.post(url, data={**data, **extra})
+            assert resp.status_code == 400, (url, resp.status_code)
+    assert _snapshot() == before
+
+
+def test_csrf_page_keeps_what_was_typed(csrf_app):
+    """A refused form shows a friendly page with the typed text, never the password."""
+    client = csrf_app.test_client()
+    resp = client.post("/register", data={"email": "me@example.com", "display_name": "Me",
+                                          "password": "secret secret 1"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "This form expired" in html
+    assert "me@example.com" in html and "secret secret 1" not in html
+
+
+def test_token_from_another_session_is_refused(csrf_app):
+    """A token taken from one visitor's page does not work in another's session."""
+    member = make_user()
+    idea = make_idea()
+    alice, mallory = csrf_app.test_client(), csrf_app.test_client()
+    login_as(alice, member)
+    stolen = _token(mallory)
+    resp = alice.post(f"/ideas/{idea.id}/vote", data={"csrf_token": stolen})
+    assert resp.status_code == 400
+    assert _snapshot()[2] == 0
+
+
+def test_form_token_and_htmx_header_work(csrf_app):
+    """The page's token works as a form field and as htmx's X-CSRFToken header."""
+    member = make_user()
+    idea = make_idea()
+    client = csrf_app.test_client()
+    login_as(client, member)
+    token = _token(client, f"/ideas/{idea.id}")
+    page = client.get(f"/ideas/{idea.id}").get_data(as_text=True)
+    assert 'hx-headers=\'{"X-CSRFToken": "' in page
+    resp = client.post(f"/ideas/{idea.id}/vote", data={"csrf_token": token})
+    assert resp.status_code == 303
+    resp = client.post(
+        f"/ideas/{idea.id}/vote", headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
+    assert resp.status_code == 200 and b'aria-pressed="false"' in resp.data
+    resp = client.post(f"/ideas/{idea.id}/vote", headers={"HX-Request": "true"})
+    assert resp.status_code == 400 and resp.headers.get("HX-Refresh") == "true"
+    assert _snapshot()[2] == 0
