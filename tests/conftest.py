@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import has_app_context
 from flask.globals import _cv_app, _cv_request
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -90,6 +91,9 @@ def database_url(tmp_path_factory):
 
 
 def _reset(app) -> None:
+    """Empty every table and re-seed the `general` board."""
+    if has_app_context():
+        db.session.remove()  # the test's session must forget rows that are about to go
     with app.app_context():
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

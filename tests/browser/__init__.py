@@ -1,0 +1,1 @@
+"""Real-browser tests: Debian's headless chromium driven through Playwright."""
