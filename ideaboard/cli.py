@@ -78,7 +78,9 @@ def demo(force: bool, if_empty: bool, seed: int) -> None:
         click.echo("The database already has content; the demo is not loaded again.")
         return
     if has_content and not force:
-        click.echo("The database already has users or ideas; use --force to add the demo.", err=True)
+        click.echo(
+            "The database already has users or ideas; use --force to add the demo.", err=True
+        )
         sys.exit(1)
     accounts_made = load_demo(seed=seed, progress=click.echo)
     db.session.commit()

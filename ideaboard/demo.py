@@ -21,66 +21,256 @@ BOARDS = [
 
 # (board slug, kind, title, body)
 IDEAS = [
-    ("mobile-app", "idea", "Dark mode for the mobile app", "The white screen at night is blinding. A **dark theme** that follows the system setting would be perfect."),
-    ("mobile-app", "problem", "App crashes when uploading a photo over 10 MB", "Steps:\n\n1. Open a project\n2. Attach a large photo\n3. The app closes\n\nAndroid 14, Pixel 7."),
-    ("mobile-app", "idea", "Offline mode for field work", "We work in basements with no signal. Let us *queue changes* and sync later."),
-    ("mobile-app", "idea", "Widget with today's tasks", "A home-screen widget showing the three most urgent tasks."),
-    ("mobile-app", "problem", "Push notifications arrive twice", "Since the last update every notification shows up two times."),
-    ("mobile-app", "idea", "Face ID / fingerprint sign-in", "Typing the password on a phone is painful."),
-    ("mobile-app", "idea", "Share a report as PDF from the phone", "Clients ask for a PDF on the spot."),
-    ("mobile-app", "problem", "Login loop after password reset", "After resetting my password the app keeps asking me to sign in again."),
-    ("mobile-app", "idea", "Bigger tap targets in the calendar", "The day cells are tiny on small phones."),
-    ("mobile-app", "idea", "Voice notes attached to tasks", "Record a quick voice memo instead of typing."),
-    ("mobile-app", "problem", "Battery drain in background", "The app uses 15% battery a day even when closed."),
-    ("mobile-app", "idea", "Landscape layout for tablets", "On an iPad the app is just a stretched phone layout."),
-    ("mobile-app", "idea", "Quick-add from the share sheet", "Share a link or photo straight into a new task."),
-    ("mobile-app", "idea", "Русский интерфейс в приложении", "Половина нашей команды говорит по-русски — очень ждём перевод."),
-    ("mobile-app", "problem", "Times shown in the wrong time zone", "Events created on the web show one hour off on the phone."),
-    ("mobile-app", "idea", "Scan documents with the camera", "Auto-crop and attach scanned receipts."),
+    (
+        "mobile-app",
+        "idea",
+        "Dark mode for the mobile app",
+        "The white screen at night is blinding. A **dark theme** that follows the system setting would be perfect.",
+    ),
+    (
+        "mobile-app",
+        "problem",
+        "App crashes when uploading a photo over 10 MB",
+        "Steps:\n\n1. Open a project\n2. Attach a large photo\n3. The app closes\n\nAndroid 14, Pixel 7.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Offline mode for field work",
+        "We work in basements with no signal. Let us *queue changes* and sync later.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Widget with today's tasks",
+        "A home-screen widget showing the three most urgent tasks.",
+    ),
+    (
+        "mobile-app",
+        "problem",
+        "Push notifications arrive twice",
+        "Since the last update every notification shows up two times.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Face ID / fingerprint sign-in",
+        "Typing the password on a phone is painful.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Share a report as PDF from the phone",
+        "Clients ask for a PDF on the spot.",
+    ),
+    (
+        "mobile-app",
+        "problem",
+        "Login loop after password reset",
+        "After resetting my password the app keeps asking me to sign in again.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Bigger tap targets in the calendar",
+        "The day cells are tiny on small phones.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Voice notes attached to tasks",
+        "Record a quick voice memo instead of typing.",
+    ),
+    (
+        "mobile-app",
+        "problem",
+        "Battery drain in background",
+        "The app uses 15% battery a day even when closed.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Landscape layout for tablets",
+        "On an iPad the app is just a stretched phone layout.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Quick-add from the share sheet",
+        "Share a link or photo straight into a new task.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Русский интерфейс в приложении",
+        "Половина нашей команды говорит по-русски — очень ждём перевод.",
+    ),
+    (
+        "mobile-app",
+        "problem",
+        "Times shown in the wrong time zone",
+        "Events created on the web show one hour off on the phone.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Scan documents with the camera",
+        "Auto-crop and attach scanned receipts.",
+    ),
     ("mobile-app", "idea", "Apple Watch companion", "Check off tasks from the wrist."),
     ("mobile-app", "idea", "Pin favourite projects", "Keep the three projects I use daily on top."),
-    ("mobile-app", "problem", "Search does not find archived items", "Archived tasks never show up in search results."),
-    ("mobile-app", "idea", "Haptic feedback on completion", "A small buzz when a task is done feels great."),
+    (
+        "mobile-app",
+        "problem",
+        "Search does not find archived items",
+        "Archived tasks never show up in search results.",
+    ),
+    (
+        "mobile-app",
+        "idea",
+        "Haptic feedback on completion",
+        "A small buzz when a task is done feels great.",
+    ),
     ("web", "idea", "Keyboard shortcuts everywhere", "`j`/`k` to move, `e` to edit, `?` for help."),
     ("web", "idea", "Export everything to CSV", "Our finance team needs the raw data monthly."),
-    ("web", "problem", "Dashboard takes 10 seconds to load", "With 40 projects the dashboard is painfully slow."),
+    (
+        "web",
+        "problem",
+        "Dashboard takes 10 seconds to load",
+        "With 40 projects the dashboard is painfully slow.",
+    ),
     ("web", "idea", "Single sign-on with SAML", "Our IT department requires SSO for every tool."),
     ("web", "idea", "Custom fields on tasks", "We need a *cost centre* field on every task."),
-    ("web", "problem", "Drag and drop broken in Firefox", "Cards snap back to their original column."),
+    (
+        "web",
+        "problem",
+        "Drag and drop broken in Firefox",
+        "Cards snap back to their original column.",
+    ),
     ("web", "idea", "Gantt chart view", "Plan projects on a timeline with dependencies."),
-    ("web", "idea", "Two-factor authentication", "TOTP apps at least; security keys would be a bonus."),
-    ("web", "idea", "Public API with webhooks", "Let us connect our CRM: webhooks on task changes."),
-    ("web", "problem", "Email digests contain deleted tasks", "The daily digest lists tasks that were deleted."),
+    (
+        "web",
+        "idea",
+        "Two-factor authentication",
+        "TOTP apps at least; security keys would be a bonus.",
+    ),
+    (
+        "web",
+        "idea",
+        "Public API with webhooks",
+        "Let us connect our CRM: webhooks on task changes.",
+    ),
+    (
+        "web",
+        "problem",
+        "Email digests contain deleted tasks",
+        "The daily digest lists tasks that were deleted.",
+    ),
     ("web", "idea", "Recurring tasks", "Every Monday: *send the weekly report*."),
     ("web", "idea", "Audit log for admins", "Who changed what, and when."),
     ("web", "idea", "Templates for new projects", "Start a project from a saved template."),
-    ("web", "problem", "Printing a board cuts off columns", "Only the first three columns fit on paper."),
-    ("web", "idea", "Markdown tables in descriptions", "| a | b |\n|---|---|\n| 1 | 2 |\n\nTables would make specs readable."),
+    (
+        "web",
+        "problem",
+        "Printing a board cuts off columns",
+        "Only the first three columns fit on paper.",
+    ),
+    (
+        "web",
+        "idea",
+        "Markdown tables in descriptions",
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\nTables would make specs readable.",
+    ),
     ("web", "idea", "Time tracking per task", "Start/stop timer with weekly totals."),
-    ("web", "idea", "Guest access for clients", "Clients should see their project without a full seat."),
-    ("web", "problem", "Unicode names break the mention picker", "Names like Ёлкина or Zoë cannot be @mentioned."),
+    (
+        "web",
+        "idea",
+        "Guest access for clients",
+        "Clients should see their project without a full seat.",
+    ),
+    (
+        "web",
+        "problem",
+        "Unicode names break the mention picker",
+        "Names like Ёлкина or Zoë cannot be @mentioned.",
+    ),
     ("web", "idea", "Bulk edit tasks", "Select twenty tasks and change the assignee at once."),
     ("web", "idea", "Slack integration", "Post status changes into a channel."),
-    ("new-products", "product", "A lightweight CRM for small teams", "You already hold our client list — a small CRM would fit right in."),
+    (
+        "new-products",
+        "product",
+        "A lightweight CRM for small teams",
+        "You already hold our client list — a small CRM would fit right in.",
+    ),
     ("new-products", "product", "Invoicing add-on", "Turn tracked time into invoices."),
     ("new-products", "product", "A desktop app for Linux", "Native app with offline sync."),
-    ("new-products", "product", "Hardware: a meeting-room display", "A small screen by each room showing bookings."),
-    ("new-products", "idea", "Education pricing", "Schools and universities on a budget would love a discount."),
-    ("new-products", "product", "Customer portal product", "A branded portal where our customers follow their orders."),
-    ("new-products", "product", "Course platform", "We teach with your tool already; host the courses too."),
+    (
+        "new-products",
+        "product",
+        "Hardware: a meeting-room display",
+        "A small screen by each room showing bookings.",
+    ),
+    (
+        "new-products",
+        "idea",
+        "Education pricing",
+        "Schools and universities on a budget would love a discount.",
+    ),
+    (
+        "new-products",
+        "product",
+        "Customer portal product",
+        "A branded portal where our customers follow their orders.",
+    ),
+    (
+        "new-products",
+        "product",
+        "Course platform",
+        "We teach with your tool already; host the courses too.",
+    ),
     ("new-products", "idea", "Marketplace for templates", "Let experts sell project templates."),
     ("new-products", "product", "AI meeting summaries", "Summaries of calls linked to tasks."),
-    ("new-products", "product", "Sysadmin edition with on-prem install", "A quarter of us are sysadmins: we want to self-host."),
+    (
+        "new-products",
+        "product",
+        "Sysadmin edition with on-prem install",
+        "A quarter of us are sysadmins: we want to self-host.",
+    ),
     ("new-products", "idea", "Non-profit plan", "Free tier for registered charities."),
-    ("new-products", "product", "Field-service app for technicians", "Routes, checklists and signatures on site."),
+    (
+        "new-products",
+        "product",
+        "Field-service app for technicians",
+        "Routes, checklists and signatures on site.",
+    ),
     ("new-products", "product", "Inventory module", "Track parts used per job."),
     ("new-products", "idea", "Referral programme", "Give a month free for every friend who joins."),
     ("new-products", "product", "Browser extension clipper", "Clip any page into a task."),
     ("new-products", "product", "Team wiki", "Docs next to the work."),
-    ("new-products", "product", "Форум для клуба владельцев", "Сообщество пользователей с модераторами из своих."),
-    ("new-products", "idea", "Local user meetups", "Meet other customers in our city twice a year."),
-    ("new-products", "product", "Booking system for workshops", "Let customers book our workshops online."),
-    ("new-products", "product", "Analytics dashboard product", "Cross-project reports as a paid add-on."),
+    (
+        "new-products",
+        "product",
+        "Форум для клуба владельцев",
+        "Сообщество пользователей с модераторами из своих.",
+    ),
+    (
+        "new-products",
+        "idea",
+        "Local user meetups",
+        "Meet other customers in our city twice a year.",
+    ),
+    (
+        "new-products",
+        "product",
+        "Booking system for workshops",
+        "Let customers book our workshops online.",
+    ),
+    (
+        "new-products",
+        "product",
+        "Analytics dashboard product",
+        "Cross-project reports as a paid add-on.",
+    ),
 ]
 
 MEMBERS = [
@@ -126,7 +316,9 @@ TARGETS = [Status.HEARD, Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Stat
            Status.SHIPPED, Status.HEARD, Status.DECLINED, Status.PLANNED, Status.SHIPPED]  # fmt: skip
 
 
-def load_demo(seed: int = 7, progress: Callable[[str], object] = print) -> list[tuple[str, str, str]]:
+def load_demo(
+    seed: int = 7, progress: Callable[[str], object] = print
+) -> list[tuple[str, str, str]]:
     """Create demo boards, people, ideas, votes and comments; return the sign-in details."""
     rng = random.Random(seed)
     made = []
@@ -165,7 +357,11 @@ def load_demo(seed: int = 7, progress: Callable[[str], object] = print) -> list[
             comments.add_comment(members[(n + c + 1) % len(members)], idea, rng.choice(COMMENTS))
         target = TARGETS[n % len(TARGETS)]
         for step in STATUS_PATH[target]:
-            note = "" if step != target else rng.choice(["", "Thanks for the votes!", "Details in the official response."])
+            note = (
+                ""
+                if step != target
+                else rng.choice(["", "Thanks for the votes!", "Details in the official response."])
+            )
             roadmap.change_status(staff, idea, step.value, note)
         if target != Status.HEARD:
             official = {Status.SHIPPED: 1, Status.DECLINED: 2, Status.IN_PROGRESS: 3}.get(target, 0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
-from markupsafe import escape
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -53,9 +53,7 @@ def error_response(status: int, message: str | None = None, **context) -> Respon
     else:
         template = "errors/_error.html" if is_htmx() else "errors/error.html"
         try:
-            body = render_template(
-                template, status=status, title=title, message=message, **context
-            )
+            body = render_template(template, status=status, title=title, message=message, **context)
         except Exception:  # noqa: BLE001 - the page itself needs the database, which may be down
             log.exception("error page failed to render")
             body = f"<!doctype html><title>{status}</title><h1>{escape(title)}</h1>"
@@ -85,9 +83,7 @@ def init_app(app: Flask) -> None:
             resp = error_response(400, _("Your session changed. The page will reload."))
             resp.headers["HX-Refresh"] = "true"
             return resp
-        kept = {
-            k: v for k, v in request.form.items() if k not in _SECRET_FIELDS and v.strip()
-        }
+        kept = {k: v for k, v in request.form.items() if k not in _SECRET_FIELDS and v.strip()}
         return error_response(
             400,
             _("This form expired or did not come from this site, so nothing was saved."),

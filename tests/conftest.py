@@ -97,9 +97,7 @@ def _reset(app) -> None:
     with app.app_context():
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(
-                    "TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE"
-                )
+                conn.exec_driver_sql("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE")
             else:
                 for table in TABLES:
                     conn.exec_driver_sql(f"DELETE FROM {table}")
@@ -222,5 +220,3 @@ def postgres_url_or_skip() -> str:
     if not PG_URL:
         pytest.skip("set TEST_DATABASE_URL=postgresql://... to run PostgreSQL tests")
     return PG_URL
-
-

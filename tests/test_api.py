@@ -7,8 +7,18 @@ from ideaboard.services import roadmap, votes
 
 from .factories import make_board, make_comment, make_idea, make_user
 
-ITEM_KEYS = {"id", "title", "board", "kind", "status", "votes", "comments", "author",
-             "created_at", "url"}
+ITEM_KEYS = {
+    "id",
+    "title",
+    "board",
+    "kind",
+    "status",
+    "votes",
+    "comments",
+    "author",
+    "created_at",
+    "url",
+}
 
 
 def test_list_shape_and_next_link(client, app):
@@ -23,7 +33,12 @@ def test_list_shape_and_next_link(client, app):
     item = data["items"][0]
     assert set(item) == ITEM_KEYS
     assert (item["title"], item["board"], item["kind"], item["status"], item["author"]) == (
-        "Idea 24", "general", "idea", "heard", "Ann Author")
+        "Idea 24",
+        "general",
+        "idea",
+        "heard",
+        "Ann Author",
+    )
     assert item["url"] == f"http://127.0.0.1:5000/ideas/{item['id']}-idea-24"
     datetime.fromisoformat(item["created_at"])
     assert data["next"] == "http://127.0.0.1:5000/api/v1/ideas?sort=new&page=2"
@@ -63,7 +78,9 @@ def test_detail_has_body_html_and_history(client, app):
     assert "<strong>bold</strong>" in data["body_html"] and "<script" not in data["body_html"]
     assert data["comments"] == 1
     assert [(h["from"], h["to"], h["note"]) for h in data["history"]] == [
-        (None, "heard", ""), ("heard", "under_review", "Looking")]
+        (None, "heard", ""),
+        ("heard", "under_review", "Looking"),
+    ]
     datetime.fromisoformat(data["history"][1]["at"])
 
 

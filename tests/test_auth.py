@@ -13,8 +13,12 @@ def test_register_signs_in_and_goes_to_next(client):
     """Registering creates a member, signs them in and follows a local next."""
     resp = client.post(
         "/register",
-        data={"email": "New@Example.com", "display_name": "  New   Person ",
-              "password": PASSWORD, "next": "/roadmap"},
+        data={
+            "email": "New@Example.com",
+            "display_name": "  New   Person ",
+            "password": PASSWORD,
+            "next": "/roadmap",
+        },
     )
     assert resp.status_code == 303 and resp.headers["Location"] == "/roadmap"
     user = db.session.scalar(select(User))
@@ -24,8 +28,9 @@ def test_register_signs_in_and_goes_to_next(client):
 
 def test_register_errors_are_shown_by_the_fields(client):
     """A weak password, bad email or short name each get a message beside the field."""
-    resp = client.post("/register", data={"email": "nope", "display_name": "A",
-                                          "password": "short"})
+    resp = client.post(
+        "/register", data={"email": "nope", "display_name": "A", "password": "short"}
+    )
     html = resp.get_data(as_text=True)
     assert resp.status_code == 422
     assert "Enter a valid email address." in html
@@ -37,8 +42,10 @@ def test_register_errors_are_shown_by_the_fields(client):
 def test_duplicate_email_any_case_is_refused(client):
     """An email already used, in any case, cannot register again."""
     make_user(email="taken@example.com")
-    resp = client.post("/register", data={"email": "TAKEN@example.com", "display_name": "Dup",
-                                          "password": PASSWORD})
+    resp = client.post(
+        "/register",
+        data={"email": "TAKEN@example.com", "display_name": "Dup", "password": PASSWORD},
+    )
     assert resp.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
@@ -46,8 +53,9 @@ def test_duplicate_email_any_case_is_refused(client):
 def test_login_and_logout(client):
     """Sign in with email and password, then sign out with a POST."""
     user = make_user(email="me@example.com", name="Me Myself")
-    resp = client.post("/login", data={"email": "ME@example.com", "password": PASSWORD,
-                                       "next": "/ideas"})
+    resp = client.post(
+        "/login", data={"email": "ME@example.com", "password": PASSWORD, "next": "/ideas"}
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/ideas"
     assert b"Me Myself" in client.get("/").data
     assert client.get("/logout").status_code == 405
@@ -62,7 +70,10 @@ def test_failed_login_same_answer_for_unknown_and_wrong_password(client):
     a = client.post("/login", data={"email": "real@example.com", "password": "wrong one!!"})
     b = client.post("/login", data={"email": "ghost@example.com", "password": "wrong one!!"})
     assert a.status_code == b.status_code == 422
-    assert b"Email or password is incorrect." in a.data and b"Email or password is incorrect." in b.data
+    assert (
+        b"Email or password is incorrect." in a.data
+        and b"Email or password is incorrect." in b.data
+    )
 
 
 def test_remember_me_sets_a_persistent_cookie(client):
@@ -71,8 +82,9 @@ def test_remember_me_sets_a_persistent_cookie(client):
     resp = client.post("/login", data={"email": "r@example.com", "password": PASSWORD})
     assert "remember_token" not in resp.headers.get("Set-Cookie", "")
     client.post("/logout")
-    resp = client.post("/login", data={"email": "r@example.com", "password": PASSWORD,
-                                       "remember": "y"})
+    resp = client.post(
+        "/login", data={"email": "r@example.com", "password": PASSWORD, "remember": "y"}
+    )
     cookies = " ".join(resp.headers.getlist("Set-Cookie"))
     assert "remember_token=" in cookies and "HttpOnly" in cookies
 
@@ -99,17 +111,28 @@ def test_role_change_ends_existing_sessions(client, app):
     assert b"Sam Staff" not in client.get("/").data
 
 
-BAD_NEXT = ["//evil.test", "/\\evil.test", "\\\\evil.test", "https://evil.test", "https:evil.test",
-            "javascript:alert(1)", "/%09/evil.test", "/\t/evil.test", " //evil.test",
-            "http://127.0.0.1:5000@evil.test", "%2F%2Fevil.test"]
+BAD_NEXT = [
+    "//evil.test",
+    "/\\evil.test",
+    "\\\\evil.test",
+    "https://evil.test",
+    "https:evil.test",
+    "javascript:alert(1)",
+    "/%09/evil.test",
+    "/\t/evil.test",
+    " //evil.test",
+    "http://127.0.0.1:5000@evil.test",
+    "%2F%2Fevil.test",
+]
 
 
 @pytest.mark.parametrize("target", BAD_NEXT)
 def test_next_never_leaves_the_site(client, target):
     """Sign-in only redirects to local paths; anything else goes home."""
     make_user(email="n@example.com")
-    resp = client.post("/login", data={"email": "n@example.com", "password": PASSWORD,
-                                       "next": target})
+    resp = client.post(
+        "/login", data={"email": "n@example.com", "password": PASSWORD, "next": target}
+    )
     location = resp.headers["Location"]
     assert location.startswith("/") and not location.startswith(("//", "/\\"))
     assert "evil" not in location and "javascript" not in location
@@ -119,8 +142,9 @@ def test_login_is_throttled_per_account_and_ip(make_app):
     """Repeated failures answer 429 with Retry-After, per IP and per account."""
     from .conftest import _reset
 
-    app = make_app(RATELIMIT_ENABLED=True, LOGIN_LIMIT_IP="3 per minute",
-                   LOGIN_LIMIT_ACCOUNT="2 per minute")
+    app = make_app(
+        RATELIMIT_ENABLED=True, LOGIN_LIMIT_IP="3 per minute", LOGIN_LIMIT_ACCOUNT="2 per minute"
+    )
     _reset(app)
     client = app.test_client()
     bad = {"email": "x@example.com", "password": "wrong password"}
@@ -142,6 +166,7 @@ def test_login_is_throttled_per_account_and_ip(make_app):
 def test_local_next_with_query_is_kept(client, target):
     """A local page with a query string (spaces encoded) is a fine place to go back to."""
     make_user(email="k@example.com")
-    resp = client.post("/login", data={"email": "k@example.com", "password": PASSWORD,
-                                       "next": target})
+    resp = client.post(
+        "/login", data={"email": "k@example.com", "password": PASSWORD, "next": target}
+    )
     assert resp.headers["Location"] == target

@@ -16,8 +16,18 @@ def test_users_create_with_password_from_stdin(app):
     """`users create --password -` reads the password from standard input."""
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["users", "create", "--email", "Boss@Example.com", "--name", "Boss", "--role",
-              "admin", "--password", "-"],
+        args=[
+            "users",
+            "create",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "Boss",
+            "--role",
+            "admin",
+            "--password",
+            "-",
+        ],
         input="a long admin passphrase\n",
     )
     assert result.exit_code == 0, result.output
@@ -31,11 +41,24 @@ def test_users_create_with_password_from_stdin(app):
 def test_users_create_refuses_bad_input(app):
     """A weak password or unknown role fails with a message and creates nothing."""
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "--email", "a@example.com", "--name", "A A",
-                                 "--password", "short"])
+    result = runner.invoke(
+        args=["users", "create", "--email", "a@example.com", "--name", "A A", "--password", "short"]
+    )
     assert result.exit_code == 1 and "password" in result.output
-    result = runner.invoke(args=["users", "create", "--email", "a@example.com", "--name", "A A",
-                                 "--role", "king", "--password", "long enough pass"])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "a@example.com",
+            "--name",
+            "A A",
+            "--role",
+            "king",
+            "--password",
+            "long enough pass",
+        ]
+    )
     assert result.exit_code != 0
     assert _count(User) == 0
 

@@ -52,8 +52,15 @@ def test_every_post_route_without_token_is_refused(csrf_app):
     for rule in routes:
         url = re.sub(r"<int:idea_id>", str(idea.id), rule)
         url = re.sub(r"<int:comment_id>", str(comment.id), url)
-        data = {"title": "t" * 5, "body": "b", "status": "planned", "email": "a@b.test",
-                "display_name": "Zed", "password": "correct horse battery", "lang": "ru"}
+        data = {
+            "title": "t" * 5,
+            "body": "b",
+            "status": "planned",
+            "email": "a@b.test",
+            "display_name": "Zed",
+            "password": "correct horse battery",
+            "lang": "ru",
+        }
         for extra in ({}, {"csrf_token": "forged"}):
             resp = client.post(url, data={**data, **extra})
             assert resp.status_code == 400, (url, resp.status_code)
@@ -63,8 +70,10 @@ def test_every_post_route_without_token_is_refused(csrf_app):
 def test_csrf_page_keeps_what_was_typed(csrf_app):
     """A refused form shows a friendly page with the typed text, never the password."""
     client = csrf_app.test_client()
-    resp = client.post("/register", data={"email": "me@example.com", "display_name": "Me",
-                                          "password": "secret secret 1"})
+    resp = client.post(
+        "/register",
+        data={"email": "me@example.com", "display_name": "Me", "password": "secret secret 1"},
+    )
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400 and "This form expired" in html
     assert "me@example.com" in html and "secret secret 1" not in html

@@ -39,8 +39,14 @@ def _measure(client, count_queries, url):
 
 @pytest.mark.parametrize(
     "page, url",
-    [("list", "/ideas"), ("list", "/ideas?sort=top&status=planned"), ("idea", "/ideas/{id}"),
-     ("roadmap", "/roadmap"), ("home", "/"), ("api", "/api/v1/ideas")],
+    [
+        ("list", "/ideas"),
+        ("list", "/ideas?sort=top&status=planned"),
+        ("idea", "/ideas/{id}"),
+        ("roadmap", "/roadmap"),
+        ("home", "/"),
+        ("api", "/api/v1/ideas"),
+    ],
 )
 def test_statement_count_is_flat_and_bounded(app, make_app, count_queries, page, url):
     """The same page costs the same statements with 3 or 20 ideas (and 2 or 40 comments)."""

@@ -166,7 +166,12 @@ def test_stale_edit_is_a_conflict_and_newer_text_survives():
     db.session.commit()
     with pytest.raises(Conflict):
         ideas.update_idea(
-            author, idea, title="Stale edit", body="", kind="idea", board=general_board(),
+            author,
+            idea,
+            title="Stale edit",
+            body="",
+            kind="idea",
+            board=general_board(),
             version=1,
         )
     db.session.rollback()
@@ -178,8 +183,9 @@ def test_other_member_cannot_edit_or_delete():
     idea = make_idea()
     other = make_user()
     with pytest.raises(NotAllowed):
-        ideas.update_idea(other, idea, title="Mine now", body="", kind="idea",
-                          board=general_board(), version=1)
+        ideas.update_idea(
+            other, idea, title="Mine now", body="", kind="idea", board=general_board(), version=1
+        )
     with pytest.raises(NotAllowed):
         ideas.delete_idea(other, idea)
 
@@ -199,8 +205,10 @@ def test_soft_delete_and_restore():
 
 def test_list_sorts_filters_and_paginates():
     """Top sorts by votes, filters narrow by status and kind, pages do not overlap."""
-    a, b, c = make_idea(title="Alpha"), make_idea(title="Bravo", kind="problem"), make_idea(
-        title="Charlie"
+    a, b, c = (
+        make_idea(title="Alpha"),
+        make_idea(title="Bravo", kind="problem"),
+        make_idea(title="Charlie"),
     )
     for _ in range(2):
         votes.toggle_vote(make_user(), b)
@@ -250,8 +258,9 @@ def test_search_sees_edits():
     """After an edit the idea is found by its new words, not its old ones."""
     author = make_user()
     idea = make_idea(author, title="Kettle support")
-    ideas.update_idea(author, idea, title="Teapot support", body="", kind="idea",
-                      board=general_board(), version=1)
+    ideas.update_idea(
+        author, idea, title="Teapot support", body="", kind="idea", board=general_board(), version=1
+    )
     db.session.commit()
     assert [i.id for i in ideas.list_ideas(ideas.IdeaQuery(q="teapot")).items] == [idea.id]
     assert ideas.list_ideas(ideas.IdeaQuery(q="kettle")).items == []

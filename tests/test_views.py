@@ -41,7 +41,9 @@ def test_idea_page_with_and_without_slug(client, world):
         assert resp.status_code == 200
         html = resp.get_data(as_text=True)
         assert "Dark mode please" in html and "<strong>Night</strong>" in html
-        assert f'rel="canonical" href="http://127.0.0.1:5000/ideas/{idea.id}-dark-mode-please"' in html
+        assert (
+            f'rel="canonical" href="http://127.0.0.1:5000/ideas/{idea.id}-dark-mode-please"' in html
+        )
 
 
 def test_idea_page_shows_votes_timeline_and_comments(client, world):
@@ -112,8 +114,12 @@ def test_post_idea_form_flow(client, world):
     assert 'name="board"' in form and 'name="kind"' in form and 'value="product"' in form
     resp = client.post(
         "/ideas/new",
-        data={"title": "Widget support", "body": "Please", "board": general_board().id,
-              "kind": "problem"},
+        data={
+            "title": "Widget support",
+            "body": "Please",
+            "board": general_board().id,
+            "kind": "problem",
+        },
     )
     assert resp.status_code == 303
     idea = db.session.scalar(select(Idea).where(Idea.title == "Widget support"))
@@ -197,8 +203,13 @@ def test_empty_comment_htmx_gets_422_form(htmx, world):
 def test_edit_idea_author_yes_other_no_staff_yes(client, world):
     """The author and staff edit an idea; another member gets 403 and nothing changes."""
     idea = world["idea"]
-    data = {"title": "Edited title", "body": "b", "board": general_board().id, "kind": "idea",
-            "version": 1}
+    data = {
+        "title": "Edited title",
+        "body": "b",
+        "board": general_board().id,
+        "kind": "idea",
+        "version": 1,
+    }
     login_as(client, world["other"])
     assert client.get(f"/ideas/{idea.id}/edit").status_code == 403
     assert client.post(f"/ideas/{idea.id}/edit", data=data).status_code == 403
@@ -216,8 +227,7 @@ def test_stale_edit_answers_409_and_keeps_newer_text(client, world):
     """Submitting an edit made from an older version answers 409; the newer text survives."""
     idea = world["idea"]
     login_as(client, world["author"])
-    data = {"title": "First", "body": "", "board": general_board().id, "kind": "idea",
-            "version": 1}
+    data = {"title": "First", "body": "", "board": general_board().id, "kind": "idea", "version": 1}
     assert client.post(f"/ideas/{idea.id}/edit", data=data).status_code == 303
     resp = client.post(f"/ideas/{idea.id}/edit", data={**data, "title": "Second"})
     assert resp.status_code == 409
@@ -343,9 +353,17 @@ def test_htmx_list_request_gets_fragment(htmx, world):
 
 
 @pytest.mark.parametrize(
-    "url", ["/ideas?sort=x'--", "/ideas?status=1;DROP TABLE ideas", "/ideas?page=-1",
-            "/ideas?page=abc", "/ideas?per_page=1000000000", "/ideas?q=%25", "/ideas?q=%22%22*",
-            "/ideas?board=' OR 1=1--"],
+    "url",
+    [
+        "/ideas?sort=x'--",
+        "/ideas?status=1;DROP TABLE ideas",
+        "/ideas?page=-1",
+        "/ideas?page=abc",
+        "/ideas?per_page=1000000000",
+        "/ideas?q=%25",
+        "/ideas?q=%22%22*",
+        "/ideas?board=' OR 1=1--",
+    ],
 )
 def test_hostile_query_strings_never_500(client, world, url):
     """Injection-shaped query values give a normal page, never a server error."""
@@ -354,8 +372,9 @@ def test_hostile_query_strings_never_500(client, world, url):
     assert _count(Idea) == 1
 
 
-@pytest.mark.parametrize("url", ["/roadmap?board=%00", "/ideas?q=a%00b", "/api/v1/ideas?sort=%00",
-                                 "/b/gen%00eral"])
+@pytest.mark.parametrize(
+    "url", ["/roadmap?board=%00", "/ideas?q=a%00b", "/api/v1/ideas?sort=%00", "/b/gen%00eral"]
+)
 def test_nul_in_query_is_a_400_not_a_500(client, world, url):
     """A NUL byte in the address answers 400 (PostgreSQL cannot even compare it)."""
     assert client.get(url).status_code in (400, 404)

@@ -1,7 +1,14 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField
-from wtforms import TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 
 from ideaboard.i18n import KIND_LABELS
@@ -12,7 +19,10 @@ class IdeaForm(FlaskForm):
     body = TextAreaField(_l("Description"))
     board = SelectField(_l("Board"), coerce=int, validate_choice=False)
     kind = RadioField(
-        _l("Kind"), choices=[SelectChoice(k, v) for k, v in KIND_LABELS.items()], default="idea", validate_choice=False
+        _l("Kind"),
+        choices=[SelectChoice(k, v) for k, v in KIND_LABELS.items()],
+        default="idea",
+        validate_choice=False,
     )
     # The version the author started from: an older one means a stale edit (409).
     version = IntegerField(widget=HiddenField.widget)

@@ -203,9 +203,7 @@ def vote(idea_id: int):
     result = votes.toggle_vote(current_user, idea)
     db.session.commit()
     if is_htmx():
-        return render(
-            "ideas/_vote.html", idea=idea, voted=result.voted, vote_form=EmptyForm()
-        )
+        return render("ideas/_vote.html", idea=idea, voted=result.voted, vote_form=EmptyForm())
     return redirect(safe_next(request.form.get("next"), idea_url(idea)), 303)
 
 
@@ -277,9 +275,7 @@ def edit_comment(idea_id: int, comment_id: int):
     except ValidationError as err:
         db.session.rollback()
         apply_errors(form, err)
-        return render(
-            "ideas/edit_comment.html", idea=idea, comment=target, form=form, status=422
-        )
+        return render("ideas/edit_comment.html", idea=idea, comment=target, form=form, status=422)
     db.session.commit()
     return redirect(idea_url(idea, _anchor=f"comment-{target.id}"), 303)
 

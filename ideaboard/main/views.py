@@ -44,7 +44,11 @@ def set_language():
     resp = redirect(safe_next(request.form.get("next"), "/"), 303)
     if lang in current_app.config["LANGUAGES"]:
         resp.set_cookie(
-            LOCALE_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+            LOCALE_COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            samesite="Lax",
+            httponly=True,
             secure=current_app.config["SESSION_COOKIE_SECURE"],
         )
     return resp

@@ -26,9 +26,7 @@ def new_session_token() -> str:
 class User(UserMixin, CreatedMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('member', 'moderator', 'staff', 'admin')", name="role_known"
-        ),
+        CheckConstraint("role IN ('member', 'moderator', 'staff', 'admin')", name="role_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

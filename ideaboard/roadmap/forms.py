@@ -7,5 +7,9 @@ from ideaboard.i18n import STATUS_LABELS
 
 
 class StatusForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=[SelectChoice(k, v) for k, v in STATUS_LABELS.items()], validate_choice=False)
+    status = SelectField(
+        _l("Status"),
+        choices=[SelectChoice(k, v) for k, v in STATUS_LABELS.items()],
+        validate_choice=False,
+    )
     note = TextAreaField(_l("Public note (optional)"))

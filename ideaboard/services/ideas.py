@@ -21,7 +21,7 @@ from ideaboard.permissions import (
 )
 
 from .errors import Conflict, NotAllowed, NotFound, ValidationError
-from .search import query_terms, match_clause
+from .search import match_clause, query_terms
 from .text import check_text, clean_line
 
 TITLE_MIN, TITLE_MAX = 3, 150

@@ -33,7 +33,11 @@ def change_status(actor: User, idea: Idea, status: str, note: str = "") -> Statu
         raise ValidationError(errors)
     now = utcnow()
     change = StatusChange(
-        idea_id=idea.id, from_status=idea.status, to_status=status, by_id=actor.id, note=note,
+        idea_id=idea.id,
+        from_status=idea.status,
+        to_status=status,
+        by_id=actor.id,
+        note=note,
         created_at=now,
     )
     change.by = actor
@@ -60,9 +64,7 @@ def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> di
     columns = {}
     base = select(Idea).where(Idea.deleted_at.is_(None))
     count_stmt = (
-        select(Idea.status, func.count())
-        .where(Idea.deleted_at.is_(None))
-        .group_by(Idea.status)
+        select(Idea.status, func.count()).where(Idea.deleted_at.is_(None)).group_by(Idea.status)
     )
     if board is not None:
         base = base.where(Idea.board_id == board.id)

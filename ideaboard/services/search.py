@@ -36,7 +36,7 @@ def match_clause(terms: list[str]) -> ColumnElement[bool]:
         return literal_column(PG_DOCUMENT).op("@@")(func.to_tsquery("simple", tsquery))
     fts = " AND ".join(f'"{t}"*' for t in terms)
     return Idea.id.in_(
-        select(literal_column("rowid")).select_from(text("ideas_fts")).where(
-            text("ideas_fts MATCH :fts").bindparams(fts=fts)
-        )
+        select(literal_column("rowid"))
+        .select_from(text("ideas_fts"))
+        .where(text("ideas_fts MATCH :fts").bindparams(fts=fts))
     )

@@ -91,9 +91,7 @@ def has_voted(user: User | None, idea: Idea) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return (
-        db.session.scalar(
-            select(Vote.id).where(Vote.idea_id == idea.id, Vote.user_id == user.id)
-        )
+        db.session.scalar(select(Vote.id).where(Vote.idea_id == idea.id, Vote.user_id == user.id))
         is not None
     )
 
@@ -112,9 +110,7 @@ def recent_voters(idea: Idea, limit: int = 12) -> list[User]:
 
 def count_mismatches() -> list[int]:
     """Ideas whose stored vote count differs from their vote rows (should be none)."""
-    rows = (
-        select(Vote.idea_id, func.count().label("n")).group_by(Vote.idea_id).subquery()
-    )
+    rows = select(Vote.idea_id, func.count().label("n")).group_by(Vote.idea_id).subquery()
     stmt = (
         select(Idea.id)
         .outerjoin(rows, rows.c.idea_id == Idea.id)
