@@ -6,6 +6,8 @@ result against an allowlist of tags, attributes and URL schemes, then add link r
 
 from __future__ import annotations
 
+import html
+import re
 from functools import partial
 
 import bleach
@@ -24,12 +26,29 @@ ALLOWED_ATTRIBUTES = {
     "a": ["href", "title", "rel"],
     "abbr": ["title"],
     "img": ["src", "alt", "title"],
-    "th": ["align"],
-    "td": ["align"],
     "ol": ["start"],
 }
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
 LINK_REL = "nofollow ugc noopener"
+
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
+_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):", re.IGNORECASE)
+_URL_ATTRIBUTES = frozenset({"href", "src"})
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """Allowlisted attributes only; a URL keeps an allowlisted scheme, or none (relative).
+
+    bleach's own scheme check reads "tel:123" as a relative path (digits after the colon
+    look like a port), so URLs are judged here, decoded once as a browser would.
+    """
+    if name not in ALLOWED_ATTRIBUTES.get(tag, ()):
+        return False
+    if name in _URL_ATTRIBUTES:
+        match = _SCHEME.match(_URL_NOISE.sub("", html.unescape(value)))
+        return match is None or match[1].lower() in ALLOWED_PROTOCOLS
+    return True
+
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
     ["table", "strikethrough"]
@@ -44,7 +63,7 @@ def _set_rel(attrs: dict, new: bool = False) -> dict:
 
 _cleaner = bleach.sanitizer.Cleaner(
     tags=ALLOWED_TAGS,
-    attributes=ALLOWED_ATTRIBUTES,
+    attributes=_allowed_attribute,
     protocols=ALLOWED_PROTOCOLS,
     strip=True,
     strip_comments=True,

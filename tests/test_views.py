@@ -439,3 +439,14 @@ def test_password_is_never_echoed(client):
     )
     assert resp.status_code == 422
     assert PASSWORD.encode() not in resp.data and b"x@example.com" in resp.data
+
+
+def test_htmx_vote_on_idea_page_refreshes_voters_card(htmx, world):
+    """On the idea page an htmx vote also sends the voters card, out of band."""
+    idea = world["idea"]
+    login_as(htmx, world["other"])
+    resp = htmx.post(f"/ideas/{idea.id}/vote", data={"on_idea_page": "1"})
+    html = resp.get_data(as_text=True)
+    assert 'id="voters" hx-swap-oob="true"' in html and "1 voter" in html and "Other" in html
+    resp = htmx.post(f"/ideas/{idea.id}/vote")
+    assert 'id="voters"' not in resp.get_data(as_text=True)

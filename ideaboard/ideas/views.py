@@ -203,7 +203,15 @@ def vote(idea_id: int):
     result = votes.toggle_vote(current_user, idea)
     db.session.commit()
     if is_htmx():
-        return render("ideas/_vote.html", idea=idea, voted=result.voted, vote_form=EmptyForm())
+        # On the idea page the voters card changes too: send it out of band.
+        on_page = request.form.get("on_idea_page") == "1"
+        return render(
+            "ideas/_vote_on_page.html" if on_page else "ideas/_vote.html",
+            idea=idea,
+            voted=result.voted,
+            voters=votes.recent_voters(idea) if on_page else [],
+            on_idea_page=on_page,
+        )
     return redirect(safe_next(request.form.get("next"), idea_url(idea)), 303)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from flask_babel import gettext as _
@@ -11,9 +12,16 @@ from flask_babel import gettext as _
 _FORBIDDEN = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
 
 
+_SPACES = re.compile(r"[ \t\r\n]+")
+
+
 def clean_line(value: str | None) -> str:
-    """Trim a one-line value and fold its inner whitespace."""
-    return " ".join((value or "").split())
+    """Trim a one-line value and fold runs of spaces, tabs and newlines into one space.
+
+    Only those: other control characters must reach check_text and be refused, and
+    Unicode spaces are kept as typed.
+    """
+    return _SPACES.sub(" ", value or "").strip()
 
 
 def check_text(

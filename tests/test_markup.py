@@ -1,0 +1,283 @@
+"""render_markdown and its sanitiser: allowlisted output, safe links, hostile input made inert."""
+
+from __future__ import annotations
+
+import pytest
+
+from ideaboard.markup import ALLOWED_TAGS, render_markdown, sanitize_html
+
+from .oracle import (
+    REQUIRED_REL,
+    SAFE_SCHEMES,
+    assert_inert,
+    inert_problems,
+    page_problems,
+    parse,
+    payload_params,
+    url_scheme,
+)
+
+SAMPLE = """\
+# Heading
+
+Some **bold**, *emphasis*, ~~gone~~ and `inline code`.
+
+- one
+- two
+
+1. first
+2. second
+
+> quoted
+
+```python
+print("hi")
+```
+
+| Left | Right |
+|:-----|------:|
+| 1    | 2     |
+
+[a link](https://a.test/page "title") and ![a picture](https://a.test/p.png)
+"""
+
+
+def tags(html: str) -> set[str]:
+    return {n.tag for n in parse(html).descendants()}
+
+
+def rel_tokens(node) -> set[str]:
+    return set((node.get("rel") or "").split())
+
+
+# --- ordinary Markdown --------------------------------------------------------------------
+
+
+def test_ordinary_markdown_renders_to_allowlisted_tags():
+    """Headings, emphasis, lists, code, quotes, tables, links and images use allowlisted tags."""
+    html = render_markdown(SAMPLE)
+    expected = {"h1", "strong", "em", "s", "code", "pre", "ul", "ol", "li", "blockquote"}
+    expected |= {"table", "thead", "tbody", "tr", "th", "td", "a", "img", "p"}
+    assert expected <= tags(html), f"missing {expected - tags(html)} in {html}"
+    assert tags(html) <= ALLOWED_TAGS
+    assert_inert(html, fragment=True)
+
+
+def test_markdown_keeps_text_and_code_verbatim():
+    """Code spans and blocks keep their characters as text, escaped."""
+    tree = parse(render_markdown("`<b>x</b>`\n\n```\n<script>alert(1)</script>\n```"))
+    assert [n.text for n in tree.select("code")] == ["<b>x</b>", "<script>alert(1)</script>\n"]
+    assert not tree.select("b") and not tree.select("script")
+
+
+# --- links --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, href",
+    [
+        ("[x](https://a.test)", "https://a.test"),
+        ("<https://a.test>", "https://a.test"),
+        ("[mail](mailto:someone@a.test)", "mailto:someone@a.test"),
+        ("see https://example.com/page now", "https://example.com/page"),
+    ],
+    ids=["inline", "angle-autolink", "mailto", "bare-autolink"],
+)
+def test_user_links_get_nofollow_ugc_noopener(source, href):
+    """Every user link, written or auto-linked, carries rel nofollow, ugc and noopener."""
+    links = parse(render_markdown(source)).select("a")
+    assert [a.get("href") for a in links] == [href]
+    assert rel_tokens(links[0]) >= REQUIRED_REL
+
+
+def test_bare_autolink_on_test_domain_is_never_a_link_without_rel():
+    """A bare https://a.test in text is either left as text or linked with the full rel."""
+    html = render_markdown("see https://a.test now")
+    assert "https://a.test" in parse(html).text
+    for a in parse(html).select("a"):
+        assert rel_tokens(a) >= REQUIRED_REL, html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[a](javascript:alert(1))",
+        "[a](JaVaScRiPt:alert(1))",
+        "[a](&#106;avascript:alert(1))",
+        "[a](<javascript:alert(1)>)",
+        "[a](vbscript:msgbox(1))",
+        "[a](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+        "![a](data:image/png;base64,iVBORw0KGgo=)",
+        "![a](javascript:alert(1))",
+        "[a][ref]\n\n[ref]: javascript:alert(1)",
+        "<javascript:alert(1)>",
+        "<vbscript:msgbox(1)>",
+        "[a](java\tscript:alert(1))",
+        "[a](\x01javascript:alert(1))",
+    ],
+)
+def test_dangerous_link_schemes_lose_their_url(source):
+    """javascript:, vbscript: and data: URLs never reach an href or src."""
+    html = render_markdown(source)
+    for node in parse(html).descendants():
+        for name in ("href", "src"):
+            if node.has(name):
+                assert url_scheme(node.get(name)) in (None, *SAFE_SCHEMES), html
+    assert_inert(html, fragment=True)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[a](ftp://a.test/file)",
+        "[a](tel:5550100)",
+        "[a](sms:5550100)",
+        "[a](ms-settings:1)",
+        "[a](search-ms:123)",
+        "[a](intent:1)",
+        "![a](cid:123)",
+    ],
+)
+def test_link_schemes_outside_the_allowlist_are_dropped(source):
+    """Only http, https and mailto (or relative) URLs survive, whatever follows the colon."""
+    assert_inert(render_markdown(source), fragment=True)
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        '<a href="javascript:alert(1)">x</a>',
+        '<a href="jav&#x09;ascript:alert(1)">x</a>',
+        '<a href="&#x6A;avascript&colon;alert(1)">x</a>',
+        '<a href=" vbscript:msgbox(1)">x</a>',
+        '<img src="data:text/html;base64,PHNjcmlwdD4=">',
+        '<img src="javascript:alert(1)" alt="x">',
+        # A scheme followed by digits only: bleach's vendored urlparse reads it as a path.
+        '<a href="javascript:1">x</a>',
+        '<a href="jav&#x09;ascript:1">x</a>',
+    ],
+)
+def test_sanitiser_drops_dangerous_urls_in_raw_html(fragment):
+    """The sanitiser alone (raw HTML, no Markdown) removes unsafe URLs, however encoded."""
+    assert_inert(sanitize_html(fragment), fragment=True)
+
+
+# --- raw HTML and active attributes -------------------------------------------------------
+
+
+def test_raw_html_in_markdown_is_text():
+    """HTML typed into Markdown shows as text; no element comes from it."""
+    source = '<b>bold</b> <script>alert(1)</script> <img src=x onerror=alert(1)> <a href="/x">a</a>'
+    tree = parse(render_markdown(source))
+    assert tags(render_markdown(source)) == {"p"}
+    assert tree.text.strip() == source
+
+
+@pytest.mark.parametrize("render", [render_markdown, sanitize_html], ids=["markdown", "sanitiser"])
+def test_htmx_attributes_never_survive(render):
+    """hx-* and data-hx-* attributes (which would fire requests) are always stripped."""
+    source = (
+        '<a href="/ok" hx-get="/x" data-hx-post="/y" hx-trigger="load" hx-on:click="x">a</a>'
+        '<p data-hx-get="/z" hx-swap-oob="true">p</p>'
+    )
+    for node in parse(render(source)).descendants():
+        assert not [k for k, _ in node.attrs if k.startswith(("hx-", "data-hx-"))]
+    assert_inert(render(source), fragment=True)
+
+
+MUTATION_XSS = [
+    "<svg><script>alert(1)</script></svg>",
+    "<svg onload=alert(1)><circle r=1 /></svg>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<math><mi xlink:href=javascript:alert(1)>x</mi></math>",
+    "<svg><p><style><img src=x onerror=alert(1)>",
+    "<style>*{color:red}</style><style><img src=x onerror=alert(1)></style>",
+    "<iframe src=javascript:alert(1)></iframe>",
+    '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    "<template><img src=x onerror=alert(1)></template>",
+    "<xmp><img src=x onerror=alert(1)></xmp>",
+    "<noembed><img src=x onerror=alert(1)></noembed>",
+    "<title><img src=x onerror=alert(1)></title>",
+]
+RAW_TEXT_TAGS = {"svg", "math", "style", "iframe", "noscript", "template", "xmp", "noembed"}
+
+
+@pytest.mark.parametrize("render", [render_markdown, sanitize_html], ids=["markdown", "sanitiser"])
+@pytest.mark.parametrize("source", MUTATION_XSS)
+def test_svg_math_style_iframe_noscript_template_never_appear(render, source):
+    """Namespace and raw-text elements (the mutation-XSS families) never come out as tags."""
+    html = render(source)
+    assert not tags(html) & (RAW_TEXT_TAGS | {"title", "script"}), html
+    assert_inert(html, fragment=True)
+
+
+# --- the shared corpus --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", payload_params())
+def test_corpus_payload_renders_inert(payload):
+    """Every shared payload, rendered as Markdown, passes the oracle."""
+    assert_inert(render_markdown(payload.text), fragment=True, context=f"line {payload.line}")
+
+
+@pytest.mark.parametrize("payload", payload_params())
+def test_corpus_payload_sanitised_as_raw_html_is_inert(payload):
+    """Every shared payload, sanitised as raw HTML (no Markdown step), passes the oracle."""
+    assert_inert(sanitize_html(payload.text), fragment=True, context=f"line {payload.line}")
+
+
+# --- the oracle itself --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<script>alert(1)</script>",
+        "<svg></svg>",
+        '<img src="x" onerror="alert(1)">',
+        '<p style="color:red">x</p>',
+        '<p class="x">x</p>',
+        '<p hx-get="/x">x</p>',
+        '<p data-hx-post="/x">x</p>',
+        '<a href="javascript:alert(1)" rel="nofollow ugc noopener">x</a>',
+        '<a href="jav&#x09;ascript:alert(1)" rel="nofollow ugc noopener">x</a>',
+        '<a href="&#x0A;JaVaScRiPt&colon;alert(1)" rel="nofollow ugc noopener">x</a>',
+        '<a href="vbscript:x" rel="nofollow ugc noopener">x</a>',
+        '<img src="data:text/html,x">',
+        '<a href="https://a.test">no rel</a>',
+    ],
+)
+def test_oracle_rejects_active_fragments(html):
+    """The oracle is not a rubber stamp: each of these is reported."""
+    assert inert_problems(html, fragment=True)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p><a href="https://a.test" rel="nofollow ugc noopener">x</a> <img src="/p.png" alt="">',
+        '<a href="mailto:a@a.test" rel="nofollow noopener ugc">m</a>',
+        '<a href="/relative?a=1&amp;b=2" rel="nofollow ugc noopener">r</a>',
+        # Decoded once, as a browser does, this is the relative URL "&#x6A;avascript:x".
+        '<a href="&amp;#x6A;avascript:x" rel="nofollow ugc noopener">r</a>',
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>",
+    ],
+)
+def test_oracle_accepts_inert_fragments(html):
+    """Sanitised output, relative URLs and escaped markup pass."""
+    assert inert_problems(html, fragment=True) == []
+
+
+def test_oracle_scopes_pages_to_user_content_and_checks_scripts():
+    """Pages: only data-user-content is allowlisted; scripts and handlers are checked anywhere."""
+    ours = (
+        '<html><body hx-headers="{}"><script src="/static/js/app.js" defer></script>'
+        '<form method="post"><input name="q"></form>'
+        "<div data-user-content><p>fine</p></div></body></html>"
+    )
+    assert inert_problems(ours) == [] and page_problems(ours) == []
+    assert inert_problems(ours.replace("<p>fine</p>", "<form></form>"))
+    assert page_problems(ours.replace("<form", '<form onsubmit="x()"'))
+    assert page_problems(ours.replace('src="/static/js/app.js"', 'src="//evil.test/x.js"'))
+    assert page_problems(ours.replace("</body>", "<script>alert(1)</script></body>"))
