@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .extensions import db
-from .models import Board, Idea, Status, utcnow
+from .models import Board, Comment, Idea, Status, StatusChange, Vote, utcnow
 from .services import accounts, boards, comments, ideas, roadmap, votes
 
 BOARDS = [
@@ -349,8 +349,7 @@ def load_demo(
     for n, (slug, kind, title, body) in enumerate(IDEAS):
         author = members[n % len(members)]
         idea = ideas.create_idea(author, board_by_slug[slug], kind, title, body)
-        created = now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23))
-        voters = rng.sample(members + [staff], k=min(len(members) + 1, int(rng.paretovariate(1.2))))
+        voters = rng.sample(members + [staff], k=min(len(members) + 1, int(rng.paretovariate(0.8))))
         for voter in voters:
             votes.toggle_vote(voter, idea)
         for c in range(rng.randint(0, 4)):
@@ -366,16 +365,42 @@ def load_demo(
         if target != Status.HEARD:
             official = {Status.SHIPPED: 1, Status.DECLINED: 2, Status.IN_PROGRESS: 3}.get(target, 0)
             comments.add_comment(staff, idea, OFFICIAL[official], official=True)
-        db.session.flush()
-        db.session.execute(
-            update(Idea)
-            .where(Idea.id == idea.id)
-            .values(
-                created_at=created,
-                updated_at=created,
-                trending_score=ideas.trending_score(idea.vote_count, created),
-            )
+        _backdate(
+            idea, now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)), now, rng
         )
         if (n + 1) % 20 == 0:
             progress(f"ideas: {n + 1}/{len(IDEAS)}")
     return made
+
+
+def _backdate(idea: Idea, created: datetime, now: datetime, rng: random.Random) -> None:
+    """Spread an idea's history between `created` and now, in order, so timelines read true."""
+    db.session.flush()
+    span = (now - created).total_seconds()
+
+    def moments(k: int) -> list[datetime]:
+        return sorted(created + timedelta(seconds=rng.uniform(0, span)) for _ in range(k))
+
+    changes = list(
+        db.session.scalars(
+            select(StatusChange).where(StatusChange.idea_id == idea.id).order_by(StatusChange.id)
+        )
+    )
+    for change, when in zip(changes, [created, *moments(len(changes) - 1)], strict=True):
+        change.created_at = when
+    said = list(db.session.scalars(select(Comment).where(Comment.idea_id == idea.id)))
+    for comment, when in zip(said, moments(len(said)), strict=True):
+        comment.created_at = when
+    for vote in db.session.scalars(select(Vote).where(Vote.idea_id == idea.id)):
+        vote.created_at = created + timedelta(seconds=rng.uniform(0, span))
+    latest = max([created, *(c.created_at for c in changes), *(c.created_at for c in said)])
+    db.session.execute(
+        update(Idea)
+        .where(Idea.id == idea.id)
+        .values(
+            created_at=created,
+            updated_at=created,
+            last_activity_at=latest,
+            trending_score=ideas.trending_score(idea.vote_count, created),
+        )
+    )
