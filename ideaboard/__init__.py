@@ -16,6 +16,12 @@ def _asset_dir(name: str) -> str:
     return str(beside if beside.is_dir() else _ROOT / name)
 
 
+def _default_instance() -> str | None:
+    """instance/ beside the checkout; for an installed wheel, Flask's own default."""
+    checkout = _ROOT.parent
+    return str(checkout / "instance") if (checkout / "templates").is_dir() else None
+
+
 def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
     from . import cli, errors, htmx, i18n, markup, security
@@ -28,7 +34,7 @@ def create_app(config: dict | object | None = None) -> Flask:
         template_folder=_asset_dir("templates"),
         static_folder=_asset_dir("static"),
         instance_relative_config=True,
-        instance_path=os.environ.get("IDEABOARD_INSTANCE") or str(_ROOT.parent / "instance"),
+        instance_path=os.environ.get("IDEABOARD_INSTANCE") or _default_instance(),
     )
     app.config.from_object(Config)
     if isinstance(config, dict):
