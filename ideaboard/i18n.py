@@ -26,6 +26,17 @@ SORT_LABELS = {
     "top": _l("Top"),
     "new": _l("New"),
 }
+#: Labels for form fields echoed back on the "form expired" page.
+FIELD_LABELS = {
+    "title": _l("Title"),
+    "body": _l("Text"),
+    "note": _l("Note"),
+    "email": _l("Email"),
+    "display_name": _l("Name others will see"),
+    "status": _l("Status"),
+    "kind": _l("Kind"),
+    "board": _l("Board"),
+}
 ROLE_LABELS = {
     "member": _l("Member"),
     "moderator": _l("Moderator"),
@@ -53,6 +64,7 @@ def init_app(app: Flask) -> None:
         KIND_LABELS=KIND_LABELS,
         SORT_LABELS=SORT_LABELS,
         ROLE_LABELS=ROLE_LABELS,
+        FIELD_LABELS=FIELD_LABELS,
     )
 
     @app.context_processor

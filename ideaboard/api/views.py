@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_babel import gettext as _
 
 from ideaboard.markup import render_markdown
 from ideaboard.models import Idea
@@ -46,7 +47,7 @@ def list_ideas():
     if request.args.get("board"):
         board = boards.find_board(request.args["board"])
         if board is None:
-            raise NotFound("Unknown board.")
+            raise NotFound(_("Unknown board."))
     query = ideas.IdeaQuery.parse(request.args, board=board)
     page = ideas.list_ideas(query)
     next_url = None

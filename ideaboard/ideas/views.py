@@ -95,7 +95,6 @@ def new():
         if wanted is not None:
             form.board.data = wanted.id
         return render("ideas/new.html", form=form)
-    form.validate()
     try:
         idea = ideas.create_idea(
             current_user,
@@ -152,7 +151,6 @@ def edit(idea_id: int):
         form.title.data, form.body.data = idea.title, idea.body
         form.board.data, form.kind.data, form.version.data = idea.board_id, idea.kind, idea.version
         return render("ideas/edit.html", form=form, idea=idea)
-    form.validate()
     try:
         ideas.update_idea(
             current_user,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, request
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ideaboard.extensions import db
@@ -45,7 +46,7 @@ def change_status(idea_id: int):
         return render(
             "errors/error.html",
             status=422,
-            title=err.message,
+            title=_("Check your input"),
             message=err.message,
             back=idea_url(idea),
         )

@@ -35,7 +35,7 @@ def create_board(slug: str, name: str, description: str = "") -> Board:
         errors["slug"] = _("Use lowercase letters, digits and dashes (1-60 characters).")
     elif get_board_by_slug(slug):
         errors["slug"] = _("A board with this address already exists.")
-    check_text(errors, "name", name, minimum=2, maximum=100, label=_("Name"))
+    check_text(errors, "name", name, minimum=2, maximum=100, label=_("Board name"))
     if errors:
         raise ValidationError(errors)
     board = Board(slug=slug, name=name, description=description or "")

@@ -15,11 +15,12 @@
     var xhr = evt.detail.xhr;
     var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
     var text = (doc.body && doc.body.textContent || "").trim();
-    say(text || ("Error " + xhr.status));
+    var flash = document.getElementById("flash");
+    say(text || (flash && flash.getAttribute("data-failed")) || String(xhr.status));
   });
   document.addEventListener("htmx:sendError", function () {
     var flash = document.getElementById("flash");
-    say(flash ? flash.getAttribute("data-offline") || "Network error. Try again." : "");
+    say((flash && flash.getAttribute("data-offline")) || "");
   });
   document.addEventListener("htmx:beforeRequest", function () {
     var flash = document.getElementById("flash");
