@@ -24,7 +24,7 @@ def _default_instance() -> str | None:
 
 def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
-    from . import cli, errors, htmx, i18n, markup, security
+    from . import assets, cache, cli, errors, htmx, i18n, markup, security
     from .config import Config, load_secret_key
     from .database import configure_database, database_url
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -64,6 +64,10 @@ def create_app(config: dict | object | None = None) -> Flask:
         default_translation_directories=str(_ROOT / "translations"),
     )
     configure_database(app)
+    # Order matters: after_request hooks run last-registered first, so the page cache
+    # (registered first) stores what compression (next) produced.
+    cache.init_app(app)
+    assets.init_app(app)
     security.init_app(app)
     htmx.init_app(app)
     errors.init_app(app)

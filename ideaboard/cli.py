@@ -93,3 +93,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(boards_cli)
     app.cli.add_command(demo)
+    from .seed import bench_cli
+
+    app.cli.add_command(bench_cli)

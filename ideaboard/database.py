@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, has_request_context, request
+from flask import Flask, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -24,8 +24,14 @@ def database_url(app: Flask) -> str:
     return f"sqlite:///{Path(app.instance_path) / 'ideaboard.db'}"
 
 
-def _writing() -> bool:
-    return has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
+def _first_write_transaction() -> bool:
+    """True once per writing request: for the transaction that does its writes."""
+    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    if g.get("_sqlite_immediate_taken"):
+        return False  # reads after the request's commit need no write lock
+    g._sqlite_immediate_taken = True
+    return True
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -43,7 +49,7 @@ def _sqlite_begin(conn) -> None:
     # A request that writes takes the write lock up front: a deferred transaction that
     # reads and then writes fails at once with "database is locked" when another writer
     # committed in between, while BEGIN IMMEDIATE waits its turn (busy_timeout).
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if _writing() else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if _first_write_transaction() else "BEGIN")
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -194,6 +194,8 @@ def count_queries(app):
         counter.statements = []
 
         def _on(conn, cursor, statement, *args):
+            if statement.startswith("BEGIN"):
+                return  # transaction control (SQLite's explicit BEGIN), not a query
             counter.count += 1
             counter.statements.append(statement)
 

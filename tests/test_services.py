@@ -308,3 +308,21 @@ def test_role_change_is_admin_only_and_signs_out():
         accounts.change_role(admin, admin, "member")
     accounts.change_role(admin, staff, "member")
     assert staff.role == "member" and staff.session_token != token
+
+
+def test_roadmap_columns_are_ordered_and_counts_are_capped(monkeypatch):
+    """Columns list ideas by votes; totals beyond the cap are reported as capped."""
+    from ideaboard.services import roadmap as rm
+
+    monkeypatch.setattr(rm, "COUNT_CAP", 2)
+    staff = make_user("staff")
+    made = [make_idea(title=f"Planned {n}") for n in range(3)]
+    for idea in made:
+        rm.change_status(staff, idea, "planned")
+    votes.toggle_vote(staff, made[1])
+    db.session.commit()
+    columns = rm.roadmap_columns(limit=2)
+    planned = columns["planned"]
+    assert [i.title for i in planned["ideas"]] == ["Planned 1", "Planned 2"]
+    assert planned["capped"] and planned["total"] == 3
+    assert columns["heard"] == {"ideas": [], "total": 0, "capped": False}

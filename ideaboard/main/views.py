@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, make_response, redirect, request
 from sqlalchemy import text
 
-from ideaboard.extensions import db
+from ideaboard.extensions import csrf, db
 from ideaboard.forms import EmptyForm
 from ideaboard.htmx import render
 from ideaboard.i18n import LOCALE_COOKIE
@@ -38,6 +38,7 @@ def healthz():
 
 
 @bp.post("/lang")
+@csrf.exempt  # it only sets a cookie; no token keeps visitors' pages cacheable
 def set_language():
     """Remember the chosen language in a cookie and go back."""
     lang = request.form.get("lang", "")

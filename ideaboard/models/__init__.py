@@ -3,6 +3,7 @@
 from .base import Base, utcnow
 from .board import Board
 from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
+from .site import ContentVersion
 from .user import Role, User
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Base",
     "Board",
     "Comment",
+    "ContentVersion",
     "Idea",
     "Kind",
     "Role",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import joinedload
 
 from ideaboard.extensions import db
@@ -16,6 +16,8 @@ from .text import check_text
 
 NOTE_MAX = 5_000
 COLUMN_LIMIT = 20
+#: Column totals are counted up to this many (bounded work on huge boards), then shown as "1000+".
+COUNT_CAP = 1000
 
 
 def change_status(actor: User, idea: Idea, status: str, note: str = "") -> StatusChange:
@@ -60,25 +62,59 @@ def history(idea: Idea) -> list[StatusChange]:
 
 
 def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> dict:
-    """For each roadmap status: its top ideas by votes and how many it holds in all."""
-    columns = {}
-    base = select(Idea).where(Idea.deleted_at.is_(None))
-    count_stmt = (
-        select(Idea.status, func.count()).where(Idea.deleted_at.is_(None)).group_by(Idea.status)
-    )
-    if board is not None:
-        base = base.where(Idea.board_id == board.id)
-        count_stmt = count_stmt.where(Idea.board_id == board.id)
-    totals = dict(db.session.execute(count_stmt).all())
-    # One statement per column (a fixed six), each using the status/votes index.
-    for status in (*ROADMAP, Status.DECLINED):
-        stmt = with_author_and_board(
-            base.where(Idea.status == status.value)
-            .order_by(Idea.vote_count.desc(), Idea.id.desc())
-            .limit(limit)
+    """For each status: its top ideas by votes, and how many it holds (capped at COUNT_CAP).
+
+    Two statements whatever the size: six index-bounded counts in one UNION ALL, and the
+    six top-N lists in another, then one load of those ideas with authors and boards.
+    """
+    statuses = [s.value for s in (*ROADMAP, Status.DECLINED)]
+
+    def live(status: str):
+        stmt = select(Idea.id).where(Idea.deleted_at.is_(None), Idea.status == status)
+        return stmt.where(Idea.board_id == board.id) if board is not None else stmt
+
+    counts = union_all(
+        *(
+            select(literal(status).label("status"), func.count().label("n")).select_from(
+                live(status).limit(COUNT_CAP + 1).subquery()
+            )
+            for status in statuses
         )
-        columns[status.value] = {
-            "ideas": list(db.session.scalars(stmt)),
-            "total": totals.get(status.value, 0),
+    )
+    totals = {row.status: row.n for row in db.session.execute(counts)}
+    tops = union_all(
+        *(
+            select(literal(status).label("status"), sub.c.id).select_from(sub)
+            for status in statuses
+            for sub in [
+                live(status)
+                .order_by(Idea.vote_count.desc(), Idea.id.desc())
+                .limit(limit)
+                .subquery()
+            ]
+        )
+    )
+    ids = [row.id for row in db.session.execute(tops)]
+    by_id = (
+        {
+            idea.id: idea
+            for idea in db.session.scalars(
+                with_author_and_board(select(Idea).where(Idea.id.in_(ids)))
+            )
+        }
+        if ids
+        else {}
+    )
+    columns = {}
+    for status in statuses:
+        ideas = sorted(
+            (i for i in by_id.values() if i.status == status),
+            key=lambda i: (i.vote_count, i.id),
+            reverse=True,
+        )
+        columns[status] = {
+            "ideas": ideas,
+            "total": totals.get(status, 0),
+            "capped": totals.get(status, 0) > COUNT_CAP,
         }
     return columns

@@ -1,0 +1,224 @@
+"""A page cache for visitors that is invalidated exactly, never by a timer.
+
+Every committed write bumps one shared counter, the content version (Redis `INCR` when
+REDIS_URL is set, else a one-row table in the database). A visitor's page is cached
+under (version, locale, path and query, htmx or not, encoding), so the first request
+after any vote, comment or status change, by anyone on any worker, misses and renders
+fresh. Signed-in pages are never cached: they show the member's own votes and tokens.
+
+Why it is correct: a request reads the version before it reads any data, and a writer
+bumps the version only after its commit. A page rendered from data older than a commit
+was therefore keyed with a version older than that commit's bump, and is never served
+once the bump is visible.
+
+Page bodies live in a small per-process LRU (only the *version* must be shared for
+correctness); each worker renders a page once per version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from flask import Flask, Response, current_app, g, has_request_context, request, session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from .extensions import db
+from .models import ContentVersion
+
+log = logging.getLogger("ideaboard.cache")
+
+#: Endpoints whose visitor pages depend only on the URL, the locale and the content.
+CACHEABLE = frozenset(
+    {
+        "main.home",
+        "ideas.index",
+        "ideas.board",
+        "ideas.show",
+        "roadmap.index",
+        "api.list_ideas",
+        "api.show_idea",
+    }
+)
+MAX_ENTRIES = 2000
+MAX_BODY = 512 * 1024
+_KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Vary")
+
+
+class PageStore:
+    """A thread-safe bounded LRU of rendered responses."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple, tuple[int, bytes, list]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple, item) -> None:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class VersionStore:
+    """The shared content version: Redis when configured, else the database."""
+
+    KEY = "ideaboard:content-version"
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=1)
+
+    def read(self) -> int | None:
+        """The current version, or None if the store cannot be reached (then: no cache)."""
+        try:
+            if self._redis is not None:
+                return int(self._redis.get(self.KEY) or 0)
+            return db.session.scalar(select(ContentVersion.value).where(ContentVersion.id == 1))
+        except Exception:  # noqa: BLE001 - a cache must never break the page
+            log.warning("content version unavailable; serving uncached")
+            return None
+
+    def bump(self) -> None:
+        """Advance the version; called after a commit, on its own connection."""
+        try:
+            if self._redis is not None:
+                self._redis.incr(self.KEY)
+                return
+            with db.engine.begin() as conn:
+                conn.execute(
+                    update(ContentVersion)
+                    .where(ContentVersion.id == 1)
+                    .values(value=ContentVersion.value + 1)
+                )
+        except Exception:  # noqa: BLE001
+            # Without the bump visitors could see old pages: drop this worker's copies and
+            # say so loudly; other workers' copies age out only with the next bump.
+            log.exception("could not bump the content version")
+            current_app.extensions["ideaboard_cache"].pages.clear()
+
+
+class PageCache:
+    def __init__(self, app: Flask) -> None:
+        self.enabled = app.config.get("PAGE_CACHE_ENABLED", True)
+        self.pages = PageStore()
+        self.versions = VersionStore(app.config.get("REDIS_URL"))
+
+
+def _is_visitor() -> bool:
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    return "_user_id" not in session and remember not in request.cookies
+
+
+def _encoding() -> str:
+    accepted = request.headers.get("Accept-Encoding", "")
+    return "gzip" if "gzip" in accepted else "identity"
+
+
+def _mark_changed(session_: Session, *args) -> None:
+    session_.info["content_changed"] = True
+
+
+def _on_execute(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["content_changed"] = True
+
+
+def _after_commit(session_: Session) -> None:
+    if not session_.info.pop("content_changed", False):
+        return
+    if has_request_context():
+        # Bump at teardown, once the session has handed its connection back: taking a
+        # second one here could exhaust the pool under load. Teardown still runs before
+        # the server sends the response, so the writer's next page is already fresh.
+        g.content_changed = True
+        return
+    cache = current_app.extensions.get("ideaboard_cache")
+    if cache is not None:
+        cache.versions.bump()
+
+
+def _after_rollback(session_: Session) -> None:
+    session_.info.pop("content_changed", None)
+
+
+def _listen_once(target, name: str, fn) -> None:
+    if not event.contains(target, name, fn):
+        event.listen(target, name, fn)
+
+
+def init_app(app: Flask) -> None:
+    cache = PageCache(app)
+    app.extensions["ideaboard_cache"] = cache
+    session_class = db.session.session_factory.class_
+    _listen_once(session_class, "after_flush", _mark_changed)
+    _listen_once(session_class, "do_orm_execute", _on_execute)
+    _listen_once(session_class, "after_commit", _after_commit)
+    _listen_once(session_class, "after_rollback", _after_rollback)
+
+    @app.teardown_request
+    def _bump_after_write(_exc) -> None:
+        if g.pop("content_changed", False):
+            cache.versions.bump()
+
+    @app.before_request
+    def _serve_cached():
+        if (
+            not cache.enabled
+            or request.method != "GET"
+            or request.endpoint not in CACHEABLE
+            or not _is_visitor()
+        ):
+            return None
+        version = cache.versions.read()  # before any data is read: see the module doc
+        if version is None:
+            return None
+        from flask_babel import get_locale
+
+        key = (
+            version,
+            str(get_locale()),
+            request.full_path,
+            request.headers.get("HX-Request") == "true",
+            request.headers.get("HX-History-Restore-Request") == "true",
+            _encoding(),
+        )
+        g.page_cache_key = key
+        hit = cache.pages.get(key)
+        if hit is None:
+            return None
+        status, body, headers = hit
+        g.page_cache_hit = True
+        return Response(body, status=status, headers=headers)
+
+    # Registered before flask-compress (see create_app), so it runs after compression
+    # and keeps the encoded body, ready to serve as is.
+    @app.after_request
+    def _store(resp: Response) -> Response:
+        key = g.pop("page_cache_key", None)
+        if key is None or g.get("page_cache_hit"):
+            return resp
+        if resp.status_code != 200 or resp.direct_passthrough or "Set-Cookie" in resp.headers:
+            return resp
+        body = resp.get_data()
+        if len(body) <= MAX_BODY:
+            headers = [(h, resp.headers[h]) for h in _KEPT_HEADERS if h in resp.headers]
+            cache.pages.put(key, (resp.status_code, body, headers))
+        return resp

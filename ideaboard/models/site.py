@@ -1,0 +1,17 @@
+"""Site-wide state shared by every process."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class ContentVersion(Base):
+    """One row whose value grows after every committed write: the key of cached pages."""
+
+    __tablename__ = "content_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=1)

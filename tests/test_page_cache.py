@@ -1,0 +1,130 @@
+"""Visitors' pages are cached, and every write is visible on anyone's next page load."""
+
+import uuid
+
+import pytest
+
+from ideaboard.extensions import db
+from ideaboard.services import comments, roadmap, votes
+
+from .conftest import _reset
+from .factories import login_as, make_idea, make_user
+
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+def _statements(client, count_queries, url, **kw):
+    with count_queries() as counter:
+        resp = client.get(url, **kw)
+    return resp, counter.count
+
+
+def test_second_visit_is_served_from_cache(app, client, count_queries):
+    """A repeated visitor page costs one statement (the version) and the same bytes."""
+    make_idea(title="Cached idea")
+    first, n_first = _statements(client, count_queries, "/ideas")
+    second, n_second = _statements(client, count_queries, "/ideas")
+    assert first.status_code == second.status_code == 200
+    assert second.data == first.data and b"Cached idea" in second.data
+    assert n_first > 1 and n_second == 1
+
+
+def test_visitor_pages_carry_no_token_and_set_no_cookie(app, client):
+    """A visitor's page holds no CSRF token and sets no cookie, so it can be shared."""
+    idea = make_idea()
+    for url in ("/", "/ideas", f"/ideas/{idea.id}", "/roadmap"):
+        resp = client.get(url)
+        assert b"csrf_token" not in resp.data and b"X-CSRFToken" not in resp.data, url
+        assert "Set-Cookie" not in resp.headers, url
+
+
+@pytest.mark.parametrize("change", ["vote", "comment", "status", "edit"])
+def test_every_write_shows_on_the_next_visitor_load(app, client, change):
+    """After a vote, comment, status change or edit, a visitor's next load shows it."""
+    author, staff = make_user(), make_user("staff")
+    idea = make_idea(author, title="Fresh idea")
+    urls = ["/", "/ideas", f"/ideas/{idea.id}", "/roadmap", f"/api/v1/ideas/{idea.id}"]
+    for url in urls:
+        client.get(url)  # fill the cache
+    if change == "vote":
+        votes.toggle_vote(staff, idea)
+        expected = {f"/ideas/{idea.id}": b'<span class="vote-count">1</span>'}
+    elif change == "comment":
+        comments.add_comment(staff, idea, "A brand new comment")
+        expected = {f"/ideas/{idea.id}": b"A brand new comment", "/ideas": b"1 comment"}
+    elif change == "status":
+        roadmap.change_status(staff, idea, "planned", "Soon")
+        expected = {f"/ideas/{idea.id}": b"Soon", f"/api/v1/ideas/{idea.id}": b'"planned"'}
+    else:
+        from ideaboard.services import ideas
+
+        from .factories import general_board
+
+        ideas.update_idea(
+            author,
+            idea,
+            title="Renamed idea",
+            body="",
+            kind="idea",
+            board=general_board(),
+            version=1,
+        )
+        expected = {url: b"Renamed idea" for url in ("/", "/ideas", "/roadmap")}
+    db.session.commit()
+    for url, needle in expected.items():
+        assert needle in client.get(url).data, (change, url)
+
+
+def test_write_through_a_request_invalidates_too(app, client):
+    """A member's vote through the site is visible to the next visitor immediately."""
+    idea = make_idea()
+    member_client = app.test_client()
+    login_as(member_client, make_user())
+    assert b'<span class="vote-count">0</span>' in client.get(f"/ideas/{idea.id}").data
+    assert member_client.post(f"/ideas/{idea.id}/vote").status_code == 303
+    assert b'<span class="vote-count">1</span>' in client.get(f"/ideas/{idea.id}").data
+
+
+def test_signed_in_pages_are_never_cached(app, client, count_queries):
+    """A member's pages always render fresh with their own voted state."""
+    idea, member = make_idea(), make_user()
+    login_as(client, member)
+    client.get("/ideas")
+    votes.toggle_vote(member, idea)
+    db.session.commit()
+    resp, n = _statements(client, count_queries, "/ideas")
+    assert n > 1 and b'aria-pressed="true"' in resp.data
+
+
+def test_locales_and_htmx_are_cached_apart(app, client):
+    """English, Russian and htmx fragments of one URL are separate cache entries."""
+    make_idea()
+    en = client.get("/roadmap", headers={"Accept-Language": "en"}).data
+    ru = client.get("/roadmap", headers={"Accept-Language": "ru"}).data
+    assert b"Roadmap" in en and "Дорожная карта".encode() in ru
+    frag = client.get("/ideas", headers={"HX-Request": "true"}).data
+    full = client.get("/ideas").data
+    assert b"<html" not in frag and b"<html" in full
+
+
+def test_two_workers_sharing_redis_see_each_others_writes(make_app):
+    """Two app instances (two workers) with one REDIS_URL: a write in one refreshes both."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    worker_a = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
+    worker_b = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
+    _reset(worker_a)
+    with worker_a.app_context():
+        idea = make_idea(title="Shared idea")
+        voter = make_user()
+    a, b = worker_a.test_client(), worker_b.test_client()
+    for client in (a, b):
+        assert b'<span class="vote-count">0</span>' in client.get(f"/ideas/{idea.id}").data
+    member = worker_a.test_client()
+    login_as(member, voter)
+    assert member.post(f"/ideas/{idea.id}/vote").status_code == 303
+    for client in (a, b):
+        assert b'<span class="vote-count">1</span>' in client.get(f"/ideas/{idea.id}").data
