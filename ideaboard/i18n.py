@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -45,6 +45,23 @@ ROLE_LABELS = {
 }
 
 
+def _label(kind: str, table: dict, value: str) -> str:
+    """A fixed value's label, translated once per request (lists show dozens)."""
+    cache = g.setdefault("_labels", {})
+    key = (kind, value)
+    if key not in cache:
+        cache[key] = str(table.get(value, value))
+    return cache[key]
+
+
+def status_label(value: str) -> str:
+    return _label("status", STATUS_LABELS, value)
+
+
+def kind_label(value: str) -> str:
+    return _label("kind", KIND_LABELS, value)
+
+
 def select_locale() -> str:
     """The person's chosen language, else their browser's, else the site default."""
     languages = current_app.config["LANGUAGES"]
@@ -65,6 +82,8 @@ def init_app(app: Flask) -> None:
         SORT_LABELS=SORT_LABELS,
         ROLE_LABELS=ROLE_LABELS,
         FIELD_LABELS=FIELD_LABELS,
+        status_label=status_label,
+        kind_label=kind_label,
     )
 
     @app.context_processor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user, login_required
@@ -29,13 +30,28 @@ def slugify(title: str) -> str:
     return "-".join(_SLUG_WORD.findall(title.lower()))[:60].strip("-") or "idea"
 
 
-def idea_url(idea: Idea, **kw) -> str:
-    return url_for("ideas.show", idea_id=idea.id, slug=slugify(idea.title), **kw)
+def idea_url(idea: Idea, action: str | None = None, **kw) -> str:
+    """The idea's address (or one of its actions'); built directly, as lists need dozens."""
+    if action:
+        return f"{request.script_root}/ideas/{idea.id}/{action}"
+    if kw:
+        return url_for("ideas.show", idea_id=idea.id, slug=slugify(idea.title), **kw)
+    return f"{request.script_root}/ideas/{idea.id}-{quote(slugify(idea.title))}"
+
+
+def board_url(board) -> str:
+    return f"{request.script_root}/b/{quote(board.slug)}"
 
 
 @bp.app_context_processor
 def _helpers():
-    return {"idea_url": idea_url, "is_staff": is_staff}
+    return {"is_staff": is_staff}
+
+
+@bp.record_once
+def _globals(state) -> None:
+    # Globals, not context variables, so imported macros can call them too.
+    state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url)
 
 
 def _load(idea_id: int) -> Idea:
