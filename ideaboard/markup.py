@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from functools import partial
+from functools import lru_cache, partial
 
 import bleach
 from bleach.linkifier import LinkifyFilter
@@ -80,6 +80,13 @@ def render_markdown(text: str | None) -> Markup:
     """Render user Markdown to sanitised HTML."""
     if not text:
         return Markup("")
+    return _render_cached(text)
+
+
+@lru_cache(maxsize=8192)
+def _render_cached(text: str) -> Markup:
+    # The output is a pure function of the text, so a memo needs no invalidation; it
+    # spares a hot idea page re-rendering its 50 comments on every request.
     return sanitize_html(_md.render(text))
 
 

@@ -400,8 +400,20 @@ class SeedResult:
     seconds: float
 
 
-def _max_id(conn: Connection, table: Table) -> int:
-    return conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+def _reserve_ids(conn: Connection, table: Table, n: int) -> int:
+    """The first of n consecutive ids for rows written with explicit ids.
+
+    On PostgreSQL the sequence is moved past them first, so the app's own inserts never
+    collide with them, even if the seeding stops half-way. (SQLite hands out max(id) + 1:
+    seed a database nobody else writes to meanwhile.)
+    """
+    first = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
+    if conn.dialect.name == "postgresql" and n:
+        seq = f"pg_get_serial_sequence('{table.name}', 'id')"
+        first = max(first, conn.exec_driver_sql(f"SELECT nextval({seq})").scalar_one())
+        conn.exec_driver_sql(f"SELECT setval({seq}, {first + n - 1})")
+    conn.commit()
+    return first
 
 
 def _make_users(
@@ -418,9 +430,11 @@ def _make_users(
     password_hash = accounts.hash_password(BENCH_PASSWORD)  # once: scrypt is slow on purpose
     columns = ("id", "email", "email_key", "display_name", "password_hash", "role")
     columns += ("session_token", "created_at")
-    next_id = _max_id(conn, users) + 1
     wanted = [(STAFF_EMAIL, "Bench Staff", Role.STAFF.value)]
     wanted += [(f"bench{i}@bench.test", None, Role.MEMBER.value) for i in range(1, members + 1)]
+    next_id = _reserve_ids(
+        conn, users, sum(accounts.email_key(e) not in existing for e, *_ in wanted)
+    )
     ids: list[int] = []
     new_rows: list[tuple] = []
     start = now - SPAN - timedelta(days=60)
@@ -594,7 +608,7 @@ def seed_database(
             created[i] + (span_s - created[i]) * rng.random() ** 0.5 if comment_counts[i] else 0.0
             for i in range(ideas)
         ]
-        first_id = _max_id(conn, idea_t) + 1
+        first_id = _reserve_ids(conn, idea_t, ideas)
         hot_id = first_id + hot
 
         # Ideas, each with its status history (None -> heard, then one row per step).
@@ -690,13 +704,6 @@ def seed_database(
         phase = time.perf_counter()
         changed = _fix_counts(conn)
         _rescore(conn, changed)
-        if dialect == "postgresql":
-            for table in ("users", "ideas"):  # ids were given explicitly
-                conn.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))"
-                )
-            conn.commit()
         echo(f"counts: checked, {len(changed)} corrected ({time.perf_counter() - phase:.1f} s)")
 
     phase = time.perf_counter()

@@ -108,6 +108,8 @@ class Vote(CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("idea_id", "user_id", name="uq_votes_idea_user"),
         Index("ix_votes_user_idea", "user_id", "idea_id"),
+        # The idea page lists its latest voters: without this, a hot idea sorts them all.
+        Index("ix_votes_idea_created", "idea_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import defer, joinedload
 
 from ideaboard.extensions import db
 from ideaboard.models import Board, Idea, Kind, Status, StatusChange, User, Vote, utcnow
@@ -128,14 +128,18 @@ def _list_select(query: IdeaQuery) -> Select:
     return stmt.order_by(*_ORDER[query.sort])
 
 
-def with_author_and_board(stmt: Select) -> Select:
-    """Load each idea's author and board in the same statement (no query per row)."""
-    return stmt.options(joinedload(Idea.author), joinedload(Idea.board))
+def with_author_and_board(stmt: Select, *, body: bool = True) -> Select:
+    """Load each idea's author and board in the same statement (no query per row).
+
+    Lists pass body=False: they never show it, and a body may be 10,000 characters.
+    """
+    stmt = stmt.options(joinedload(Idea.author), joinedload(Idea.board))
+    return stmt if body else stmt.options(defer(Idea.body, raiseload=True))
 
 
 def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
     """One page of live ideas, plus which of them the viewer voted for."""
-    stmt = with_author_and_board(_list_select(query))
+    stmt = with_author_and_board(_list_select(query), body=False)
     stmt = stmt.limit(query.per_page + 1).offset((query.page - 1) * query.per_page)
     rows = list(db.session.scalars(stmt))
     items = rows[: query.per_page]
@@ -269,7 +273,7 @@ def restore_idea(actor: User, idea: Idea) -> None:
 def most_active(limit: int = 8) -> list[Idea]:
     """Ideas with the latest activity, for the home page."""
     stmt = (
-        with_author_and_board(select(Idea))
+        with_author_and_board(select(Idea), body=False)
         .where(Idea.deleted_at.is_(None))
         .order_by(Idea.last_activity_at.desc(), Idea.id.desc())
         .limit(limit)

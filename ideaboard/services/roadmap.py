@@ -99,7 +99,7 @@ def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> di
         {
             idea.id: idea
             for idea in db.session.scalars(
-                with_author_and_board(select(Idea).where(Idea.id.in_(ids)))
+                with_author_and_board(select(Idea).where(Idea.id.in_(ids)), body=False)
             )
         }
         if ids
