@@ -4,7 +4,12 @@ Every committed write bumps one shared counter, the content version (Redis `INCR
 REDIS_URL is set, else a one-row table in the database). A visitor's page is cached
 under (version, locale, path and query, htmx or not, encoding), so the first request
 after any vote, comment or status change, by anyone on any worker, misses and renders
-fresh. Signed-in pages are never cached: they show the member's own votes and tokens.
+fresh.
+
+A signed-in member's pages are cached the same way, with their session added to the key
+(their login id and the session's CSRF token): such a page can only be served back to
+the same session. What else it shows (their votes, name, role) changes only through a
+write, which bumps the version like any other.
 
 Why it is correct: a request reads the version before it reads any data, and a writer
 bumps the version only after its commit. A page rendered from data older than a commit
@@ -122,9 +127,15 @@ class PageCache:
         self.versions = VersionStore(app.config.get("REDIS_URL"))
 
 
-def _is_visitor() -> bool:
-    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-    return "_user_id" not in session and remember not in request.cookies
+def _owner() -> tuple | None:
+    """Whose page this is: () for a visitor, the session's identity for a member, or None
+    when it cannot be told without loading the user (then the page is not cached)."""
+    user_id = session.get("_user_id")
+    if user_id is None:
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        return None if remember in request.cookies else ()
+    token = session.get("csrf_token")
+    return (user_id, token) if token else None
 
 
 def _encoding() -> str:
@@ -180,12 +191,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _serve_cached():
-        if (
-            not cache.enabled
-            or request.method != "GET"
-            or request.endpoint not in CACHEABLE
-            or not _is_visitor()
-        ):
+        if not cache.enabled or request.method != "GET" or request.endpoint not in CACHEABLE:
+            return None
+        owner = _owner()
+        if owner is None:
             return None
         version = cache.versions.read()  # before any data is read: see the module doc
         if version is None:
@@ -194,6 +203,7 @@ def init_app(app: Flask) -> None:
 
         key = (
             version,
+            owner,
             str(get_locale()),
             request.full_path,
             request.headers.get("HX-Request") == "true",

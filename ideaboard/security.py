@@ -6,7 +6,7 @@ import logging
 import re
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -89,7 +89,8 @@ def init_app(app: Flask) -> None:
             h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         if request.endpoint == "static":
             return resp
-        if g.get("no_store") or current_user.is_authenticated:
+        # The session check first: on a cached member page the user is never loaded.
+        if g.get("no_store") or "_user_id" in session or current_user.is_authenticated:
             h["Cache-Control"] = "no-store"
         elif "Cache-Control" not in h:
             h["Cache-Control"] = "no-cache"

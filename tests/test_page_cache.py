@@ -85,15 +85,58 @@ def test_write_through_a_request_invalidates_too(app, client):
     assert b'<span class="vote-count">1</span>' in client.get(f"/ideas/{idea.id}").data
 
 
-def test_signed_in_pages_are_never_cached(app, client, count_queries):
-    """A member's pages always render fresh with their own voted state."""
-    idea, member = make_idea(), make_user()
+def _token_in(html: bytes) -> str:
+    import re
+
+    return re.search(rb'name="csrf_token" value="([^"]+)"', html).group(1).decode()
+
+
+def test_member_pages_are_cached_per_session_and_fresh_after_writes(app, client, count_queries):
+    """A member's repeat visit is a cache hit; their own vote shows at once afterwards."""
+    idea, member = make_idea(), make_user(name="Mia Member")
     login_as(client, member)
-    client.get("/ideas")
+    client.get("/ideas")  # the first page creates the session's CSRF token
+    first, _ = _statements(client, count_queries, "/ideas")
+    again, n = _statements(client, count_queries, "/ideas")
+    assert again.data == first.data and n == 1 and b"Mia Member" in again.data
+    assert again.headers["Cache-Control"] == "no-store"
     votes.toggle_vote(member, idea)
     db.session.commit()
     resp, n = _statements(client, count_queries, "/ideas")
     assert n > 1 and b'aria-pressed="true"' in resp.data
+
+
+def test_cached_member_pages_never_cross_sessions_or_people(app):
+    """Two sessions of one member, and another member, each get their own page and token."""
+    make_idea()
+    mia, max_ = make_user(name="Mia Member"), make_user(name="Max Other")
+    tab_a, tab_b, other = app.test_client(), app.test_client(), app.test_client()
+    for client, user in ((tab_a, mia), (tab_b, mia), (other, max_)):
+        login_as(client, user)
+        client.get("/ideas")
+    pages = {
+        name: c.get("/ideas").data for name, c in (("a", tab_a), ("b", tab_b), ("other", other))
+    }
+    assert _token_in(pages["a"]) != _token_in(pages["b"])
+    assert b"Max Other" in pages["other"] and b"Max Other" not in pages["a"]
+    assert b"Mia Member" in pages["b"] and b"Mia Member" not in pages["other"]
+
+
+def test_demoted_staff_never_gets_a_cached_staff_page(app, client):
+    """A role change is a write: the next page renders anew, and the old session ends."""
+    from ideaboard.services import accounts
+
+    from .factories import reload
+
+    idea = make_idea()
+    admin, staff = make_user("admin"), make_user("staff", name="Sam Staff")
+    login_as(client, staff)
+    client.get(f"/ideas/{idea.id}")
+    assert b"Move on the roadmap" in client.get(f"/ideas/{idea.id}").data
+    accounts.change_role(admin, reload(staff), "member")
+    db.session.commit()
+    page = client.get(f"/ideas/{idea.id}").data
+    assert b"Move on the roadmap" not in page and b"Sam Staff" not in page
 
 
 def test_locales_and_htmx_are_cached_apart(app, client):
