@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Flask, Response, current_app, g, has_request_context, request, session
@@ -91,11 +92,20 @@ class VersionStore:
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=1)
 
+    def _redis_version(self) -> int:
+        value = self._redis.get(self.KEY)
+        if value is None:
+            # A new or restarted Redis: start from the clock, above any version a worker
+            # may still hold pages for, never from 0 (that would replay old versions).
+            self._redis.set(self.KEY, time.time_ns(), nx=True)
+            value = self._redis.get(self.KEY)
+        return int(value)
+
     def read(self) -> int | None:
         """The current version, or None if the store cannot be reached (then: no cache)."""
         try:
             if self._redis is not None:
-                return int(self._redis.get(self.KEY) or 0)
+                return self._redis_version()
             return db.session.scalar(select(ContentVersion.value).where(ContentVersion.id == 1))
         except Exception:  # noqa: BLE001 - a cache must never break the page
             log.warning("content version unavailable; serving uncached")
@@ -105,6 +115,7 @@ class VersionStore:
         """Advance the version; called after a commit, on its own connection."""
         try:
             if self._redis is not None:
+                self._redis_version()  # so INCR never starts a missing counter at 1
                 self._redis.incr(self.KEY)
                 return
             with db.engine.begin() as conn:
