@@ -49,6 +49,8 @@ def include_object(obj, name, type_, reflected, compare_to):
         return False
     if type_ == "index" and name == "ix_ideas_search":
         return False
+    if type_ == "column" and name == "search_vector":
+        return False
     return True
 
 

@@ -125,6 +125,13 @@ def _list_select(query: IdeaQuery) -> Select:
     terms = query_terms(query.q)
     if terms:
         stmt = stmt.where(match_clause(terms))
+        if not query.status:
+            # SQLite would otherwise fetch every match, look each up and sort them all
+            # (160 ms for a common word at 100k ideas); walking the sort's own index and
+            # testing membership in the match list stops after one page (1-4 ms, 18 ms
+            # when nothing matches).
+            index = ("ix_ideas_board_" if query.board is not None else "ix_ideas_") + query.sort
+            stmt = stmt.with_hint(Idea, f"INDEXED BY {index}", "sqlite")
     return stmt.order_by(*_ORDER[query.sort])
 
 

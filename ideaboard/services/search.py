@@ -2,8 +2,8 @@
 
 Both sides see the same words: the query is cut into word tokens here, and each token must
 begin a word of the title or the body (prefix match, any case). SQLite uses the FTS5 table
-`ideas_fts` (unicode61 tokenizer, diacritics kept); PostgreSQL an expression GIN index over
-to_tsvector('simple', ...), whose 'simple' configuration lower-cases without stemming.
+`ideas_fts` (unicode61 tokenizer, diacritics kept); PostgreSQL a stored, GIN-indexed
+to_tsvector('simple', ...) column, whose 'simple' configuration lower-cases without stemming.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ideaboard.models import Idea
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 8
 
-PG_DOCUMENT = "to_tsvector('simple'::regconfig, coalesce(title, '') || ' ' || coalesce(body, ''))"
+# A generated column on PostgreSQL (see the stored_search_vector migration).
+PG_DOCUMENT = "ideas.search_vector"
 
 
 def query_terms(q: str | None) -> list[str]:
