@@ -11,10 +11,11 @@ A signed-in member's pages are cached the same way, with their session added to 
 the same session. What else it shows (their votes, name, role) changes only through a
 write, which bumps the version like any other.
 
-Why it is correct: a request reads the version before it reads any data, and a writer
-bumps the version only after its commit. A page rendered from data older than a commit
-was therefore keyed with a version older than that commit's bump, and is never served
-once the bump is visible.
+Why it is correct: a request reads the version before it reads any data. With Redis, a
+writer bumps the version only after its commit; in the database, the bump is the last
+statement of the writer's own transaction, so version and data become visible together.
+Either way a page rendered from data older than a commit was keyed with a version older
+than that commit's bump, and is never served once the bump is visible.
 
 Page bodies live in a small per-process LRU (only the *version* must be shared for
 correctness); each worker renders a page once per version.
@@ -111,8 +112,21 @@ class VersionStore:
             log.warning("content version unavailable; serving uncached")
             return None
 
+    @property
+    def in_transaction(self) -> bool:
+        """True when the version lives in the database and is bumped by the writer itself."""
+        return self._redis is None
+
+    def bump_in(self, session_: Session) -> None:
+        """Advance the database version inside the committing transaction."""
+        session_.execute(
+            update(ContentVersion)
+            .where(ContentVersion.id == 1)
+            .values(value=ContentVersion.value + 1)
+        )
+
     def bump(self) -> None:
-        """Advance the version; called after a commit, on its own connection."""
+        """Advance the version after a commit, on its own connection."""
         try:
             if self._redis is not None:
                 self._redis_version()  # so INCR never starts a missing counter at 1
@@ -163,6 +177,16 @@ def _on_execute(state) -> None:
         state.session.info["content_changed"] = True
 
 
+def _before_commit(session_: Session) -> None:
+    cache = current_app.extensions.get("ideaboard_cache")
+    if cache is None or not cache.versions.in_transaction:
+        return
+    session_.flush()  # pending changes count too; commit flushes only after this hook
+    if session_.info.pop("content_changed", False):
+        cache.versions.bump_in(session_)
+        session_.info.pop("content_changed", None)  # the bump itself is not content
+
+
 def _after_commit(session_: Session) -> None:
     if not session_.info.pop("content_changed", False):
         return
@@ -192,6 +216,7 @@ def init_app(app: Flask) -> None:
     session_class = db.session.session_factory.class_
     _listen_once(session_class, "after_flush", _mark_changed)
     _listen_once(session_class, "do_orm_execute", _on_execute)
+    _listen_once(session_class, "before_commit", _before_commit)
     _listen_once(session_class, "after_commit", _after_commit)
     _listen_once(session_class, "after_rollback", _after_rollback)
 
