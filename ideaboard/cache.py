@@ -1,7 +1,8 @@
 """A page cache for visitors that is invalidated exactly, never by a timer.
 
-Every committed write bumps one shared counter, the content version (Redis `INCR` when
-REDIS_URL is set, else a one-row table in the database). A visitor's page is cached
+Every committed write bumps one shared value, the content version: Redis `INCR` when
+REDIS_URL is set; with SQLite (one machine by nature) a small file beside the database
+file, replaced atomically; otherwise a one-row table in the database. A visitor's page is cached
 under (version, locale, path and query, htmx or not, encoding), so the first request
 after any vote, comment or status change, by anyone on any worker, misses and renders
 fresh.
@@ -23,13 +24,16 @@ correctness); each worker renders a page once per version.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 from flask import Flask, Response, current_app, g, has_request_context, request, session
-from sqlalchemy import event, select, update
+from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -145,11 +149,55 @@ class VersionStore:
             current_app.extensions["ideaboard_cache"].pages.clear()
 
 
+class FileVersionStore:
+    """The version as a file beside a SQLite database: every process on the machine sees it.
+
+    Each bump writes a value never written before (clock, process, counter) with an atomic
+    rename, so concurrent bumps cannot collapse into one value: readers compare values for
+    equality only. Reading is one open and read, no database connection.
+    """
+
+    in_transaction = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._count = itertools.count()
+
+    def read(self) -> str | None:
+        try:
+            return self.path.read_text() or None
+        except FileNotFoundError:
+            self.bump()
+            return self.read()
+        except OSError:
+            log.warning("content version file unreadable; serving uncached")
+            return None
+
+    def bump(self) -> None:
+        value = f"{time.time_ns()}-{os.getpid()}-{threading.get_ident()}-{next(self._count)}"
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            tmp.write_text(value)
+            os.replace(tmp, self.path)
+        except OSError:
+            log.exception("could not bump the content version")
+            current_app.extensions["ideaboard_cache"].pages.clear()
+
+
+def _version_store(app: Flask):
+    if app.config.get("REDIS_URL"):
+        return VersionStore(app.config["REDIS_URL"])
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return FileVersionStore(Path(url.database).with_name(Path(url.database).name + ".version"))
+    return VersionStore(None)
+
+
 class PageCache:
     def __init__(self, app: Flask) -> None:
         self.enabled = app.config.get("PAGE_CACHE_ENABLED", True)
         self.pages = PageStore()
-        self.versions = VersionStore(app.config.get("REDIS_URL"))
+        self.versions = _version_store(app)
 
 
 def _owner() -> tuple | None:

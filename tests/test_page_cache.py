@@ -26,7 +26,7 @@ def test_second_visit_is_served_from_cache(app, client, count_queries):
     second, n_second = _statements(client, count_queries, "/ideas")
     assert first.status_code == second.status_code == 200
     assert second.data == first.data and b"Cached idea" in second.data
-    assert n_first > 1 and n_second == 1
+    assert n_first > 1 and n_second <= 1  # at most the version (none with a file)
 
 
 def test_visitor_pages_carry_no_token_and_set_no_cookie(app, client):
@@ -98,7 +98,7 @@ def test_member_pages_are_cached_per_session_and_fresh_after_writes(app, client,
     client.get("/ideas")  # the first page creates the session's CSRF token
     first, _ = _statements(client, count_queries, "/ideas")
     again, n = _statements(client, count_queries, "/ideas")
-    assert again.data == first.data and n == 1 and b"Mia Member" in again.data
+    assert again.data == first.data and n <= 1 and b"Mia Member" in again.data
     assert again.headers["Cache-Control"] == "no-store"
     votes.toggle_vote(member, idea)
     db.session.commit()
