@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from functools import lru_cache, partial
 
 import bleach
@@ -61,19 +62,28 @@ def _set_rel(attrs: dict, new: bool = False) -> dict:
     return attrs
 
 
-_cleaner = bleach.sanitizer.Cleaner(
-    tags=ALLOWED_TAGS,
-    attributes=_allowed_attribute,
-    protocols=ALLOWED_PROTOCOLS,
-    strip=True,
-    strip_comments=True,
-    filters=[partial(LinkifyFilter, callbacks=[_set_rel], skip_tags=["pre", "code"])],
-)
+# bleach's parser keeps state while it works and is not thread-safe: one Cleaner shared by
+# gunicorn's threads garbled concurrent renders (IndexError, 500s). One per thread.
+_local = threading.local()
+
+
+def _cleaner() -> bleach.sanitizer.Cleaner:
+    cleaner = getattr(_local, "cleaner", None)
+    if cleaner is None:
+        cleaner = _local.cleaner = bleach.sanitizer.Cleaner(
+            tags=ALLOWED_TAGS,
+            attributes=_allowed_attribute,
+            protocols=ALLOWED_PROTOCOLS,
+            strip=True,
+            strip_comments=True,
+            filters=[partial(LinkifyFilter, callbacks=[_set_rel], skip_tags=["pre", "code"])],
+        )
+    return cleaner
 
 
 def sanitize_html(html: str) -> Markup:
     """Clean an HTML fragment against the allowlist and mark it safe."""
-    return Markup(_cleaner.clean(html))  # noqa: S704 - this is the sanitiser
+    return Markup(_cleaner().clean(html))  # noqa: S704 - this is the sanitiser
 
 
 def render_markdown(text: str | None) -> Markup:

@@ -281,3 +281,33 @@ def test_oracle_scopes_pages_to_user_content_and_checks_scripts():
     assert page_problems(ours.replace("<form", '<form onsubmit="x()"'))
     assert page_problems(ours.replace('src="/static/js/app.js"', 'src="//evil.test/x.js"'))
     assert page_problems(ours.replace("</body>", "<script>alert(1)</script></body>"))
+
+
+def test_concurrent_renders_stay_correct():
+    """Many threads sanitising at once each get their own, correct result (no shared parser)."""
+    import threading
+
+    from ideaboard.markup import sanitize_html
+
+    docs = [
+        f"<p>doc {n} <b>bold</b> <a href='https://x.test/{n}'>l</a></p>" * 40 for n in range(16)
+    ]
+    expected = [str(sanitize_html(d)) for d in docs]
+    barrier = threading.Barrier(len(docs))
+    results, errors = [None] * len(docs), []
+
+    def work(i):
+        barrier.wait()
+        try:
+            for _ in range(20):
+                results[i] = str(sanitize_html(docs[i]))
+                assert results[i] == expected[i]
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(docs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and results == expected
