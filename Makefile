@@ -48,3 +48,22 @@ messages: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmark (bench/README.md): gunicorn with gunicorn.conf.py on 127.0.0.1, driven by wrk at
+# 32 connections; seeds bench/instance (SQLite) first if needed. Never part of `make test`.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only board_anon,vote --seconds 5".
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1/bench
+.PHONY: bench bench-postgres bench-growth
+
+bench: install
+	env -u DATABASE_URL $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The same on PostgreSQL: DATABASE_URL, else BENCH_DATABASE_URL (created if missing).
+bench-postgres: install
+	DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The board, idea and roadmap pages at 10,000 and at 100,000 ideas (SQLite; for PostgreSQL:
+# make bench-postgres BENCH_ARGS=--growth).
+bench-growth: install
+	env -u DATABASE_URL $(BIN)/python bench/run.py --growth \
+		--only board_anon,idea_anon,roadmap_anon $(BENCH_ARGS)

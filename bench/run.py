@@ -1,0 +1,1581 @@
+#!/usr/bin/env python3
+"""The benchmark: `make bench` (SQLite) or `make bench-postgres`. See bench/README.md.
+
+Seeds the database if needed, serves the app with gunicorn and the production settings in
+gunicorn.conf.py on a free loopback port, and drives it with wrk at 32 connections. The same
+run first measures a bare Flask endpoint (bench/bare.py) under the same settings: the ceiling
+for this machine, that every page is reported against. Prints a table and writes the numbers
+to bench/results/<UTC time>-<backend>-<N>ideas.json.
+
+Every load loop is bounded in time (-d) and in requests (a per-thread cap in the wrk
+scripts) and targets http://127.0.0.1:<port> only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import math
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV_BIN = Path(sys.executable).parent
+LUA = BENCH / "lua"
+RESULTS = BENCH / "results"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+DEFAULT_INSTANCE = BENCH / "instance"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1/bench"
+USER_AGENT = "ideaboard-bench/1 (wrk)"  # also in lua/common.lua: minted sessions are bound to it
+LOOPBACK = "127.0.0.1"
+FRONTEND_BUDGET = 60 * 1024  # "under 60 KB compressed on first load"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios and targets
+
+
+@dataclass
+class Target:
+    """What the issue asks of one scenario; None means no requirement of that kind."""
+
+    min_ratio: float | None = None  # of the bare endpoint's req/s
+    max_p99_ms: float | None = None
+    max_p50_ms: float | None = None
+    zero_errors: bool = True
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_ratio is not None:
+            parts.append(f"≥{self.min_ratio:.0%} bare")
+        if self.max_p50_ms is not None:
+            parts.append(f"p50≤{self.max_p50_ms:g}ms")
+        if self.max_p99_ms is not None:
+            parts.append(f"p99≤{self.max_p99_ms:g}ms")
+        if self.zero_errors:
+            parts.append("0 err")
+        return ", ".join(parts) or "—"
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    script: str  # file in bench/lua
+    path: str = "/"  # filled in once the data is known
+    target: Target | None = None
+    accept: str | None = None
+
+
+PUBLIC = Target(min_ratio=0.40, max_p99_ms=50)
+SIGNED_IN = Target(min_ratio=0.15, max_p99_ms=100)
+
+SCENARIOS = [
+    Scenario("board_anon", "board page, anonymous (/ideas)", "get.lua", "/ideas", PUBLIC),
+    Scenario("board_member", "board page, signed in", "member_get.lua", "/ideas", SIGNED_IN),
+    Scenario("idea_anon", "hot idea page, anonymous", "get.lua", "/ideas/{hot}", PUBLIC),
+    Scenario(
+        "idea_member", "hot idea page, signed in", "member_get.lua", "/ideas/{hot}", SIGNED_IN
+    ),
+    Scenario("roadmap_anon", "roadmap, anonymous", "get.lua", "/roadmap", PUBLIC),
+    Scenario(
+        "search_anon", "search, anonymous", "search.lua", "/ideas?q={word}", Target(max_p50_ms=20)
+    ),
+    Scenario(
+        "api_list",
+        "JSON list (/api/v1/ideas)",
+        "get.lua",
+        "/api/v1/ideas",
+        Target(),
+        accept="application/json",
+    ),
+    Scenario(
+        "vote", "vote toggles, many members", "vote.lua", "/ideas/<id>/vote", Target(min_ratio=0.15)
+    ),
+]
+BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
+# Words the seed's titles and bodies use (ideaboard/seed.py), common and rare, English and
+# Russian, whole and as prefixes; search.lua asks for one or two of them per request.
+SEARCH_WORDS = (
+    "export,invoices,calendar,dashboards,offline,reports,sync,tasks,pdf,android,templates,"
+    "timesheets,notifications,slack,excel,desktop,crash,keyboard,inv,rep,отчёты,шаблоны"
+)
+GROWTH_SCENARIOS = ("board_anon", "idea_anon", "roadmap_anon")
+GROWTH_TOLERANCE = 0.20
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass
+class Settings:
+    seconds: int
+    warmup: int
+    connections: int
+    threads: int
+    max_requests: int
+    timeout: int
+    sessions: int
+    vote_ideas: int
+    ideas: int
+    votes: int
+    comments: int
+    members: int
+    sizes_given: bool
+    only: list[str]
+    growth: bool
+    growth_ideas: int
+    growth_target: str | None
+    growth_rounds: int
+    search: str | None
+    seed: bool
+    reseed: bool
+    accept_encoding: str
+    label: str
+    quiet_wait: int
+    quiet_threshold: float
+
+    def sizes(self) -> dict:
+        return {
+            "ideas": self.ideas,
+            "votes": self.votes,
+            "comments": self.comments,
+            "members": self.members,
+        }
+
+
+def parse_settings(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(
+        description="Benchmark Ideaboard under gunicorn with wrk (loopback only).",
+        epilog="The database is DATABASE_URL if set, else SQLite in IDEABOARD_INSTANCE "
+        f"(default {DEFAULT_INSTANCE.relative_to(ROOT)}). See bench/README.md.",
+    )
+    p.add_argument("--seconds", type=int, default=env_int("BENCH_SECONDS", 10))
+    p.add_argument("--warmup", type=int, default=env_int("BENCH_WARMUP", 2))
+    p.add_argument("--connections", type=int, default=env_int("BENCH_CONNECTIONS", 32))
+    p.add_argument("--threads", type=int, default=env_int("BENCH_THREADS", 2))
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=env_int("BENCH_MAX_REQUESTS", 300_000),
+        help="cap per measured scenario (each wrk thread stops after its share)",
+    )
+    p.add_argument("--timeout", type=int, default=env_int("BENCH_TIMEOUT", 5))
+    p.add_argument("--sessions", type=int, default=env_int("BENCH_SESSIONS", 200))
+    p.add_argument("--vote-ideas", type=int, default=env_int("BENCH_VOTE_IDEAS", 1000))
+    p.add_argument("--ideas", type=int, default=None)
+    p.add_argument("--votes", type=int, default=None)
+    p.add_argument("--comments", type=int, default=None)
+    p.add_argument("--members", type=int, default=None)
+    p.add_argument(
+        "--only",
+        default=os.environ.get("BENCH_ONLY", ""),
+        help="comma-separated scenario names (bare always runs): "
+        + ",".join(s.name for s in SCENARIOS),
+    )
+    p.add_argument(
+        "--growth",
+        action="store_true",
+        default=os.environ.get("BENCH_GROWTH", "") not in ("", "0"),
+        help=f"also run {', '.join(GROWTH_SCENARIOS)} on a database of --growth-ideas ideas",
+    )
+    p.add_argument("--growth-ideas", type=int, default=env_int("BENCH_GROWTH_IDEAS", 10_000))
+    p.add_argument(
+        "--growth-target",
+        default=os.environ.get("BENCH_GROWTH_TARGET") or None,
+        help="the small database: an instance folder or a postgresql:// URL "
+        "(default: bench/instance-<N>ideas, or <db>_<N>ideas on the same PostgreSQL)",
+    )
+    p.add_argument("--growth-rounds", type=int, default=env_int("BENCH_GROWTH_ROUNDS", 3))
+    p.add_argument("--search", default=os.environ.get("BENCH_SEARCH") or None)
+    p.add_argument("--no-seed", dest="seed", action="store_false", default=True)
+    p.add_argument(
+        "--reseed",
+        action="store_true",
+        default=os.environ.get("BENCH_RESEED", "") not in ("", "0"),
+        help="allow replacing the data of a database this benchmark does not own",
+    )
+    p.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""))
+    a = p.parse_args(argv)
+
+    sizes = {
+        "ideas": (a.ideas, "BENCH_IDEAS", 100_000),
+        "votes": (a.votes, "BENCH_VOTES", 1_000_000),
+        "comments": (a.comments, "BENCH_COMMENTS", 200_000),
+        "members": (a.members, "BENCH_MEMBERS", 20_000),
+    }
+    given = any(v is not None or os.environ.get(e) for v, e, _ in sizes.values())
+    resolved = {k: v if v is not None else env_int(e, d) for k, (v, e, d) in sizes.items()}
+    only = [s.strip() for s in a.only.split(",") if s.strip()]
+    known = {s.name for s in SCENARIOS} | {"bare"}
+    unknown = [s for s in only if s not in known]
+    if unknown:
+        p.error(f"unknown scenario(s): {', '.join(unknown)}")
+    for name in ("seconds", "connections", "threads", "max_requests"):
+        if getattr(a, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if a.seconds > 300:
+        p.error("--seconds is at most 300 (every load loop is bounded)")
+    return Settings(
+        seconds=a.seconds,
+        warmup=max(a.warmup, 0),
+        connections=a.connections,
+        threads=min(a.threads, a.connections),
+        max_requests=a.max_requests,
+        timeout=a.timeout,
+        sessions=a.sessions,
+        vote_ideas=a.vote_ideas,
+        sizes_given=given,
+        only=only,
+        growth=a.growth,
+        growth_ideas=a.growth_ideas,
+        growth_target=a.growth_target,
+        growth_rounds=max(a.growth_rounds, 1),
+        search=a.search,
+        seed=a.seed,
+        reseed=a.reseed,
+        accept_encoding=os.environ.get("BENCH_ACCEPT_ENCODING", "gzip, br"),
+        label=a.label,
+        quiet_wait=env_int("BENCH_QUIET_WAIT", 0),
+        quiet_threshold=env_float("BENCH_QUIET_THRESHOLD", 0.15),
+        **resolved,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Databases
+
+
+@dataclass
+class Database:
+    """Where the data lives: a SQLite instance folder or a PostgreSQL URL."""
+
+    backend: str  # "sqlite" | "postgresql"
+    instance: Path | None = None
+    url: str | None = None
+    owned: bool = False  # the benchmark's own: it may replace the data without asking
+
+    @classmethod
+    def from_env(cls) -> Database:
+        url = os.environ.get("DATABASE_URL", "").strip()
+        if url:
+            return cls.postgres(url, owned=False)
+        instance = os.environ.get("IDEABOARD_INSTANCE", "").strip()
+        path = Path(instance).resolve() if instance else DEFAULT_INSTANCE
+        return cls("sqlite", instance=path, owned=path == DEFAULT_INSTANCE)
+
+    @classmethod
+    def postgres(cls, url: str, owned: bool) -> Database:
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            sys.exit(f"bench: only PostgreSQL URLs are supported in DATABASE_URL, not {url!r}")
+        return cls("postgresql", url=url, owned=owned)
+
+    def env(self) -> dict[str, str]:
+        """Variables that point the app at this database (and only this one)."""
+        if self.backend == "postgresql":
+            return {"DATABASE_URL": self.url, "IDEABOARD_INSTANCE": str(self.scratch())}
+        return {"IDEABOARD_INSTANCE": str(self.instance), "DATABASE_URL": ""}
+
+    def scratch(self) -> Path:
+        """A folder for this database's files (state, cookies), never inside the app's data."""
+        if self.backend == "sqlite":
+            return self.instance
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dbname())
+        return BENCH / "instance" / f"pg-{name}"
+
+    def dbname(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
+
+    def describe(self) -> str:
+        if self.backend == "postgresql":
+            return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+        return f"sqlite:///{self.instance / 'ideaboard.db'}"
+
+    def sibling(self, ideas: int, explicit: str | None) -> Database:
+        """The database for the growth comparison at `ideas` ideas."""
+        if explicit:
+            if explicit.startswith("postgres"):
+                return Database.postgres(explicit, owned=True)
+            return Database("sqlite", instance=Path(explicit).resolve(), owned=True)
+        tag = f"{ideas // 1000}k" if ideas % 1000 == 0 else str(ideas)
+        if self.backend == "postgresql":
+            base, _, rest = self.url.rpartition("/")
+            name, sep, query = rest.partition("?")
+            return Database.postgres(f"{base}/{name}{tag}{sep}{query}", owned=True)
+        return Database("sqlite", instance=BENCH / f"instance-{tag}", owned=True)
+
+    def admin_url(self) -> str:
+        """The same server's `postgres` database, for CREATE/DROP DATABASE."""
+        url = re.sub(r"^postgresql\+psycopg://", "postgresql://", self.url)
+        url = re.sub(r"^postgres://", "postgresql://", url)
+        base, _, rest = url.rpartition("/")
+        _name, sep, query = rest.partition("?")
+        return f"{base}/postgres{sep}{query}"
+
+    def ensure_exists(self) -> bool:
+        """Create the PostgreSQL database if it is missing; True if it was created."""
+        if self.backend != "postgresql":
+            self.instance.mkdir(parents=True, exist_ok=True)
+            return not (self.instance / "ideaboard.db").exists()
+        import psycopg
+
+        name = self.dbname()
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if exists:
+                return False
+            log(f"creating PostgreSQL database {name!r}")
+            conn.execute(f'CREATE DATABASE "{name}"')
+            return True
+
+
+def app_env(db: Database, secret: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(db.env())
+    if not env.get("DATABASE_URL"):
+        env.pop("DATABASE_URL", None)
+    env.update(
+        {
+            "SECRET_KEY": secret,
+            "RATELIMIT_ENABLED": "false",
+            "REDIS_URL": env.get("BENCH_REDIS_URL", ""),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if not env["REDIS_URL"]:
+        env.pop("REDIS_URL")
+    env.pop("GUNICORN_BIND", None)
+    return env
+
+
+def flask_cli(env: dict[str, str], *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+    cmd = [str(VENV_BIN / "flask"), "--app", "wsgi", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, text=True, capture_output=True)
+
+
+def appside(env: dict[str, str], *args: str, timeout: int = 900) -> dict:
+    cmd = [sys.executable, str(BENCH / "appside.py"), *args]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, text=True, capture_output=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"appside {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SIZE_KEYS = ("ideas", "votes", "comments", "members")
+
+
+def state_candidates(db: Database) -> list[Path]:
+    """Where a seed record for this database may be: the benchmark's own first."""
+    paths = [db.scratch() / "state.json"]
+    if db.backend == "sqlite":
+        paths.append(db.instance / "bench" / "state.json")
+    paths.append(BENCH / "state.json")  # `flask bench seed`'s default --state
+    return paths
+
+
+def seed_state(db: Database, info: dict | None = None) -> dict | None:
+    """The seeder's record of what it put in this database, if one can be trusted.
+
+    The record names only the dialect, so one found outside the database's own folder
+    counts only if its hot idea and sizes agree with what the database holds."""
+    for i, path in enumerate(state_candidates(db)):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("database") not in (None, db.backend):
+            continue
+        if i > 0 and info is not None and not _state_fits(state, info):
+            continue
+        state["_path"] = str(path)
+        return state
+    return None
+
+
+def _state_fits(state: dict, info: dict) -> bool:
+    return (
+        state.get("hot_idea_id") in info.get("hot_candidates", [])
+        and info["ideas"] >= state.get("ideas", 0)
+        and info["bench_members"] >= state.get("members", 0)
+    )
+
+
+def seed_command_available(env: dict[str, str]) -> bool:
+    done = flask_cli(env, "bench", "seed", "--help", timeout=120)
+    return done.returncode == 0
+
+
+def wipe(db: Database) -> None:
+    """Empty one of the benchmark's own databases before seeding it again."""
+    if db.backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                (db.instance / f"ideaboard.db{suffix}").unlink()
+        return
+    import psycopg
+
+    name = db.dbname()
+    log(f"dropping and recreating PostgreSQL database {name!r}")
+    with psycopg.connect(db.admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def app_info(db: Database, s: Settings, env: dict[str, str], hot: int | None = None) -> dict:
+    args = ["info", "--vote-ideas", str(s.vote_ideas)]
+    if hot:
+        args += ["--hot", str(hot)]
+    return appside(env, *args)
+
+
+def ensure_data(
+    db: Database, s: Settings, sizes: dict, env: dict[str, str]
+) -> tuple[dict, dict | None]:
+    """Seed the database unless it already holds a bench seed of these sizes.
+
+    Returns the app-side info (sizes, hot idea, ideas to vote on) and the seed record.
+    Only the benchmark's own databases are ever emptied; another database is used as it
+    is, seeded only if it is empty, or refused (BENCH_RESEED=1 overrides)."""
+    created = db.ensure_exists()
+    upgrade = flask_cli(env, "db", "upgrade", timeout=600)
+    if upgrade.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
+    info = app_info(db, s, env)
+    state = seed_state(db, info)
+    if state and state.get("hot_idea_id") != info["hot_idea_id"]:
+        info = app_info(db, s, env, hot=state["hot_idea_id"])
+    have = {k: state.get(k) for k in SIZE_KEYS} if state else None
+    if have == sizes and info["bench_members"]:
+        log(
+            f"data: {state['_path']} records {sizes['ideas']:,} ideas, {sizes['votes']:,} votes, "
+            f"{sizes['comments']:,} comments, {sizes['members']:,} members: no seeding needed"
+        )
+        return info, state
+    empty = info["ideas"] == 0 and info["users"] == 0
+    if not s.seed:
+        log(
+            f"--no-seed: using the data as it is ({info['ideas']:,} ideas, {info['votes']:,} votes)"
+        )
+        return info, state
+    if not (empty or created or db.owned or s.reseed):
+        if info["bench_members"] and info["hot_idea_id"] and not s.sizes_given:
+            what = f"seeded with {have}" if have else "with no seed record"
+            log(
+                f"using {db.describe()} as it is ({what}): {info['ideas']:,} ideas, "
+                f"{info['votes']:,} votes. BENCH_IDEAS=... BENCH_RESEED=1 would replace it."
+            )
+            return info, state
+        sys.exit(
+            f"bench: {db.describe()} holds {info['ideas']:,} ideas and {info['users']:,} users, "
+            f"not a bench seed of {sizes}, and it is not the benchmark's own database.\n"
+            "       Set BENCH_RESEED=1 to empty and seed it, or point at another database."
+        )
+    if not seed_command_available(env):
+        sys.exit(
+            "bench: `flask --app wsgi bench seed` is not available in this checkout, so the "
+            "database cannot be seeded.\n       Seed it yourself, or run with --no-seed on "
+            "existing data with bench members."
+        )
+    if not empty:
+        wipe(db)
+        db.ensure_exists()
+        upgrade = flask_cli(env, "db", "upgrade", timeout=600)
+        if upgrade.returncode != 0:
+            raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
+    state_path = db.scratch() / "state.json"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["bench", "seed", "--state", str(state_path)]
+    for key in SIZE_KEYS:
+        args += [f"--{key}", str(sizes[key])]
+    log(f"seeding {db.describe()}: {' '.join(args[4:])} (minutes at 100k ideas)")
+    started = time.perf_counter()
+    done = flask_cli(env, *args, timeout=7200)
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    log(f"seeded in {time.perf_counter() - started:.0f} s: {done.stdout.strip().splitlines()[-3:]}")
+    state = seed_state(db)
+    info = app_info(db, s, env, hot=state["hot_idea_id"] if state else None)
+    return info, state
+
+
+# --------------------------------------------------------------------------------------
+# gunicorn
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """gunicorn with gunicorn.conf.py on a free loopback port; our child, stopped by PID."""
+
+    live: list[Server] = []
+
+    def __init__(self, app_spec: str, env: dict[str, str], log_path: Path):
+        self.app_spec = app_spec
+        self.port = free_port()
+        self.env = dict(env, GUNICORN_BIND=f"{LOOPBACK}:{self.port}")
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> Server:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), self.app_spec]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        Server.live.append(self)
+        self.wait_ready()
+        log(f"gunicorn {self.app_spec} pid {self.proc.pid} on {self.base}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"gunicorn did not answer /healthz in {timeout:.0f} s")
+
+    def log_size(self) -> int:
+        self._log.flush()
+        return self.log_path.stat().st_size
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+
+    def tree_pids(self) -> list[int]:
+        return ([self.proc.pid] if self.proc else []) + self.worker_pids()
+
+    def worker_pids(self) -> list[int]:
+        if not self.proc:
+            return []
+        try:
+            out = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True
+            ).stdout
+        except OSError:
+            return []
+        return [int(x) for x in out.split()]
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of the master and workers
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # Our own child's process group (start_new_session): master and its workers.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.proc = None
+        self._log.close()
+        if self in Server.live:
+            Server.live.remove(self)
+
+
+def stop_all_servers(*_args) -> None:
+    for server in list(Server.live):
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict:
+    """gunicorn.conf.py's values as this run resolves them."""
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        ns: dict = {"__file__": str(GUNICORN_CONF)}
+        exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), ns)  # noqa: S102
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    keys = (
+        "worker_class",
+        "workers",
+        "threads",
+        "keepalive",
+        "timeout",
+        "graceful_timeout",
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "max_requests",
+        "max_requests_jitter",
+        "backlog",
+        "worker_connections",
+        "accesslog",
+        "preload_app",
+    )
+    return {k: ns[k] for k in keys if k in ns}
+
+
+# --------------------------------------------------------------------------------------
+# wrk
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian; installed with apt-get when missing (root or sudo)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk is missing: installing Debian's wrk package")
+    sudo = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
+    if sudo is None:
+        sys.exit(
+            "bench: wrk is missing and there is no root or sudo to install it: apt-get install wrk"
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("bench: wrk was installed but is not on PATH")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0].strip() if text else "wrk"
+
+
+@dataclass
+class Measure:
+    name: str
+    path: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p75_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    errors: int
+    error_detail: dict
+    bytes_per_response: float
+    raw: dict = field(repr=False)
+
+    def line(self) -> str:
+        return (
+            f"  {self.rps:,.0f} req/s  p50 {self.p50_ms:.1f} ms  p99 {self.p99_ms:.1f} ms  "
+            f"errors {self.errors}"
+        )
+
+
+def run_wrk(
+    wrk: str,
+    s: Settings,
+    base: str,
+    path: str,
+    script: str,
+    env_extra: dict[str, str],
+    seconds: int,
+    cap: int,
+) -> dict:
+    url = base + path
+    if not url.startswith(f"http://{LOOPBACK}:"):
+        raise ValueError(f"refusing to load anything but {LOOPBACK}: {url}")
+    per_thread = max(math.ceil(cap / s.threads), 1)
+    env = dict(os.environ)
+    env.update(
+        {
+            "BENCH_LUA_DIR": str(LUA),
+            "BENCH_THREAD_CAP": str(per_thread),
+            "BENCH_ACCEPT_ENCODING": s.accept_encoding,
+            **env_extra,
+        }
+    )
+    cmd = [
+        wrk,
+        "-c",
+        str(s.connections),
+        "-t",
+        str(s.threads),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{s.timeout}s",
+        "--latency",
+        "-s",
+        str(LUA / script),
+        url,
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    result = json.loads(line[len("BENCH_RESULT ") :])
+    result["command"] = " ".join(cmd)
+    return result
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """The machine's CPU use over `seconds` (0..1), from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return idle, sum(fields[:8])
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    total = total1 - total0
+    return round(1 - (idle1 - idle0) / total, 3) if total > 0 else 0.0
+
+
+def _jiffies_busy() -> int:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+def _pid_jiffies(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+class CpuWatch:
+    """Cores used during a measured run: by the server, by wrk, and by everything else
+    (other work on the machine; on PostgreSQL this includes the database server)."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.pids = server_pids
+        self.t0 = time.monotonic()
+        self.busy0 = _jiffies_busy()
+        self.server0 = _pid_jiffies(server_pids)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.child0 = ru.ru_utime + ru.ru_stime
+
+    def stop(self) -> dict:
+        hz = os.sysconf("SC_CLK_TCK")
+        secs = max(time.monotonic() - self.t0, 1e-6)
+        busy = (_jiffies_busy() - self.busy0) / hz
+        server = (_pid_jiffies(self.pids) - self.server0) / hz
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = ru.ru_utime + ru.ru_stime - self.child0  # wrk: the child that just exited
+        return {
+            "server": round(server / secs, 2),
+            "wrk": round(load / secs, 2),
+            "other": round(max(busy - server - load, 0) / secs, 2),
+        }
+
+
+def wait_for_quiet(s: Settings) -> float:
+    """Other work on the machine skews every number: note it, and wait a while if asked."""
+    busy = cpu_busy()
+    deadline = time.monotonic() + s.quiet_wait
+    while busy > s.quiet_threshold and time.monotonic() < deadline:
+        busy = cpu_busy(2.0)
+    if busy > s.quiet_threshold:
+        log(f"  note: the machine was {busy:.0%} busy before this scenario (other processes)")
+    return busy
+
+
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Timeout)\b.*)$", re.MULTILINE)
+
+
+def server_errors(text: str) -> dict:
+    """Tracebacks in a slice of gunicorn's log: how many, and the most common last lines."""
+    counts: dict[str, int] = {}
+    for match in _EXC_LINE.finditer(text):
+        line = match.group(1)[:200]
+        counts[line] = counts.get(line, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+    return {
+        "tracebacks": text.count("Traceback (most recent call last)"),
+        "worker_timeouts": text.count("WORKER TIMEOUT"),
+        "top": [{"line": k, "count": v} for k, v in top],
+    }
+
+
+def measure(
+    wrk: str, s: Settings, server: Server, sc: Scenario, env_extra: dict[str, str]
+) -> Measure:
+    if sc.accept:
+        env_extra = dict(env_extra, BENCH_ACCEPT=sc.accept)
+    busy = wait_for_quiet(s)
+    if s.warmup:
+        run_wrk(wrk, s, server.base, sc.path, sc.script, env_extra, s.warmup, s.max_requests)
+    mark = server.log_size()
+    load_before = os.getloadavg()[0]
+    cpu = CpuWatch(server.tree_pids())
+    r = run_wrk(wrk, s, server.base, sc.path, sc.script, env_extra, s.seconds, s.max_requests)
+    r["cpu_cores"] = cpu.stop()
+    r["machine_busy_before"] = busy
+    r["loadavg_1m_before"] = round(load_before, 2)
+    r["server_errors"] = server_errors(server.log_since(mark))
+    lat = r["latency_us"]
+    errs = r["errors"]
+    errors = errs["connect"] + errs["read"] + errs["write"] + errs["status"] + errs["timeout"]
+    secs = r["duration_us"] / 1e6
+    return Measure(
+        name=sc.name,
+        path=sc.path,
+        requests=r["requests"],
+        seconds=round(secs, 3),
+        rps=round(r["requests"] / secs, 1) if secs else 0.0,
+        p50_ms=lat["p50"] / 1000,
+        p75_ms=lat["p75"] / 1000,
+        p90_ms=lat["p90"] / 1000,
+        p99_ms=lat["p99"] / 1000,
+        max_ms=lat["max"] / 1000,
+        mean_ms=round(lat["mean"] / 1000, 3),
+        errors=errors,
+        error_detail={**errs, "by_status": r.get("status_errors", {})},
+        bytes_per_response=round(r["bytes"] / r["requests"], 1) if r["requests"] else 0.0,
+        raw=r,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Checks through the live server
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 30):
+    """GET without decoding: returns (status, headers, raw body as sent)."""
+    if not url.startswith(f"http://{LOOPBACK}:"):
+        raise ValueError(f"refusing to fetch anything but {LOOPBACK}: {url}")
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def decode(headers, body: bytes) -> bytes:
+    enc = (headers.get("Content-Encoding") or "").lower()
+    if enc == "gzip":
+        return gzip.decompress(body)
+    if enc == "br":
+        try:
+            import brotli  # type: ignore[import-not-found]
+        except ImportError:
+            return b""
+        return brotli.decompress(body)
+    return body
+
+
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        rel = (a.get("rel") or "").lower().split()
+        if (
+            tag == "link"
+            and a.get("href")
+            and {"stylesheet", "icon", "preload", "modulepreload"} & set(rel)
+        ):
+            self.urls.append(("link:" + "/".join(rel), a["href"]))
+        elif tag == "script" and a.get("src"):
+            self.urls.append(("script", a["src"]))
+        elif tag == "img" and a.get("src"):
+            self.urls.append(("img", a["src"]))
+
+
+def frontend_weight(base: str) -> dict:
+    """First load of the board page: the page and its same-site assets, bytes as sent."""
+    headers = {
+        "Accept-Encoding": "gzip, br",
+        "Accept": "text/html,*/*;q=0.8",
+        "Accept-Language": "en",
+    }
+    status, h, body = http_get(base + "/ideas", headers)
+    items = [_asset_row("/ideas", "document", status, h, body)]
+    parser = _Assets()
+    parser.feed(decode(h, body).decode("utf-8", "replace"))
+    seen = set()
+    for kind, url in parser.urls:
+        if url.startswith(("http://", "https://", "//", "data:")):
+            items.append({"url": url, "kind": kind, "skipped": "not on this site"})
+            continue
+        path = url if url.startswith("/") else "/" + url
+        if path in seen:
+            continue
+        seen.add(path)
+        st, hh, bb = http_get(base + path, {**headers, "Accept": "*/*"})
+        items.append(_asset_row(path, kind, st, hh, bb))
+    total = sum(i.get("wire_bytes", 0) for i in items)
+    return {
+        "page": "/ideas",
+        "accept_encoding": headers["Accept-Encoding"],
+        "resources": items,
+        "total_wire_bytes": total,
+        "total_decoded_bytes": sum(i.get("decoded_bytes", 0) for i in items),
+        "budget_bytes": FRONTEND_BUDGET,
+        "pass": total < FRONTEND_BUDGET and all(i.get("status", 200) == 200 for i in items),
+    }
+
+
+def _asset_row(path, kind, status, headers, body) -> dict:
+    length = headers.get("Content-Length")
+    decoded = decode(headers, body)
+    return {
+        "url": path,
+        "kind": kind,
+        "status": status,
+        "content_encoding": headers.get("Content-Encoding") or "identity",
+        "cache_control": headers.get("Cache-Control"),
+        "wire_bytes": int(length) if length and length.isdigit() else len(body),
+        "decoded_bytes": len(decoded) if decoded else None,
+    }
+
+
+def check_pages(base: str, paths: dict[str, str], cookie_line: list[str], check_user: dict) -> dict:
+    """Each page answers 200 anonymously; a minted session is accepted and stable."""
+    out = {}
+    for name, path in paths.items():
+        status, _, _ = http_get(base + path, {"Accept-Encoding": "identity"})
+        out[name] = status
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status} before the load started")
+    cookie, _token, _uid, name = cookie_line[:4]
+    status, headers, body = http_get(
+        base + "/ideas", {"Cookie": f"session={cookie}", "Accept-Encoding": "identity"}
+    )
+    html = body.decode("utf-8", "replace")
+    from markupsafe import escape
+
+    shown = str(escape(check_user["display_name"])) in html
+    voted = "is-voted" in html
+    renewed = "session=" in (headers.get("Set-Cookie") or "")
+    if status != 200 or not shown:
+        raise RuntimeError(
+            f"a minted session cookie was not accepted: /ideas answered {status} and "
+            f"{'shows' if shown else 'does not show'} {check_user['display_name']!r}"
+        )
+    if check_user.get("voted_on_first_page") and not voted:
+        log("warning: the checked member voted on the first page but no idea shows as voted")
+    out["session_check"] = {
+        "member": check_user["display_name"],
+        "name_shown": shown,
+        "voted_state_shown": voted,
+        "session_cookie_reissued": renewed,
+    }
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Machine and report
+
+
+def machine() -> dict:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": int(nproc) if nproc.isdigit() else os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def git_commit() -> str | None:
+    """The checked-out commit, read from .git (no git command is run)."""
+    git = ROOT / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            git = Path(git.read_text().split(":", 1)[1].strip())
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head[:7]
+        ref = head.split(":", 1)[1].strip()
+        common = git
+        if (git / "commondir").exists():
+            common = (git / (git / "commondir").read_text().strip()).resolve()
+        for base in (git, common):
+            if (base / ref).exists():
+                return (base / ref).read_text().strip()[:7]
+        packed = common / "packed-refs"
+        if packed.exists():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split()[0][:7]
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+def versions() -> dict:
+    out = {}
+    for mod in ("flask", "gunicorn", "sqlalchemy", "werkzeug", "jinja2", "psycopg"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            out[mod] = version(mod)
+    return out
+
+
+def verdict(m: Measure, sc: Scenario, bare_rps: float) -> tuple[bool | None, list[str]]:
+    t = sc.target
+    if t is None:
+        return None, []
+    misses = []
+    ratio = m.rps / bare_rps if bare_rps else 0
+    if t.min_ratio is not None and ratio < t.min_ratio:
+        misses.append(f"{ratio:.0%} of bare < {t.min_ratio:.0%}")
+    if t.max_p99_ms is not None and m.p99_ms > t.max_p99_ms:
+        misses.append(f"p99 {m.p99_ms:.1f} ms > {t.max_p99_ms:g}")
+    if t.max_p50_ms is not None and m.p50_ms > t.max_p50_ms:
+        misses.append(f"p50 {m.p50_ms:.1f} ms > {t.max_p50_ms:g}")
+    if t.zero_errors and m.errors:
+        misses.append(f"{m.errors} errors")
+    return not misses, misses
+
+
+def _cores(c: dict | None) -> str:
+    """Cores used by the server / wrk / everything else during the measured run."""
+    return f"{c['server']:.1f}/{c['wrk']:.1f}/{c['other']:.1f}" if c else "?"
+
+
+def fmt_table(rows: list[dict]) -> str:
+    head = ["scenario", "req/s", "× bare", "p50 ms", "p99 ms", "errors", "cores s/w/o", "target"]
+    head.append("result")
+    body = [
+        [
+            r["name"],
+            f"{r['rps']:,.0f}",
+            f"{r['ratio']:.1%}" if r["name"] != "bare" else "100%",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            str(r["errors"]),
+            _cores(r.get("cpu_cores")),
+            r["target"],
+            r["result"],
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.ljust(w) if i in (0, 7, 8) else c.rjust(w) for i, (c, w) in pairs)
+
+    return "\n".join([line(head), "  ".join("-" * w for w in widths), *(line(b) for b in body)])
+
+
+def markdown_table(rows: list[dict]) -> str:
+    out = [
+        "| scenario | req/s | × bare | p50 ms | p99 ms | errors | target | result |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        ratio = "100%" if r["name"] == "bare" else f"{r['ratio']:.1%}"
+        out.append(
+            f"| {r['name']} | {r['rps']:,.0f} | {ratio} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['errors']} | {r['target']} | {r['result']} |"
+        )
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# The run
+
+
+def scenarios_for(s: Settings) -> list[Scenario]:
+    picked = [sc for sc in SCENARIOS if not s.only or sc.name in s.only]
+    return [Scenario(**{**asdict(sc), "target": sc.target}) for sc in picked]
+
+
+def run_app_scenarios(
+    wrk: str,
+    s: Settings,
+    db: Database,
+    env: dict[str, str],
+    info: dict,
+    picked: list[Scenario],
+    work: Path,
+    label: str,
+) -> dict:
+    """Serve the app on `db` and run `picked`; returns measures and checks."""
+    hot = info["hot_idea_id"]
+    words = [w.strip() for w in (s.search or SEARCH_WORDS).split(",") if w.strip()]
+    for sc in picked:
+        sc.path = sc.path.format(hot=hot, word=urllib.request.quote(words[0]))
+    needs_members = any(sc.script in ("member_get.lua", "vote.lua") for sc in picked)
+    cookies = work / f"cookies-{label}.tsv"
+    ids_file = work / f"vote-ideas-{label}.txt"
+    ids_file.write_text("\n".join(str(i) for i in info["vote_idea_ids"]) + "\n")
+    minted = None
+    if needs_members:
+        if not info["bench_members"]:
+            raise RuntimeError("no bench members (bench{i}@bench.test) in the database")
+        minted = appside(
+            env,
+            "mint",
+            "--sessions",
+            str(s.sessions),
+            "--out",
+            str(cookies),
+            "--user-agent",
+            USER_AGENT,
+        )
+        log(
+            f"minted {minted['sessions']} member sessions "
+            f"({minted['with_votes_on_first_page']} with votes on the first board page)"
+        )
+    extra = {
+        "BENCH_COOKIES": str(cookies),
+        "BENCH_IDEA_IDS": str(ids_file),
+        "BENCH_SEARCH_WORDS": ",".join(words),
+    }
+    result: dict = {"measures": {}, "search_words": words, "sessions": minted}
+    with Server("wsgi:app", env, work / f"gunicorn-{label}.log") as server:
+        paths = {sc.name: sc.path for sc in picked if sc.script in ("get.lua", "search.lua")}
+        line = (
+            cookies.read_text().splitlines()[minted["check_user"]["line"]].split("\t")
+            if minted
+            else None
+        )
+        if line:
+            result["checks"] = check_pages(server.base, paths, line, minted["check_user"])
+        else:
+            result["checks"] = check_pages_anon(server.base, paths)
+        if any(sc.name == "vote" for sc in picked):
+            last = cookies.read_text().splitlines()[-1].split("\t")
+            result["checks"]["vote_toggle"] = check_vote(
+                server.base, last, info["vote_idea_ids"][0]
+            )
+        if not s.only or "board_anon" in s.only:
+            result["frontend"] = frontend_weight(server.base)
+        result["worker_pids"] = server.worker_pids()
+        for sc in picked:
+            log(f"{label}: {sc.name} {sc.path} ({s.warmup}s warm-up + {s.seconds}s)")
+            m = measure(wrk, s, server, sc, extra)
+            log(m.line())
+            result["measures"][sc.name] = m
+    if any(sc.name == "vote" for sc in picked):
+        result["vote_check"] = appside(env, "mismatches")
+        log(
+            f"count_mismatches() after the vote toggles: {result['vote_check']['count_mismatches']}"
+        )
+    return result
+
+
+def check_vote(base: str, line: list[str], idea_id: int) -> dict:
+    """One member toggles one vote twice, as htmx would: both answer 200, nothing changes."""
+    cookie, token = line[0], line[1]
+    statuses = []
+    for _ in range(2):
+        req = urllib.request.Request(
+            f"{base}/ideas/{idea_id}/vote",
+            data=b"",
+            method="POST",
+            headers={
+                "User-Agent": USER_AGENT,
+                "Cookie": f"session={cookie}",
+                "X-CSRFToken": token,
+                "HX-Request": "true",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                statuses.append(resp.status)
+        except urllib.error.HTTPError as err:
+            statuses.append(err.code)
+    if statuses != [200, 200]:
+        raise RuntimeError(f"a vote toggle by a minted session answered {statuses}, not 200")
+    return {"idea_id": idea_id, "statuses": statuses}
+
+
+def check_pages_anon(base: str, paths: dict[str, str]) -> dict:
+    out = {}
+    for name, path in paths.items():
+        status, _, _ = http_get(base + path, {"Accept-Encoding": "identity"})
+        out[name] = status
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status} before the load started")
+    return out
+
+
+def measure_bare(wrk: str, s: Settings, env: dict[str, str], work: Path) -> Measure:
+    bare_env = {k: v for k, v in env.items() if k not in ("DATABASE_URL",)}
+    with Server("bench.bare:app", bare_env, work / "gunicorn-bare.log") as server:
+        log(f"bare: / ({s.warmup}s warm-up + {s.seconds}s)")
+        m = measure(wrk, s, server, BARE, {})
+        log(m.line())
+        return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = parse_settings(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _f: (stop_all_servers(), sys.exit(128 + signum)))
+    try:
+        return _main(s)
+    finally:
+        stop_all_servers()
+
+
+def _main(s: Settings) -> int:
+    wrk = ensure_wrk()
+    db = Database.from_env()
+    secret = secrets.token_urlsafe(32)
+    env = app_env(db, secret)
+    work = BENCH / "work"  # logs and minted sessions of the latest run (gitignored)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started = datetime.now(UTC)
+    log(
+        f"database {db.describe()}; {s.connections} connections, {s.threads} wrk threads, "
+        f"{s.seconds}s per scenario (+{s.warmup}s warm-up), ≤{s.max_requests:,} requests each"
+    )
+    info, state = ensure_data(db, s, s.sizes(), env)
+    log(
+        f"data: {info['ideas']:,} ideas, {info['votes']:,} votes, {info['comments']:,} comments, "
+        f"{info['bench_members']:,} bench members; hot idea {info['hot_idea_id']} "
+        f"({info['hot_idea_votes']:,} votes, {info['hot_idea_comments']} comments)"
+    )
+
+    picked = scenarios_for(s)
+    bare = measure_bare(wrk, s, env, work)
+    main_run = run_app_scenarios(wrk, s, db, env, info, picked, work, "main")
+
+    growth = None
+    if s.growth:
+        growth = run_growth(wrk, s, db, secret, work, main_run, info)
+
+    rows = [row_for(bare, BARE, bare.rps)]
+    for sc in picked:
+        rows.append(row_for(main_run["measures"][sc.name], sc, bare.rps, main_run))
+    report = {
+        "label": s.label,
+        "date": started.isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "load": {
+            "tool": wrk_version(wrk),
+            "connections": s.connections,
+            "threads": s.threads,
+            "seconds": s.seconds,
+            "warmup_seconds": s.warmup,
+            "max_requests_per_scenario": s.max_requests,
+            "timeout_seconds": s.timeout,
+            "accept_encoding": s.accept_encoding,
+            "target": f"http://{LOOPBACK}:<free port>",
+        },
+        "gunicorn": gunicorn_settings(env),
+        "database": {
+            "backend": db.backend,
+            "url": db.describe(),
+            "server_version": info["server_version"],
+            "ideas": info["ideas"],
+            "votes_before": info["votes"],
+            "comments": info["comments"],
+            "users": info["users"],
+            "bench_members": info["bench_members"],
+            "hot_idea_id": info["hot_idea_id"],
+            "hot_idea_comments": info["hot_idea_comments"],
+            "seed_state": state,
+        },
+        "search_words": main_run["search_words"],
+        "sessions": main_run.get("sessions"),
+        "checks": main_run.get("checks"),
+        "scenarios": rows,
+        "vote_check": main_run.get("vote_check"),
+        "frontend": main_run.get("frontend"),
+        "growth": growth,
+    }
+    report["summary"] = summarize(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"{stamp}-{db.backend}-{info['ideas']}ideas.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(out)
+    print_report(report)
+    print(f"\nwritten: {out.relative_to(ROOT)}  (server logs: {work.relative_to(ROOT)}/)")
+    return 0
+
+
+def row_for(m: Measure, sc: Scenario, bare_rps: float, run: dict | None = None) -> dict:
+    ok, misses = verdict(m, sc, bare_rps)
+    if sc.name == "vote" and run and run.get("vote_check") is not None:
+        mism = run["vote_check"]["count_mismatches"]
+        if mism:
+            ok = False
+            misses.append(f"count_mismatches() = {mism[:5]}")
+    row = {
+        "name": sc.name,
+        "title": sc.title,
+        "path": "/ideas?q=<1-2 of search_words>&_=<unique>"
+        if sc.script == "search.lua"
+        else m.path,
+        "rps": m.rps,
+        "ratio": round(m.rps / bare_rps, 4) if bare_rps else 0,
+        "p50_ms": m.p50_ms,
+        "p75_ms": m.p75_ms,
+        "p90_ms": m.p90_ms,
+        "p99_ms": m.p99_ms,
+        "max_ms": m.max_ms,
+        "mean_ms": m.mean_ms,
+        "requests": m.requests,
+        "seconds": m.seconds,
+        "errors": m.errors,
+        "error_detail": m.error_detail,
+        "bytes_per_response": m.bytes_per_response,
+        "target": sc.target.describe() if sc.target else "ceiling",
+        "result": "—" if ok is None else ("PASS" if ok else "FAIL"),
+        "misses": misses,
+        "server_errors": m.raw.get("server_errors"),
+        "machine_busy_before": m.raw.get("machine_busy_before"),
+        "cpu_cores": m.raw.get("cpu_cores"),
+        "loadavg_1m_before": m.raw.get("loadavg_1m_before"),
+        "wrk": m.raw.get("command"),
+    }
+    return row
+
+
+def run_growth(
+    wrk: str, s: Settings, db: Database, secret: str, work: Path, main_run: dict, info: dict
+) -> dict:
+    """The same pages at --growth-ideas ideas and at the main size, within 20%.
+
+    Both servers run side by side (the idle one costs nothing) and each scenario is measured
+    on the small and the large database alternately, `growth_rounds` times; the medians are
+    compared, so a slow moment of the machine does not land on one side only."""
+    small_db = db.sibling(s.growth_ideas, s.growth_target)
+    small_env = app_env(small_db, secret)
+    large_env = app_env(db, secret)
+    scale = s.growth_ideas / max(s.ideas, 1)
+    log(f"growth: {s.growth_ideas:,} ideas in {small_db.describe()}")
+    small_sizes = {
+        "ideas": s.growth_ideas,
+        "votes": round(s.votes * scale),
+        "comments": round(s.comments * scale),
+        "members": s.members,
+    }
+    small_info, _ = ensure_data(small_db, s, small_sizes, small_env)
+    names = [n for n in GROWTH_SCENARIOS if not s.only or n in s.only] or list(GROWTH_SCENARIOS)
+    by_name = {sc.name: sc for sc in SCENARIOS}
+    sides = {"small": small_info, "large": info}
+    samples: dict[tuple[str, str], list[Measure]] = {}
+    with (
+        Server("wsgi:app", small_env, work / "gunicorn-growth-small.log") as small_srv,
+        Server("wsgi:app", large_env, work / "gunicorn-growth-large.log") as large_srv,
+    ):
+        servers = {"small": small_srv, "large": large_srv}
+        for rnd in range(s.growth_rounds):
+            order = ("small", "large") if rnd % 2 == 0 else ("large", "small")
+            for name in names:
+                for side in order:
+                    sc = Scenario(**{**asdict(by_name[name]), "target": by_name[name].target})
+                    sc.path = sc.path.format(hot=sides[side]["hot_idea_id"], word="")
+                    if rnd == 0 and side == order[0]:
+                        check_pages_anon(servers[side].base, {name: sc.path})
+                    log(f"growth round {rnd + 1}/{s.growth_rounds}: {side} {name} {sc.path}")
+                    m = measure(wrk, s, servers[side], sc, {})
+                    log(m.line())
+                    samples.setdefault((side, name), []).append(m)
+    rows = []
+    for n in names:
+        a, b = samples[("small", n)], samples[("large", n)]
+        a_rps, b_rps = _median([m.rps for m in a]), _median([m.rps for m in b])
+        spread = abs(a_rps - b_rps) / max(a_rps, b_rps) if max(a_rps, b_rps) else 1.0
+        errors = sum(m.errors for m in a + b)
+        rows.append(
+            {
+                "name": n,
+                "small_ideas": small_info["ideas"],
+                "large_ideas": info["ideas"],
+                "small_rps": a_rps,
+                "large_rps": b_rps,
+                "large_over_small": round(b_rps / a_rps, 3) if a_rps else None,
+                "small_p50_ms": _median([m.p50_ms for m in a]),
+                "large_p50_ms": _median([m.p50_ms for m in b]),
+                "small_p99_ms": _median([m.p99_ms for m in a]),
+                "large_p99_ms": _median([m.p99_ms for m in b]),
+                "small_rps_samples": [m.rps for m in a],
+                "large_rps_samples": [m.rps for m in b],
+                "spread": round(spread, 3),
+                "errors": errors,
+                "small_cpu_cores": [m.raw.get("cpu_cores") for m in a],
+                "large_cpu_cores": [m.raw.get("cpu_cores") for m in b],
+                "result": "PASS" if spread <= GROWTH_TOLERANCE and not errors else "FAIL",
+            }
+        )
+    return {
+        "database": small_db.describe(),
+        "tolerance": GROWTH_TOLERANCE,
+        "rounds": s.growth_rounds,
+        "rows": rows,
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if not ordered:
+        return 0.0
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def summarize(report: dict) -> dict:
+    results = {r["name"]: r["result"] for r in report["scenarios"] if r["result"] != "—"}
+    if report.get("frontend"):
+        results["frontend_weight"] = "PASS" if report["frontend"]["pass"] else "FAIL"
+    if report.get("growth"):
+        for r in report["growth"]["rows"]:
+            results[f"growth_{r['name']}"] = r["result"]
+    return {
+        "passed": sorted(k for k, v in results.items() if v == "PASS"),
+        "failed": sorted(k for k, v in results.items() if v == "FAIL"),
+    }
+
+
+def print_report(report: dict) -> None:
+    db = report["database"]
+    m = report["machine"]
+    g = report["gunicorn"]
+    print()
+    print(
+        f"Ideaboard benchmark {report['date']} commit {report['commit']} — {db['backend']} "
+        f"({db['ideas']:,} ideas, {db['votes_before']:,} votes, hot idea {db['hot_idea_comments']} "
+        f"comments)"
+    )
+    print(
+        f"{m['nproc']} cores {m['cpu']}, {m['ram_gib']} GiB; gunicorn {g.get('workers')}×"
+        f"{g.get('worker_class')}"
+        + (f"×{g.get('threads')} threads" if g.get("worker_class") == "gthread" else "")
+        + f"; wrk {report['load']['connections']} connections, {report['load']['seconds']} s each"
+    )
+    print()
+    print(fmt_table(report["scenarios"]))
+    print(
+        "  cores s/w/o: CPU cores used by gunicorn / wrk / everything else (other work on the "
+        "machine; the database server too on PostgreSQL) during the measured run"
+    )
+    for r in report["scenarios"]:
+        if r["misses"]:
+            print(f"  {r['name']}: {'; '.join(r['misses'])}")
+    vc = report.get("vote_check")
+    if vc is not None:
+        print(
+            f"\ncount_mismatches() after vote toggles: {vc['count_mismatches']} "
+            f"({vc['votes']:,} vote rows)"
+        )
+    fe = report.get("frontend")
+    if fe:
+        print(
+            f"\nfront-end weight, first load of /ideas: {fe['total_wire_bytes']:,} bytes on the "
+            f"wire ({fe['total_decoded_bytes']:,} decoded) — budget {fe['budget_bytes']:,}: "
+            f"{'PASS' if fe['pass'] else 'FAIL'}"
+        )
+        for r in fe["resources"]:
+            if "skipped" in r:
+                continue
+            enc = r["content_encoding"]
+            print(f"  {r['url']:<40} {r['status']}  {enc:<8} {r['wire_bytes']:>8,} B")
+    gr = report.get("growth")
+    if gr:
+        print(
+            f"\ngrowth: {gr['database']} vs the main database, within {gr['tolerance']:.0%} "
+            f"(medians of {gr['rounds']} alternating rounds)"
+        )
+        for r in gr["rows"]:
+            print(
+                f"  {r['name']:<14} {r['small_ideas']:>8,} ideas {r['small_rps']:>7,.0f} req/s "
+                f"p99 {r['small_p99_ms']:5.1f} | {r['large_ideas']:>8,} ideas "
+                f"{r['large_rps']:>7,.0f} req/s p99 {r['large_p99_ms']:5.1f} | "
+                f"spread {r['spread']:.1%} {r['result']}"
+            )
+            print(
+                f"  {'':<14} req/s per round: small {r['small_rps_samples']}, "
+                f"large {r['large_rps_samples']}"
+            )
+    print("\nmarkdown:\n")
+    print(markdown_table(report["scenarios"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

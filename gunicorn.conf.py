@@ -1,0 +1,65 @@
+"""Production gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Tuned for a small machine (the benchmark's is 2 cores). Every value can be overridden from
+the environment, so one file serves the app, the benchmark and the bare endpoint it is
+compared with (bench/bare.py). `make bench` measured the choices below; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+_cores = multiprocessing.cpu_count()
+
+# Loopback by default: put nginx (TLS, static files) in front in production.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# The app is CPU-bound Python (templates, Markdown, SQLAlchemy) with short waits on the
+# database, so a process per core plus one, each with a few threads that cover those waits.
+# The gthread worker also keeps connections alive, which browsers and proxies use.
+# Measured on 2 cores (PostgreSQL, 100k ideas, 32 connections): 3 workers x 4 threads served
+# the signed-in pages 1.5-3x faster than sync workers (4 or 5), 2x8, 3x2 or 4x4 threads,
+# and anonymous pages as well as any of them.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+workers = _int("GUNICORN_WORKERS", _int("WEB_CONCURRENCY", _cores + 1))
+threads = _int("GUNICORN_THREADS", 4)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Connections beyond this wait in the listen backlog rather than being accepted.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 1000)
+backlog = _int("GUNICORN_BACKLOG", 2048)
+
+# A request that takes longer than this is stuck: the worker is replaced.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+
+# Refuse oversized request lines and headers early (a session cookie is well under this).
+limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 8190)
+limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
+limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
+
+# Recycle a worker after this many requests so a slow leak cannot grow without bound; the
+# jitter keeps them from restarting together. High on purpose: a restart drops the worker's
+# keep-alive connections, and at a few thousand requests/s a lower value (10,000) restarted
+# every worker every few seconds under load (clients saw connection resets).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 200_000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 20_000)
+
+# Heartbeat files in memory, not on a possibly slow disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# No access log by default (the proxy in front keeps one); errors go to stderr.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# X-Forwarded-* are trusted only from the proxy on this host; the app's PROXY_HOPS decides
+# what it believes about the client.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+proc_name = "ideaboard"
