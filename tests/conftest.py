@@ -217,6 +217,20 @@ def shared_fixture(name: str) -> Path:
     return path
 
 
+TEST_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def redis_or_skip():
+    """A client for the test Redis database, or skip saying Redis is not running."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(TEST_REDIS)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    return client
+
+
 def postgres_url_or_skip() -> str:
     """TEST_DATABASE_URL for PostgreSQL-only tests, or skip saying how to enable them."""
     if not PG_URL:

@@ -7,10 +7,10 @@ import pytest
 from ideaboard.extensions import db
 from ideaboard.services import comments, roadmap, votes
 
-from .conftest import _reset
+from .conftest import TEST_REDIS, _reset, redis_or_skip
 from .factories import login_as, make_idea, make_user
 
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = TEST_REDIS
 
 
 def _statements(client, count_queries, url, **kw):
@@ -152,11 +152,7 @@ def test_locales_and_htmx_are_cached_apart(app, client):
 
 def test_two_workers_sharing_redis_see_each_others_writes(make_app):
     """Two app instances (two workers) with one REDIS_URL: a write in one refreshes both."""
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    redis_or_skip()
     worker_a = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
     worker_b = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
     _reset(worker_a)
@@ -175,12 +171,7 @@ def test_two_workers_sharing_redis_see_each_others_writes(make_app):
 
 def test_redis_restart_never_replays_old_versions(make_app):
     """If Redis loses the counter, it restarts above every version handed out before."""
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    client = redis_or_skip()
     app = make_app(REDIS_URL=REDIS)
     store = app.extensions["ideaboard_cache"].versions
     with app.app_context():

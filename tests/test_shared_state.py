@@ -4,26 +4,14 @@ import subprocess
 import sys
 import uuid
 
-import pytest
+from .conftest import TEST_REDIS, _reset, redis_or_skip
 
-from .conftest import _reset
-
-REDIS = "redis://127.0.0.1:6379/15"
-
-
-def _redis_or_skip():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running at 127.0.0.1:6379")
-    return client
+REDIS = TEST_REDIS
 
 
 def test_login_throttle_is_counted_in_redis(make_app):
     """With REDIS_URL, sign-in failures are counted in Redis, where every worker sees them."""
-    client = _redis_or_skip()
+    client = redis_or_skip()
     prefix = f"ib-test-{uuid.uuid4().hex[:8]}"
     app = make_app(
         RATELIMIT_ENABLED=True,
