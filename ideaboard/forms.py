@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField
 
 from ideaboard.services.errors import ValidationError
-
-
-class EmptyForm(FlaskForm):
-    """A button-only form (vote, sign out, delete): just the CSRF token and where to go back."""
-
-    next = HiddenField()
 
 
 def apply_errors(form: FlaskForm, error: ValidationError) -> None:

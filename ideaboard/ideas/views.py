@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
 from ideaboard.extensions import db
-from ideaboard.forms import EmptyForm, apply_errors
+from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
 from ideaboard.permissions import can_edit_comment, can_edit_idea, is_staff
@@ -71,7 +71,6 @@ def _list_page(board=None):
         query=query,
         board=board,
         boards=boards.list_boards(),
-        vote_form=EmptyForm(),
     )
 
 
@@ -96,10 +95,6 @@ def _idea_form(idea: Idea | None = None) -> IdeaForm:
     return form
 
 
-def _board_by_id(board_id) -> object:
-    return next((b for b in boards.list_boards() if b.id == board_id), None)
-
-
 @bp.route("/ideas/new", methods=["GET", "POST"])
 @login_required
 def new():
@@ -114,7 +109,7 @@ def new():
     try:
         idea = ideas.create_idea(
             current_user,
-            _board_by_id(form.board.data),
+            boards.get_board(form.board.data),
             form.kind.data or "",
             form.title.data or "",
             form.body.data or "",
@@ -136,10 +131,15 @@ def show(idea_id: int, slug: str | None = None):
         cpage = max(int(request.args.get("cpage", 1)), 1)
     except ValueError:
         cpage = 1
+    return _idea_page(idea, cpage=cpage)
+
+
+def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 200):
+    """The idea page, also re-shown with a comment form's errors."""
     comment_list, more_comments = comments.list_comments(idea, cpage)
-    status_form = StatusForm(status=idea.status) if is_staff(current_user) else None
     return render(
         "ideas/show.html",
+        status=status,
         idea=idea,
         voted=votes.has_voted(current_user, idea),
         voters=votes.recent_voters(idea),
@@ -147,10 +147,8 @@ def show(idea_id: int, slug: str | None = None):
         comments=comment_list,
         cpage=cpage,
         more_comments=more_comments,
-        comment_form=CommentForm(),
-        status_form=status_form,
-        vote_form=EmptyForm(),
-        action_form=EmptyForm(),
+        comment_form=comment_form or CommentForm(),
+        status_form=StatusForm(status=idea.status) if is_staff(current_user) else None,
     )
 
 
@@ -174,7 +172,7 @@ def edit(idea_id: int):
             title=form.title.data or "",
             body=form.body.data or "",
             kind=form.kind.data or "",
-            board=_board_by_id(form.board.data),
+            board=boards.get_board(form.board.data),
             version=form.version.data,
         )
     except ValidationError as err:
@@ -244,7 +242,7 @@ def comment(idea_id: int):
         apply_errors(form, err)
         if is_htmx():
             return render("ideas/_comment_form.html", idea=idea, comment_form=form, status=422)
-        return _reshow_with_errors(idea, form)
+        return _idea_page(idea, comment_form=form, status=422)
     db.session.commit()
     if is_htmx():
         return render(
@@ -252,28 +250,8 @@ def comment(idea_id: int):
             idea=idea,
             comment=new_comment,
             comment_form=CommentForm(formdata=None),
-            action_form=EmptyForm(),
         )
     return redirect(idea_url(idea, _anchor=f"comment-{new_comment.id}"), 303)
-
-
-def _reshow_with_errors(idea: Idea, form: CommentForm):
-    comment_list, more = comments.list_comments(idea)
-    return render(
-        "ideas/show.html",
-        status=422,
-        idea=idea,
-        voted=votes.has_voted(current_user, idea),
-        voters=votes.recent_voters(idea),
-        timeline=roadmap.history(idea),
-        comments=comment_list,
-        cpage=1,
-        more_comments=more,
-        comment_form=form,
-        status_form=StatusForm(status=idea.status) if is_staff(current_user) else None,
-        vote_form=EmptyForm(),
-        action_form=EmptyForm(),
-    )
 
 
 @bp.route("/ideas/<int:idea_id>/comments/<int:comment_id>/edit", methods=["GET", "POST"])

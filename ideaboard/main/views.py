@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, requ
 from sqlalchemy import text
 
 from ideaboard.extensions import csrf, db
-from ideaboard.forms import EmptyForm
 from ideaboard.htmx import render
 from ideaboard.i18n import LOCALE_COOKIE
 from ideaboard.security import safe_next
@@ -22,7 +21,6 @@ def home():
         "main/home.html",
         boards=boards.list_boards(),
         active=ideas.most_active(),
-        vote_form=EmptyForm(),
     )
 
 

@@ -44,11 +44,16 @@ def create_board(slug: str, name: str, description: str = "") -> Board:
     return board
 
 
+def get_board(board_id: int | None) -> Board | None:
+    """The board with this id, if any."""
+    return db.session.get(Board, board_id) if board_id else None
+
+
 def find_board(value: str | None) -> Board | None:
     """A board named in a query string by slug or by id."""
     value = (value or "").strip()
     if not value:
         return None
     if value.isdigit():
-        return db.session.get(Board, int(value))
+        return get_board(int(value))
     return get_board_by_slug(value)
