@@ -26,7 +26,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
     from . import assets, cache, cli, errors, htmx, i18n, markup, security
     from .config import Config, load_secret_key
-    from .database import configure_database, database_url
+    from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
     app = Flask(
@@ -44,6 +44,9 @@ def create_app(config: dict | object | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", database_url(app))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
     base_https = app.config["BASE_URL"].startswith("https://")
     app.config["SESSION_COOKIE_SECURE"] = base_https
     app.config["REMEMBER_COOKIE_SECURE"] = base_https

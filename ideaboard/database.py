@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import math
+import os
+import sqlite3
 from pathlib import Path
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -24,19 +28,78 @@ def database_url(app: Flask) -> str:
     return f"sqlite:///{Path(app.instance_path) / 'ideaboard.db'}"
 
 
-def _first_write_transaction() -> bool:
-    """True once per writing request: for the transaction that does its writes."""
-    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
-        return False
-    if g.get("_sqlite_immediate_taken"):
-        return False  # reads after the request's commit need no write lock
-    g._sqlite_immediate_taken = True
-    return True
+class GatedConnection(sqlite3.Connection):
+    """A SQLite connection whose writers queue on a file lock, across threads and processes.
+
+    SQLite lets one writer in at a time; the others wait in the busy handler, which polls
+    with sleeps of up to 100 ms. Under many concurrent writers (vote toggles from several
+    gunicorn workers) that sleeping, not the work, set the pace. Here a writing transaction
+    first takes an exclusive `flock` on `<database>-writer.lock`: waiters block in the
+    kernel and wake the moment the previous writer commits. The lock is released by
+    commit, rollback or close, and by the kernel if the process dies. Writers that don't
+    take it (the CLI, migrations) still meet SQLite's own lock and busy_timeout.
+    """
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        name = os.fsdecode(database) if isinstance(database, str | bytes | os.PathLike) else ""
+        in_memory = not name or name == ":memory:" or name.startswith("file::memory:")
+        self._gate_path = None if in_memory else name + "-writer.lock"
+        self._gate_fd: int | None = None
+        self._gate_held = False
+
+    def take_writer_gate(self) -> None:
+        if self._gate_path is None or self._gate_held:
+            return
+        if self._gate_fd is None:
+            self._gate_fd = os.open(self._gate_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._gate_fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        self._gate_held = True
+
+    def _release_writer_gate(self) -> None:
+        if self._gate_held:
+            self._gate_held = False
+            fcntl.flock(self._gate_fd, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release_writer_gate()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release_writer_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release_writer_gate()
+            if self._gate_fd is not None:
+                os.close(self._gate_fd)
+                self._gate_fd = None
+
+
+def engine_options(url: str, options: dict) -> dict:
+    """The engine options for `url`: SQLite connections get the writer gate."""
+    if not url.startswith("sqlite"):
+        return options
+    connect_args = {**options.get("connect_args", {}), "factory": GatedConnection}
+    return {**options, "connect_args": connect_args}
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is unreliable).
+    # SQLAlchemy's "begin" event issues BEGIN itself (pysqlite's own handling is unreliable).
     dbapi_connection.isolation_level = None
+    # The vote toggle rescores in SQL (services.ideas.trending_score_sql); SQLite builds
+    # may lack math functions, and this keeps the numbers identical to Python's.
+    dbapi_connection.create_function("log10", 1, math.log10, deterministic=True)
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
@@ -46,10 +109,34 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    # A request that writes takes the write lock up front: a deferred transaction that
-    # reads and then writes fails at once with "database is locked" when another writer
-    # committed in between, while BEGIN IMMEDIATE waits its turn (busy_timeout).
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if _first_write_transaction() else "BEGIN")
+    # Every transaction starts as a reader; _sqlite_upgrade makes it a writer on its first
+    # write.
+    conn.exec_driver_sql("BEGIN")
+    conn.info["sqlite_writer"] = False
+
+
+def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
+    """Before a transaction's first write: queue at the writer gate, then BEGIN IMMEDIATE.
+
+    A deferred SQLite transaction that has read and then writes fails at once with
+    "database is locked" if another writer committed in between (its snapshot is stale).
+    So the reads so far are committed (they changed nothing) and the write starts a fresh
+    IMMEDIATE transaction, as the only writer. The write lock is then held only from the
+    first write to the commit, not while the request loads its user and objects. Rows read
+    before that point may be a moment older than the write, which is what PostgreSQL's
+    READ COMMITTED gives too: writes use SQL arithmetic and compare-and-set, never a
+    value read earlier in Python.
+    """
+    if conn.info.get("sqlite_writer", True):
+        return
+    if not statement.lstrip()[:7].upper().startswith(_WRITES):
+        return
+    raw = conn.connection.dbapi_connection
+    if isinstance(raw, GatedConnection):
+        raw.take_writer_gate()
+    cursor.execute("COMMIT")
+    cursor.execute("BEGIN IMMEDIATE")
+    conn.info["sqlite_writer"] = True
 
 
 def configure_sqlite(engine: Engine) -> None:
@@ -58,6 +145,7 @@ def configure_sqlite(engine: Engine) -> None:
     if not event.contains(engine, "connect", _sqlite_connect):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _sqlite_upgrade)
 
 
 def configure_database(app: Flask) -> None:

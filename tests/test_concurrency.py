@@ -69,3 +69,42 @@ def test_same_member_double_clicking_from_many_tabs(app):
     assert rows in (0, 1)
     assert reload(idea).vote_count == rows
     assert votes.count_mismatches() == []
+
+
+def test_sqlite_writers_queue_on_the_writer_gate(tmp_path):
+    """A second SQLite writer waits for the first one's commit, then goes straight in."""
+    import sqlite3
+    import threading
+    import time
+
+    from ideaboard.database import GatedConnection
+
+    path = str(tmp_path / "gate.db")
+    first = sqlite3.connect(path, factory=GatedConnection, isolation_level=None)
+    second = sqlite3.connect(
+        path, factory=GatedConnection, isolation_level=None, check_same_thread=False
+    )
+    first.execute("CREATE TABLE t (n INTEGER)")
+    first.take_writer_gate()
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("INSERT INTO t VALUES (1)")
+    got_in = threading.Event()
+
+    def write():
+        second.take_writer_gate()
+        got_in.set()
+        second.execute("BEGIN IMMEDIATE")
+        second.execute("INSERT INTO t VALUES (2)")
+        second.commit()
+
+    worker = threading.Thread(target=write)
+    worker.start()
+    assert not got_in.wait(0.3), "the second writer got past the gate while the first wrote"
+    started = time.monotonic()
+    first.commit()
+    assert got_in.wait(2), "the second writer never got the gate after the first committed"
+    worker.join(2)
+    assert time.monotonic() - started < 1
+    assert [n for (n,) in first.execute("SELECT n FROM t ORDER BY n")] == [1, 2]
+    first.close()
+    second.close()

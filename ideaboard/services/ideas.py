@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import defer, joinedload
 
 from ideaboard.extensions import db
@@ -44,6 +44,16 @@ def trending_score(votes: int, created_at: datetime) -> float:
     """The stored trending score of an idea with `votes` votes made at `created_at`."""
     age_bonus = (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
     return math.log10(1 + max(votes, 0)) + age_bonus
+
+
+def trending_score_sql(votes, created_at: datetime):
+    """trending_score() as an SQL expression over a vote-count expression.
+
+    `log10` is built into PostgreSQL; on SQLite, database.py registers Python's math.log10
+    on every connection, so both give the same number as trending_score().
+    """
+    age_bonus = (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
+    return func.log10(1 + votes) + age_bonus
 
 
 @dataclass(frozen=True)

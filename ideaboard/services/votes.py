@@ -15,7 +15,7 @@ from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
-from .ideas import trending_score
+from .ideas import trending_score_sql
 
 
 @dataclass(frozen=True)
@@ -42,22 +42,19 @@ def _insert_vote(idea_id: int, user_id: int) -> bool:
 
 
 def _bump(idea: Idea, delta: int) -> int:
-    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore."""
-    count = db.session.execute(
+    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore.
+
+    One UPDATE does both: the score is computed from the row's own new count, so it can
+    never lag a concurrent toggle, and the row lock is taken once.
+    """
+    new_count = Idea.vote_count + delta
+    count, score = db.session.execute(
         update(Idea)
         .where(Idea.id == idea.id)
-        .values(vote_count=Idea.vote_count + delta)
-        .returning(Idea.vote_count)
+        .values(vote_count=new_count, trending_score=trending_score_sql(new_count, idea.created_at))
+        .returning(Idea.vote_count, Idea.trending_score)
         .execution_options(synchronize_session=False)
-    ).scalar_one()
-    # The UPDATE above holds the row lock until commit, so this count is current.
-    score = trending_score(count, idea.created_at)
-    db.session.execute(
-        update(Idea)
-        .where(Idea.id == idea.id)
-        .values(trending_score=score)
-        .execution_options(synchronize_session=False)
-    )
+    ).one()
     set_committed_value(idea, "vote_count", count)
     set_committed_value(idea, "trending_score", score)
     return count
