@@ -1,8 +1,12 @@
-"""Commands: `flask --app wsgi users create`, `boards create`, `demo`."""
+"""Commands: `flask --app wsgi users create`, `users export`, `boards create`, `demo`,
+`backup`, `restore`."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -41,6 +45,41 @@ def create_user(email: str, display_name: str, role: str, password: str) -> None
         _fail(err)
     db.session.commit()
     click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("export")
+@click.option("--email", required=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON to this file (readable by you only) instead of standard output.",
+)
+def export_user(email: str, output: Path | None) -> None:
+    """Export one user's own data (account, ideas, comments, votes) as JSON."""
+    from .services.export import export_user_data, find_user_by_email
+
+    user = find_user_by_email(email)
+    if user is None:
+        click.echo(f"No user has the email {email}.", err=True)
+        sys.exit(1)
+    data = export_user_data(user)
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    summary = (
+        f"Exported {user.email}: {len(data['ideas'])} ideas, {len(data['comments'])} comments, "
+        f"{len(data['votes'])} votes, {len(data['status_changes'])} status changes"
+    )
+    if output is None:
+        click.echo(text, nl=False)
+        click.echo(summary + ".", err=True)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        click.echo(f"Cannot write {output}: {err.strerror}.", err=True)
+        sys.exit(1)
+    click.echo(f"{summary} to {output}.")
 
 
 @click.group("boards")
@@ -93,6 +132,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(boards_cli)
     app.cli.add_command(demo)
+    from .backup import backup_command, restore_command
     from .seed import bench_cli
 
     app.cli.add_command(bench_cli)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
