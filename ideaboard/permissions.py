@@ -54,9 +54,9 @@ def can_edit_comment(user: Any, comment: Comment) -> bool:
     return _member(user) and comment.author_id == user.id
 
 
-def can_mark_official(user: Any, comment: Comment) -> bool:
-    """Only staff answer for the company, and only with their own staff comments."""
-    return is_staff(user)
+def can_mark_official(user: Any, comment: Comment | None, idea: Idea | None = None) -> bool:
+    """Only staff answer for the company; a deleted idea gets no new answers."""
+    return is_staff(user) and not (idea is not None and idea.is_deleted)
 
 
 def can_change_status(user: Any, idea: Idea) -> bool:

@@ -72,3 +72,5 @@ def test_comment_edits_belong_to_their_author():
     assert not p.can_edit_comment(STAFF, comment)
     assert p.can_mark_official(STAFF, comment)
     assert not p.can_mark_official(OTHER, comment)
+    assert p.can_mark_official(STAFF, comment, _idea())
+    assert not p.can_mark_official(STAFF, comment, _idea(deleted=True))

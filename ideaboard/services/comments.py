@@ -32,7 +32,7 @@ def add_comment(actor: User, idea: Idea, body: str, official: bool = False) -> C
     if not can_comment(actor, idea):
         raise NotAllowed(_("Sign in to comment."))
     body = _check_body(body)
-    if official and not can_mark_official(actor, None):
+    if official and not can_mark_official(actor, None, idea):
         raise NotAllowed(_("Only staff give official responses."))
     now = utcnow()
     comment = Comment(
@@ -75,7 +75,7 @@ def edit_comment(actor: User, comment: Comment, body: str) -> Comment:
 
 def set_official(actor: User, comment: Comment, official: bool) -> Comment:
     """Mark or unmark a staff member's comment as the company's answer."""
-    if not can_mark_official(actor, comment):
+    if not can_mark_official(actor, comment, db.session.get(Idea, comment.idea_id)):
         raise NotAllowed(_("Only staff give official responses."))
     if official and not comment.author.is_staff:
         raise NotAllowed(_("Only a staff member's comment can be the official response."))
