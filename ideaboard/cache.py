@@ -152,33 +152,48 @@ class VersionStore:
 class FileVersionStore:
     """The version as a file beside a SQLite database: every process on the machine sees it.
 
-    Each bump writes a value never written before (clock, process, counter) with an atomic
-    rename, so concurrent bumps cannot collapse into one value: readers compare values for
-    equality only. Reading is one open and read, no database connection.
+    Each bump writes a value never written before (clock, process, thread, counter), padded
+    to a fixed width, over the start of the file with one pwrite; readers pread it. Values
+    are compared for equality only, so concurrent bumps cannot collapse into one value, and
+    a read torn by a concurrent write is just a value no page was stored under (a miss).
+    The file stays open: a read is an fstat and a pread, a bump one pwrite; neither makes
+    a new file or renames one. If the file is deleted or replaced, it is reopened.
     """
 
     in_transaction = False
+    WIDTH = 80
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._count = itertools.count()
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def _file(self) -> int:
+        fd = self._fd
+        if fd is not None and os.fstat(fd).st_nlink > 0:
+            return fd
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            return self._fd
 
     def read(self) -> str | None:
         try:
-            return self.path.read_text() or None
-        except FileNotFoundError:
-            self.bump()
-            return self.read()
+            value = os.pread(self._file(), self.WIDTH, 0).rstrip(b" \0")
+            if not value:
+                self.bump()
+                value = os.pread(self._file(), self.WIDTH, 0).rstrip(b" \0")
         except OSError:
             log.warning("content version file unreadable; serving uncached")
             return None
+        return value.decode("ascii", "replace") or None
 
     def bump(self) -> None:
         value = f"{time.time_ns()}-{os.getpid()}-{threading.get_ident()}-{next(self._count)}"
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         try:
-            tmp.write_text(value)
-            os.replace(tmp, self.path)
+            os.pwrite(self._file(), value.ljust(self.WIDTH).encode("ascii"), 0)
         except OSError:
             log.exception("could not bump the content version")
             current_app.extensions["ideaboard_cache"].pages.clear()

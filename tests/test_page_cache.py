@@ -181,3 +181,27 @@ def test_redis_restart_never_replays_old_versions(make_app):
         client.delete(store.KEY)  # what a restart of a diskless Redis looks like
         store.bump()
         assert store.read() > before + 1
+
+
+def test_version_file_is_shared_between_processes_and_survives_replacement(tmp_path):
+    """Two workers (two stores on one file) see each other's bumps, also after the file is
+    deleted or replaced under them, and never see a value twice."""
+    from ideaboard.cache import FileVersionStore
+
+    path = tmp_path / "ideaboard.db.version"
+    one, two = FileVersionStore(path), FileVersionStore(path)
+    seen = {one.read()}
+    assert two.read() in seen
+    one.bump()
+    assert two.read() not in seen
+    seen.add(two.read())
+    path.unlink()  # an admin cleans up; the next read makes a fresh value
+    fresh = two.read()
+    assert fresh not in seen and one.read() == fresh
+    seen.add(fresh)
+    replacement = tmp_path / "other"
+    replacement.write_text("restored-elsewhere")
+    replacement.replace(path)
+    assert one.read() == two.read() == "restored-elsewhere"
+    two.bump()
+    assert one.read() not in seen | {"restored-elsewhere"}

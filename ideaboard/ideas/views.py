@@ -54,9 +54,9 @@ def _globals(state) -> None:
     state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url)
 
 
-def _load(idea_id: int) -> Idea:
+def _load(idea_id: int, *, related: bool = True) -> Idea:
     try:
-        return ideas.get_idea(idea_id, current_user)
+        return ideas.get_idea(idea_id, current_user, related=related)
     except NotFound:
         abort(404)
 
@@ -211,7 +211,7 @@ def restore(idea_id: int):
 @login_required
 def vote(idea_id: int):
     """Toggle the member's vote; htmx gets the button back, a plain post goes back."""
-    idea = _load(idea_id)
+    idea = _load(idea_id, related=False)
     result = votes.toggle_vote(current_user, idea)
     db.session.commit()
     if is_htmx():

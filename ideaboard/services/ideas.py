@@ -40,20 +40,23 @@ TRENDING_GRAVITY = 7 * 24 * 3600
 SORTS = ("trending", "top", "new")
 
 
+def age_bonus(created_at: datetime) -> float:
+    """The trending score's head start of an idea made at `created_at`."""
+    return (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
+
+
 def trending_score(votes: int, created_at: datetime) -> float:
     """The stored trending score of an idea with `votes` votes made at `created_at`."""
-    age_bonus = (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
-    return math.log10(1 + max(votes, 0)) + age_bonus
+    return math.log10(1 + max(votes, 0)) + age_bonus(created_at)
 
 
-def trending_score_sql(votes, created_at: datetime):
-    """trending_score() as an SQL expression over a vote-count expression.
+def trending_score_sql(votes, bonus):
+    """trending_score() as an SQL expression over vote-count and age-bonus expressions.
 
     `log10` is built into PostgreSQL; on SQLite, database.py registers Python's math.log10
     on every connection, so both give the same number as trending_score().
     """
-    age_bonus = (created_at - TRENDING_EPOCH).total_seconds() / TRENDING_GRAVITY
-    return func.log10(1 + votes) + age_bonus
+    return func.log10(1 + votes) + bonus
 
 
 @dataclass(frozen=True)
@@ -172,9 +175,13 @@ def voted_ids(viewer: User | None, idea_ids: list[int]) -> set[int]:
     )
 
 
-def get_idea(idea_id: int, viewer: User | None = None) -> Idea:
-    """The idea with its author and board, if the viewer may see it; else NotFound."""
-    idea = db.session.scalar(with_author_and_board(select(Idea).where(Idea.id == idea_id)))
+def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) -> Idea:
+    """The idea with its author and board, if the viewer may see it; else NotFound.
+
+    Actions that need neither (a vote) pass related=False for the bare row.
+    """
+    stmt = select(Idea).where(Idea.id == idea_id)
+    idea = db.session.scalar(with_author_and_board(stmt) if related else stmt)
     if idea is None or not can_view_idea(viewer, idea):
         raise NotFound(_("This idea does not exist."))
     return idea

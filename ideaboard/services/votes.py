@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,7 +15,7 @@ from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
-from .ideas import trending_score_sql
+from .ideas import age_bonus, trending_score_sql
 
 
 @dataclass(frozen=True)
@@ -24,37 +24,51 @@ class VoteResult:
     count: int
 
 
+# The toggle's statements, built once: a vote is the hottest write path, and building and
+# cache-keying SQLAlchemy constructs on every request cost more than running them.
+_votes = Vote.__table__
+_ideas = Idea.__table__
+_DELETE = (
+    delete(_votes)
+    .where(_votes.c.idea_id == bindparam("p_idea"), _votes.c.user_id == bindparam("p_user"))
+    .returning(_votes.c.id)
+)
+_INSERTS = {
+    name: insert(_votes)
+    .values(idea_id=bindparam("p_idea"), user_id=bindparam("p_user"), created_at=bindparam("p_at"))
+    .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
+    .returning(_votes.c.id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_new_count = _ideas.c.vote_count + bindparam("p_delta")
+# One UPDATE moves the count and rescores from the row's own new count, so the score can
+# never lag a concurrent toggle, and the row is locked once.
+_BUMP = (
+    update(_ideas)
+    .where(_ideas.c.id == bindparam("p_idea"))
+    .values(
+        vote_count=_new_count,
+        trending_score=trending_score_sql(_new_count, bindparam("p_bonus")),
+    )
+    .returning(_ideas.c.vote_count, _ideas.c.trending_score)
+)
+
+
 def _insert_vote(idea_id: int, user_id: int) -> bool:
     """Insert the vote unless it exists; True only if this statement wrote the row.
 
     Decided from RETURNING, not rowcount: through the ORM, psycopg reports rowcount -1
     for INSERT ... ON CONFLICT, which would count a vote that was never written.
     """
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(Vote)
-        .values(idea_id=idea_id, user_id=user_id, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
-        .returning(Vote.id)
-    )
-    return db.session.execute(stmt).first() is not None
+    stmt = _INSERTS[db.session.get_bind().dialect.name]
+    params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow()}
+    return db.session.execute(stmt, params).first() is not None
 
 
 def _bump(idea: Idea, delta: int) -> int:
-    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore.
-
-    One UPDATE does both: the score is computed from the row's own new count, so it can
-    never lag a concurrent toggle, and the row lock is taken once.
-    """
-    new_count = Idea.vote_count + delta
-    count, score = db.session.execute(
-        update(Idea)
-        .where(Idea.id == idea.id)
-        .values(vote_count=new_count, trending_score=trending_score_sql(new_count, idea.created_at))
-        .returning(Idea.vote_count, Idea.trending_score)
-        .execution_options(synchronize_session=False)
-    ).one()
+    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore."""
+    params = {"p_idea": idea.id, "p_delta": delta, "p_bonus": age_bonus(idea.created_at)}
+    count, score = db.session.execute(_BUMP, params).one()
     set_committed_value(idea, "vote_count", count)
     set_committed_value(idea, "trending_score", score)
     return count
@@ -68,14 +82,7 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     """
     if not can_vote(actor, idea):
         raise NotAllowed(_("Sign in to vote."))
-    removed = len(
-        db.session.execute(
-            delete(Vote)
-            .where(Vote.idea_id == idea.id, Vote.user_id == actor.id)
-            .returning(Vote.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-    )
+    removed = len(db.session.execute(_DELETE, {"p_idea": idea.id, "p_user": actor.id}).all())
     if removed:
         return VoteResult(voted=False, count=_bump(idea, -removed))
     if _insert_vote(idea.id, actor.id):
