@@ -24,7 +24,7 @@ def _default_instance() -> str | None:
 
 def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
-    from . import assets, cache, cli, errors, htmx, i18n, markup, security
+    from . import assets, cache, cli, errors, htmx, i18n, mail, markup, seclog, security
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -76,6 +76,8 @@ def create_app(config: dict | object | None = None) -> Flask:
     errors.init_app(app)
     i18n.init_app(app)
     cli.init_app(app)
+    mail.init_app(app)
+    seclog.init_app(app)
     markup.init_app(app)
 
     from .api.views import bp as api_bp
@@ -86,5 +88,5 @@ def create_app(config: dict | object | None = None) -> Flask:
 
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp):
         app.register_blueprint(bp)
-    csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
+    csrf.exempt(ideas_bp); csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,12 +41,17 @@ class Config:
     DATABASE_URL = os.environ.get("DATABASE_URL")  # None: SQLite under instance/
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     MAIL_URL = os.environ.get("MAIL_URL")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "Ideaboard <noreply@localhost>")
+    MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "5"))  # seconds per SMTP operation
+    MAIL_DIR = os.environ.get("MAIL_DIR")  # without MAIL_URL, mail is saved here (instance/mail)
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")  # the `ideaboard` loggers (security events)
     REDIS_URL = os.environ.get("REDIS_URL")
     RATELIMIT_ENABLED = _bool(os.environ.get("RATELIMIT_ENABLED"), True)
     BABEL_DEFAULT_LOCALE = os.environ.get("IDEABOARD_LOCALE", "en")
     LANGUAGES = ("en", "ru")
 
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # hide_parameters: SQL logging and errors never show values (mail bodies hold reset links).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
     MAX_CONTENT_LENGTH = 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -60,6 +66,11 @@ class Config:
     LOGIN_LIMIT_IP = "6 per minute; 30 per hour"
     LOGIN_LIMIT_ACCOUNT = "10 per 15 minutes"
     REGISTER_LIMIT = "10 per hour"
+    RESET_LIMIT_IP = "10 per hour"
+    RESET_LIMIT_ACCOUNT = "3 per hour"
+    RESET_TOKEN_TTL = timedelta(minutes=60)
+    # Wrong current passwords on /account and /account/password, per user.
+    PASSWORD_CHECK_LIMIT = "10 per hour"
     TESTING = False
     DEBUG = False
 
@@ -74,3 +85,4 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key"
     BASE_URL = "http://127.0.0.1:5000"
     MAIL_URL = None
+    MAIL_DIR = os.path.join(tempfile.gettempdir(), "ideaboard-test-mail")

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
 from .htmx import is_htmx
+from .seclog import security_event
 from .services.errors import DomainError
 
 log = logging.getLogger("ideaboard")
@@ -68,7 +69,10 @@ def init_app(app: Flask) -> None:
         if exc.code and exc.code < 400:
             return exc
         resp = error_response(exc.code or 500)
+        if exc.code == 403:
+            security_event("authz.denied", level=logging.WARNING)
         if exc.code == 429:
+            security_event("rate_limited", level=logging.WARNING, limit=str(exc.description))
             retry = getattr(exc, "retry_after", None)
             resp.headers["Retry-After"] = str(int(retry)) if retry else "60"
         if exc.code == 405 and exc.valid_methods:
@@ -77,7 +81,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
-        log.warning("csrf failure path=%s", request.path)
+        security_event("csrf.failed", level=logging.WARNING, reason=exc.description)
         if is_htmx():
             # The page's token is stale (e.g. a new session): reload it for a fresh one.
             resp = error_response(400, _("Your session changed. The page will reload."))
@@ -94,6 +98,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         db.session.rollback()
+        if exc.status_code == 403:
+            security_event("authz.denied", level=logging.WARNING)
         return error_response(exc.status_code, exc.message or None)
 
     @app.errorhandler(OperationalError)

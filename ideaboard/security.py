@@ -44,6 +44,11 @@ def no_store() -> None:
     g.no_store = True
 
 
+def no_referrer() -> None:
+    """Send no Referer from this page (its URL holds a secret, like a reset token)."""
+    g.referrer_policy = "no-referrer"
+
+
 @login_manager.user_loader
 def _load_user(login_id: str) -> User | None:
     user_id, _, token = login_id.partition(":")
@@ -83,7 +88,7 @@ def init_app(app: Flask) -> None:
         h.setdefault("Content-Security-Policy", CSP)
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        h["Referrer-Policy"] = g.get("referrer_policy", "strict-origin-when-cross-origin")
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         if hsts:
             h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"

@@ -29,7 +29,16 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 # Tables in delete order (children first).
-TABLES = ("votes", "comments", "status_changes", "ideas", "users", "boards")
+TABLES = (
+    "mail_outbox",
+    "account_tokens",
+    "votes",
+    "comments",
+    "status_changes",
+    "ideas",
+    "users",
+    "boards",
+)
 
 
 def _pg_url(url: str) -> str:

@@ -15,3 +15,22 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"))
     remember = BooleanField(_l("Keep me signed in on this device"))
     next = HiddenField()
+
+
+class AccountForm(FlaskForm):
+    display_name = StringField(_l("Name others will see"))
+    email = EmailField(_l("Email"))
+    current_password = PasswordField(_l("Current password"))
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"))
+    new_password = PasswordField(_l("New password"))
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField(_l("Email"))
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"))

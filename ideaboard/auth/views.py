@@ -1,24 +1,29 @@
-"""Sign up, sign in, sign out."""
+"""Sign up, sign in, sign out; account settings, password change and password reset."""
 
 from __future__ import annotations
 
-import logging
-
-from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import is_htmx, render
-from ideaboard.security import no_store, safe_next
+from ideaboard.seclog import security_event
+from ideaboard.security import no_referrer, no_store, safe_next
 from ideaboard.services import accounts
 from ideaboard.services.errors import ValidationError
 
-from .forms import LoginForm, RegisterForm
+from .forms import (
+    AccountForm,
+    LoginForm,
+    PasswordChangeForm,
+    RegisterForm,
+    ResetPasswordForm,
+    ResetRequestForm,
+)
 
 bp = Blueprint("auth", __name__)
-log = logging.getLogger("ideaboard.security")
 
 
 def _failed(resp) -> bool:
@@ -27,6 +32,15 @@ def _failed(resp) -> bool:
 
 def _account_key() -> str:
     return "login:" + accounts.email_key(request.form.get("email", ""))
+
+
+def _reset_key() -> str:
+    return "reset:" + accounts.email_key(request.form.get("email", ""))
+
+
+def _user_key() -> str:
+    who = current_user.id if current_user.is_authenticated else request.remote_addr
+    return f"password-check:{who}"
 
 
 def sign_in_redirect():
@@ -45,6 +59,22 @@ def _referrer_path() -> str:
     ref = request.referrer or ""
     host = request.host_url.rstrip("/")
     return ref[len(host) :] if ref.startswith(host + "/") else "/"
+
+
+def _had_remember_cookie() -> bool:
+    return current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+
+
+def _end_session() -> None:
+    """Sign out this browser: session and remember-me cookie both go."""
+    logout_user()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    # session.clear() also dropped Flask-Login's note to delete the remember-me cookie;
+    # without it the cookie would sign the browser straight back in.
+    session["_remember"] = "clear"
 
 
 def _start_session(user, remember: bool) -> None:
@@ -98,9 +128,7 @@ def login():
         if user is not None:
             db.session.commit()  # a rehashed password, if its parameters changed
             _start_session(user, remember=bool(form.remember.data))
-            log.info("login ok user_id=%s ip=%s", user.id, request.remote_addr)
             return redirect(safe_next(form.next.data), 303)
-        log.info("login failed ip=%s", request.remote_addr)
         form.form_errors.append(_("Email or password is incorrect."))
         return render("auth/login.html", form=form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
@@ -111,6 +139,151 @@ def login():
 @login_required
 def logout():
     """Sign out and forget the session."""
-    logout_user()
-    session.clear()
+    security_event("logout", user_id=current_user.id)
+    _end_session()
     return redirect(url_for("main.home"), 303)
+
+
+# --- account settings ------------------------------------------------------------------
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+@limiter.limit(
+    lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
+    key_func=_user_key,
+    methods=["POST"],
+    deduct_when=_failed,
+)
+def account():
+    """Change the name others see, and the email (which needs the current password)."""
+    no_store()
+    form = AccountForm()
+    if form.validate_on_submit():
+        try:
+            accounts.update_account(
+                current_user,
+                form.display_name.data or "",
+                form.email.data or "",
+                form.current_password.data or "",
+            )
+        except ValidationError as err:
+            db.session.rollback()
+            apply_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("Your account was saved."))
+            return redirect(url_for("auth.account"), 303)
+        form.current_password.data = ""
+        return render("auth/account.html", form=form, status=422)
+    if request.method == "GET":
+        form.display_name.data = current_user.display_name
+        form.email.data = current_user.email
+    return render("auth/account.html", form=form)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(
+    lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
+    key_func=_user_key,
+    methods=["POST"],
+    deduct_when=_failed,
+)
+def change_password():
+    """Change the password; every other session and remember-me cookie is signed out."""
+    no_store()
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        remember = _had_remember_cookie()
+        try:
+            accounts.change_password(
+                user, form.current_password.data or "", form.new_password.data or ""
+            )
+        except ValidationError as err:
+            db.session.rollback()
+            apply_errors(form, err)
+        else:
+            db.session.commit()
+            _start_session(user, remember=remember)  # this browser stays signed in, afresh
+            flash(_("Your password was changed. Every other device was signed out."))
+            return redirect(url_for("auth.account"), 303)
+        return render("auth/password.html", form=form, status=422)
+    return render("auth/password.html", form=form)
+
+
+@bp.route("/account/sign-out-others", methods=["POST"])
+@login_required
+def sign_out_others():
+    """Sign out every other session and remember-me cookie; this browser stays in."""
+    user = current_user._get_current_object()
+    remember = _had_remember_cookie()
+    accounts.sign_out_everywhere(user)
+    db.session.commit()
+    _start_session(user, remember=remember)
+    flash(_("Every other device was signed out."))
+    return redirect(url_for("auth.account"), 303)
+
+
+# --- password reset --------------------------------------------------------------------
+
+
+def _minutes() -> int:
+    return int(current_app.config["RESET_TOKEN_TTL"].total_seconds() // 60)
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RESET_LIMIT_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["RESET_LIMIT_ACCOUNT"], key_func=_reset_key, methods=["POST"]
+)
+def reset_request():
+    """Ask for a reset link: the same answer whether or not the address has an account."""
+    no_store()
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        try:
+            accounts.request_password_reset(form.email.data or "")
+        except ValidationError as err:
+            db.session.rollback()
+            apply_errors(form, err)
+            return render("auth/reset_request.html", form=form, status=422)
+        db.session.commit()  # the mail is made and sent after the response
+        return render("auth/reset_request.html", form=None, sent=True, minutes=_minutes())
+    return render("auth/reset_request.html", form=form)
+
+
+@bp.url_value_preprocessor
+def _private_reset_page(endpoint: str | None, values: dict | None) -> None:
+    # Before any check that may answer instead of the view (CSRF, rate limits), so error
+    # pages at this URL are private too: the token in it must never travel in a Referer
+    # header nor sit in a cache.
+    if endpoint == "auth.reset_password":
+        no_store()
+        no_referrer()
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """Choose a new password with the emailed link; then sign in (never automatically)."""
+    if accounts.find_reset_token(token) is None:
+        if request.method == "POST":
+            security_event("password_reset.invalid_token", user_id=None)
+        return render("auth/reset_invalid.html", minutes=_minutes(), status=400)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data or "")
+        except accounts.InvalidToken:
+            db.session.rollback()
+            return render("auth/reset_invalid.html", minutes=_minutes(), status=400)
+        except ValidationError as err:
+            db.session.rollback()
+            apply_errors(form, err)
+            return render("auth/reset_password.html", form=form, token=token, status=422)
+        db.session.commit()
+        _end_session()
+        flash(_("Your password was changed. Sign in with the new one."))
+        return redirect(url_for("auth.login"), 303)
+    return render("auth/reset_password.html", form=form, token=token)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import secrets
+from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedMixin
@@ -52,3 +53,21 @@ class User(UserMixin, CreatedMixin, Base):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
+
+
+class AccountToken(CreatedMixin, Base):
+    """A one-time secret sent to a user's address (a password reset link).
+
+    Only the SHA-256 of the token is kept: the database never holds a usable link. A token
+    is bound to one user and one purpose, and dies when used, when it expires, or when
+    something newer (another token, a password change) makes it stale.
+    """
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)

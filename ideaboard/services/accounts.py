@@ -1,38 +1,53 @@
-"""Accounts: registration, sign-in, roles."""
+"""Accounts: registration, sign-in, roles, passwords, email changes and password resets."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import secrets
+from datetime import datetime
+from importlib import resources
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ideaboard import mail
+from ideaboard.clock import now
 from ideaboard.extensions import db
-from ideaboard.models import Role, User
+from ideaboard.models import AccountToken, OutboxMessage, OutboxStatus, Role, User
 from ideaboard.models.user import new_session_token
+from ideaboard.seclog import security_event
 
-from .errors import NotAllowed, ValidationError
+from .errors import DomainError, NotAllowed, ValidationError
 from .text import check_text, clean_line, fold_key
-
-log = logging.getLogger("ideaboard.security")
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 NAME_MAX = 60
 # scrypt with OWASP's parameters (N=2^17, r=8, p=1); werkzeug writes them into the hash.
 PASSWORD_METHOD = "scrypt:131072:8:1"
-# A few of the most common passwords (SecLists top list); longer lists come with issue 4.
-COMMON_PASSWORDS = frozenset(
-    """123456789012 1234567890 qwertyuiop password123 password1234 iloveyou123
-    qwerty123456 1q2w3e4r5t 1qaz2wsx3edc administrator passw0rd12 letmein123
-    qwertyuiop123 abcdefghij 0123456789 1111111111 0000000000 9876543210
-    welcome123 changeme123 ideaboard123""".split()
-)
+#: The 30,000 most common passwords (zxcvbn's list; source and licence in the file).
+COMMON_PASSWORDS_FILE = "data/common-passwords.txt"
+RESET_PURPOSE = "password_reset"
 # Verified against when the email is unknown, so both answers take the same time.
 _dummy_hashes: dict[str, str] = {}
+
+
+class InvalidToken(DomainError):
+    """A reset link that is unknown, used, expired, superseded or for another purpose."""
+
+    status_code = 400
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped top-passwords list, read once on first use."""
+    text = resources.files("ideaboard").joinpath(COMMON_PASSWORDS_FILE).read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def email_key(email: str) -> str:
@@ -61,7 +76,7 @@ def check_password_rules(errors: dict[str, str], password: str, field: str = "pa
         errors[field] = _("Use at least %(n)d characters.", n=PASSWORD_MIN)
     elif len(password) > PASSWORD_MAX:
         errors[field] = _("Use at most %(n)d characters.", n=PASSWORD_MAX)
-    elif password.lower() in COMMON_PASSWORDS or len(set(password)) < 4:
+    elif password.lower() in common_passwords() or len(set(password)) < 4:
         errors[field] = _("This password is too easy to guess; choose another.")
 
 
@@ -100,7 +115,7 @@ def register_user(
     )
     db.session.add(user)
     db.session.flush()
-    log.info("account created user_id=%s role=%s", user.id, role)
+    security_event("account.registered", user_id=user.id, role=role, name=display_name)
     return user
 
 
@@ -109,12 +124,15 @@ def authenticate(email: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.email_key == email_key(email or "")))
     if user is None:
         check_password_hash(_dummy_hash(), password or "")
+        security_event("login.failed", user_id=None, level=logging.WARNING)
         return None
     if not check_password_hash(user.password_hash, password or ""):
+        security_event("login.failed", user_id=user.id, level=logging.WARNING)
         return None
     if not user.password_hash.startswith(_method() + "$"):
         # Parameters changed since this hash was made: upgrade it now that we know the password.
         user.password_hash = hash_password(password)
+    security_event("login.success", user_id=user.id)
     return user
 
 
@@ -128,16 +146,209 @@ def change_role(actor: User, user: User, role: str) -> None:
         raise NotAllowed(_("You cannot change your own role."))
     user.role = role
     user.session_token = new_session_token()
-    log.info("role changed user_id=%s role=%s by=%s", user.id, role, actor.id)
+    security_event("role.changed", user_id=user.id, role=role, by=actor.id)
+
+
+def _invalidate_reset_tokens(user_id: int) -> None:
+    """End every unused reset token of the user and drop reset mail not yet sent."""
+    moment = now()
+    db.session.execute(
+        update(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
+        .values(used_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.user_id == user_id,
+            OutboxMessage.kind == "password_reset",
+            OutboxMessage.status == OutboxStatus.QUEUED,
+        )
+        .values(status=OutboxStatus.DROPPED, text_body="", html_body="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _link(endpoint: str, **values) -> str:
+    """An absolute link from BASE_URL, never from the request's Host header."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path
+
+
+def _set_password(user: User, password: str) -> None:
+    """Store a new password; every session, remember-me cookie and reset link ends."""
+    user.password_hash = hash_password(password)
+    user.session_token = new_session_token()
+    _invalidate_reset_tokens(user.id)
+    mail.queue_mail(
+        user.email,
+        _("Your Ideaboard password was changed"),
+        "password_changed",
+        user_id=user.id,
+        to_name=user.display_name,
+        reset_url=_link("auth.reset_request"),
+    )
 
 
 def change_password(user: User, current: str, new: str) -> None:
-    """Change a password given the current one; every other session ends."""
+    """Change a password given the current one; every other session ends; mail says so."""
     errors: dict[str, str] = {}
     if not check_password_hash(user.password_hash, current or ""):
         errors["current_password"] = _("That is not your current password.")
-    check_password_rules(errors, new or "")
+        security_event("password.change_failed", user_id=user.id, level=logging.WARNING)
+    check_password_rules(errors, new or "", field="new_password")
     if errors:
         raise ValidationError(errors)
-    user.password_hash = hash_password(new)
+    _set_password(user, new)
+    security_event("password.changed", user_id=user.id)
+
+
+def update_account(user: User, display_name: str, email: str, current_password: str) -> None:
+    """Change the display name, and the email given the current password (old address told)."""
+    errors: dict[str, str] = {}
+    display_name = clean_line(display_name)
+    check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    new_email = _normalise_email(errors, email)
+    email_changes = "email" not in errors and new_email != user.email
+    if email_changes:
+        if not current_password:
+            errors["current_password"] = _("Enter your current password to change your email.")
+        elif not check_password_hash(user.password_hash, current_password):
+            errors["current_password"] = _("That is not your current password.")
+            security_event("email.change_failed", user_id=user.id, level=logging.WARNING)
+        elif email_key(new_email) != user.email_key and db.session.scalar(
+            select(User.id).where(User.email_key == email_key(new_email))
+        ):
+            errors["email"] = _("An account with this email already exists.")
+    if errors:
+        raise ValidationError(errors)
+    user.display_name = display_name
+    if email_changes:
+        old_email = user.email
+        user.email, user.email_key = new_email, email_key(new_email)
+        _invalidate_reset_tokens(user.id)  # links sent to the old address die with it
+        mail.queue_mail(
+            old_email,
+            _("Your Ideaboard email address was changed"),
+            "email_changed",
+            user_id=user.id,
+            to_name=user.display_name,
+            new_email=new_email,
+        )
+        security_event("email.changed", user_id=user.id)
+    db.session.flush()
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session and remember-me cookie of the user (the caller starts a new one)."""
     user.session_token = new_session_token()
+    security_event("sessions.revoked", user_id=user.id)
+
+
+# --- password reset (OWASP Forgot Password Cheat Sheet) ------------------------------
+
+
+def token_digest(raw: str) -> str:
+    """What the database keeps of a token: its SHA-256 (the token has 256 random bits)."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def request_password_reset(email: str) -> None:
+    """Queue a reset mail for `email`: the same work whether or not an account has it.
+
+    The token and the message are made at delivery, after the response, so the request
+    writes one outbox row either way; for an address with no account, nothing is sent.
+    """
+    errors: dict[str, str] = {}
+    email = _normalise_email(errors, email)
+    if errors:
+        raise ValidationError(errors)
+    user_id = db.session.scalar(select(User.id).where(User.email_key == email_key(email)))
+    mail.queue_reset_request(email, user_id)
+    security_event("password_reset.requested", user_id=user_id)
+
+
+def issue_reset_token(user: User) -> tuple[str, datetime]:
+    """A new reset token for `user` (older ones die); return it and its expiry."""
+    _invalidate_reset_tokens(user.id)
+    raw = secrets.token_urlsafe(32)
+    moment = now()
+    expires = moment + current_app.config["RESET_TOKEN_TTL"]
+    db.session.add(
+        AccountToken(
+            user_id=user.id,
+            purpose=RESET_PURPOSE,
+            token_hash=token_digest(raw),
+            created_at=moment,
+            expires_at=expires,
+        )
+    )
+    db.session.flush()
+    return raw, expires
+
+
+def prepare_reset_message(row: OutboxMessage) -> bool:
+    """Turn a queued reset request into the reset mail; False when no account has it."""
+    user = db.session.get(User, row.user_id) if row.user_id else None
+    if user is None:
+        return False
+    raw, expires = issue_reset_token(user)
+    minutes = int(current_app.config["RESET_TOKEN_TTL"].total_seconds() // 60)
+    subject = _("Reset your Ideaboard password")
+    text, html = mail.render_mail(
+        "password_reset",
+        to_name=user.display_name,
+        link=_link("auth.reset_password", token=raw),
+        minutes=minutes,
+    )
+    row.kind = "password_reset"
+    row.to_addr = user.email
+    row.to_name = mail.header_text(user.display_name)[:120]
+    row.subject = mail.header_text(subject)
+    row.text_body, row.html_body = text, html
+    row.expires_at = expires
+    return True
+
+
+def find_reset_token(raw: str) -> AccountToken | None:
+    """The live reset token `raw` stands for, else None (wrong purpose counts as unknown)."""
+    if not raw or len(raw) > 128:
+        return None
+    token = db.session.scalar(
+        select(AccountToken).where(
+            AccountToken.token_hash == token_digest(raw), AccountToken.purpose == RESET_PURPOSE
+        )
+    )
+    if token is None or token.used_at is not None or token.expires_at <= now():
+        return None
+    return token
+
+
+def reset_password(raw: str, password: str) -> User:
+    """Set a new password with a reset token, once; every session of the user ends."""
+    token = find_reset_token(raw)
+    if token is None:
+        security_event("password_reset.invalid_token", user_id=None, level=logging.WARNING)
+        raise InvalidToken(_("This link is invalid or has expired."))
+    errors: dict[str, str] = {}
+    check_password_rules(errors, password or "")
+    if errors:
+        raise ValidationError(errors)  # the token stays usable for a better password
+    moment = now()
+    claimed = db.session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.id == token.id,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > moment,
+        )
+        .values(used_at=moment)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:  # another request used it a moment ago
+        raise InvalidToken(_("This link is invalid or has expired."))
+    user = db.session.get(User, token.user_id)
+    _set_password(user, password)
+    security_event("password_reset.used", user_id=user.id)
+    return user

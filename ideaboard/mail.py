@@ -1,0 +1,406 @@
+"""Mail: built safely, kept in an outbox, delivered after the response.
+
+A service that wants to send mail calls `queue_mail`: the message is rendered (a text
+part and an HTML part, from autoescaped templates in templates/email/) and written as an
+`OutboxMessage` row in the request's own transaction, so it exists exactly when the
+change it reports was committed. After the commit, the response registers a callback that
+delivers those rows once the response has been sent (`Response.call_on_close`): a slow or
+dead SMTP server never delays a page, never fails it, and never makes a password-reset
+answer take longer for a known address than for an unknown one. A delivery that fails
+leaves the row queued; `flask --app wsgi mail send` retries every queued row (run it from
+cron or a systemd timer).
+
+MAIL_URL chooses the transport: `smtp://host:port` (add `?starttls=true`, or use
+`smtps://` for TLS from the start; `user:password@` for AUTH). Without it each message is
+saved as an .eml file under MAIL_DIR (default: instance/mail, mode 0600) and the log says
+that a mail was saved, for whom, with which subject and in which file; bodies, links and
+tokens never go to the log.
+
+Headers never carry raw user text: control and line-break characters in a subject or a
+display name become spaces before `email.message.EmailMessage` sees them (it would also
+refuse CR/LF), and the SMTP recipients come from the outbox row, never from headers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from functools import partial
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import click
+from flask import Flask, Response, current_app, g, has_request_context, render_template
+from flask_babel import force_locale, get_locale
+from sqlalchemy import event, func, or_, select, update
+
+from .clock import now
+from .extensions import db
+from .models import OutboxMessage, OutboxStatus
+from .seclog import escape_value
+
+log = logging.getLogger("ideaboard.mail")
+
+#: An outbox row that asks for a password-reset message, rendered (and its token made)
+#: only at delivery, so the request does the same work for known and unknown addresses.
+RESET_REQUEST = "reset_request"
+#: How long one deliverer holds a row before another may try it.
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 10
+
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_text(value: str | None) -> str:
+    """`value` made safe for one header line: control and line-break runs become a space."""
+    return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
+
+
+class PermanentFailure(Exception):
+    """The server refused the message for good (5xx), or it cannot be built."""
+
+
+# --- queueing ------------------------------------------------------------------------
+
+
+def render_mail(template: str, **context) -> tuple[str, str]:
+    context.setdefault("base_url", current_app.config["BASE_URL"])
+    text = render_template(f"email/{template}.txt", **context)
+    html = render_template(f"email/{template}.html", **context)
+    return text, html
+
+
+def _remember(row: OutboxMessage) -> None:
+    db.session.info.setdefault("mail_queued", []).append(row.id)
+
+
+def _locale() -> str:
+    return str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+def queue_mail(
+    to_addr: str,
+    subject: str,
+    template: str,
+    *,
+    user_id: int | None = None,
+    to_name: str = "",
+    expires_at=None,
+    **context,
+) -> OutboxMessage:
+    """Render templates/email/<template>.{txt,html} and add it to the outbox (flushes)."""
+    text, html = render_mail(template, to_name=to_name, **context)
+    row = OutboxMessage(
+        kind=template,
+        status=OutboxStatus.QUEUED,
+        user_id=user_id,
+        to_addr=to_addr,
+        to_name=header_text(to_name)[:120],
+        subject=header_text(subject)[:255],
+        text_body=text,
+        html_body=html,
+        locale=_locale(),
+        expires_at=expires_at,
+        attempts=0,
+    )
+    db.session.add(row)
+    db.session.flush()
+    _remember(row)
+    log.info(
+        "mail queued id=%s to=%s subject=%s",
+        row.id,
+        escape_value(row.to_addr),
+        escape_value(row.subject),
+    )
+    return row
+
+
+def queue_reset_request(to_addr: str, user_id: int | None) -> OutboxMessage:
+    """Queue a password-reset message to be made at delivery (for any address; flushes)."""
+    row = OutboxMessage(
+        kind=RESET_REQUEST,
+        status=OutboxStatus.QUEUED,
+        user_id=user_id,
+        to_addr=to_addr,
+        locale=_locale(),
+        attempts=0,
+    )
+    db.session.add(row)
+    db.session.flush()
+    _remember(row)
+    return row
+
+
+# --- building and transports ---------------------------------------------------------
+
+
+def _domain() -> str:
+    return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
+
+
+def build_message(row: OutboxMessage) -> EmailMessage:
+    """The RFC 5322 message for an outbox row: From from config, text and HTML parts."""
+    msg = EmailMessage(policy=policy.SMTP)
+    try:
+        msg["From"] = header_text(current_app.config["MAIL_FROM"])
+        name = header_text(row.to_name)
+        msg["To"] = Address(display_name=name, addr_spec=row.to_addr) if name else row.to_addr
+        msg["Subject"] = header_text(row.subject)
+    except (ValueError, IndexError) as exc:  # an address the email package cannot write
+        raise PermanentFailure(exc.__class__.__name__) from None
+    msg["Date"] = format_datetime(now().replace(tzinfo=UTC))
+    msg["Message-ID"] = make_msgid(domain=_domain())
+    msg["Auto-Submitted"] = "auto-generated"
+    # 8bit keeps a long link on one line in the raw message (a saved .eml read with `less`);
+    # template lines are far below SMTP's 998-byte limit.
+    msg.set_content(row.text_body, cte="8bit")
+    msg.add_alternative(row.html_body, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def _smtp_send(url: str, msg: EmailMessage, to_addrs: list[str]) -> None:
+    parts = urlsplit(url)
+    timeout = float(current_app.config["MAIL_TIMEOUT"])
+    host = parts.hostname or "127.0.0.1"
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    context = ssl.create_default_context()
+    if parts.scheme == "smtps":
+        server: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, parts.port or 465, timeout=timeout, context=context
+        )
+    elif parts.scheme == "smtp":
+        server = smtplib.SMTP(host, parts.port or 25, timeout=timeout)
+    else:
+        raise PermanentFailure("MAIL_URL must start with smtp:// or smtps://")
+    with server:
+        if parts.scheme == "smtp" and query.get("starttls") in {"1", "true", "yes"}:
+            server.starttls(context=context)
+        if parts.username:
+            server.login(unquote(parts.username), unquote(parts.password or ""))
+        sender = parseaddr(current_app.config["MAIL_FROM"])[1]
+        # Recipients from the row only: a header can never add one (no Bcc smuggling).
+        server.send_message(msg, from_addr=sender, to_addrs=to_addrs)
+
+
+def mail_dir() -> Path:
+    configured = current_app.config.get("MAIL_DIR")
+    return Path(configured) if configured else Path(current_app.instance_path) / "mail"
+
+
+def _save_file(row: OutboxMessage, msg: EmailMessage) -> Path:
+    folder = mail_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"{now():%Y%m%dT%H%M%S}-{row.id}.eml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(bytes(msg))
+    return path
+
+
+def _transport(row: OutboxMessage, msg: EmailMessage) -> None:
+    url = current_app.config.get("MAIL_URL")
+    if not url:
+        path = _save_file(row, msg)
+        log.info(
+            "mail saved id=%s to=%s subject=%s file=%s (MAIL_URL is not set)",
+            row.id,
+            escape_value(row.to_addr),
+            escape_value(row.subject),
+            escape_value(str(path)),
+        )
+        return
+    try:
+        _smtp_send(url, msg, [row.to_addr])
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600:
+            raise PermanentFailure(f"SMTP {exc.smtp_code}") from None
+        raise
+    except smtplib.SMTPRecipientsRefused:
+        raise PermanentFailure("recipient refused") from None
+    log.info(
+        "mail sent id=%s to=%s subject=%s",
+        row.id,
+        escape_value(row.to_addr),
+        escape_value(row.subject),
+    )
+
+
+# --- delivery ------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0  # attempts that failed this run (the row may stay queued for a retry)
+    dropped: int = 0
+    expired: int = 0
+
+
+def _finish(row: OutboxMessage, status: str) -> None:
+    """Close a row: once it has left (or never will), its body and link are not kept."""
+    row.status = status
+    row.lease_until = None
+    row.text_body = ""
+    row.html_body = ""
+
+
+def _claim(message_id: int) -> OutboxMessage | None:
+    moment = now()
+    claimed = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == OutboxStatus.QUEUED,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < moment),
+        )
+        .values(lease_until=moment + LEASE, attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return None
+    return db.session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+def _prepare(row: OutboxMessage) -> None:
+    """Render a reset request (making its token), or drop it when there is no account."""
+    from .services.accounts import prepare_reset_message
+
+    with force_locale(row.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        if not prepare_reset_message(row):
+            _finish(row, OutboxStatus.DROPPED)
+
+
+def _deliver_one(message_id: int, report: DeliveryReport) -> None:
+    row = _claim(message_id)
+    if row is None:
+        return
+    if row.kind == RESET_REQUEST:
+        _prepare(row)
+    if row.status == OutboxStatus.QUEUED and row.expires_at and row.expires_at <= now():
+        _finish(row, OutboxStatus.EXPIRED)
+    if row.status != OutboxStatus.QUEUED:
+        report.dropped += row.status == OutboxStatus.DROPPED
+        report.expired += row.status == OutboxStatus.EXPIRED
+        db.session.commit()
+        return
+    db.session.commit()  # a prepared message (and its token) is durable before it leaves
+    try:
+        _transport(row, build_message(row))
+    except PermanentFailure as exc:
+        report.failed += 1
+        row.last_error = str(exc)[:255]
+        _finish(row, OutboxStatus.FAILED)
+        log.warning("mail failed for good id=%s reason=%s", row.id, escape_value(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - connection refused, timeout, 4xx: retry later
+        report.failed += 1
+        row.last_error = exc.__class__.__name__[:255]
+        row.lease_until = None
+        if row.attempts >= MAX_ATTEMPTS:
+            _finish(row, OutboxStatus.FAILED)
+        log.warning(
+            "mail not delivered id=%s attempt=%s error=%s; it stays queued for `flask mail send`",
+            row.id,
+            row.attempts,
+            exc.__class__.__name__,
+        )
+    else:
+        report.sent += 1
+        row.sent_at = now()
+        row.last_error = None
+        _finish(row, OutboxStatus.SENT)
+    db.session.commit()
+
+
+def deliver_queued(ids: list[int] | tuple[int, ...] | None = None, limit: int = 500):
+    """Try to deliver queued messages (only `ids` when given); return a DeliveryReport."""
+    report = DeliveryReport()
+    query = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(list(ids)))
+    candidates = db.session.scalars(query).all()
+    db.session.rollback()  # end the read before each row takes its own write transaction
+    for message_id in candidates:
+        _deliver_one(message_id, report)
+    return report
+
+
+def _deliver(app: Flask, ids: tuple[int, ...]) -> None:
+    try:
+        with app.app_context():
+            deliver_queued(ids=ids)
+    except Exception as exc:  # noqa: BLE001 - the response is gone; the rows stay queued
+        log.error("mail delivery after the response failed: %s", exc.__class__.__name__)
+
+
+def _deliver_after_response(app: Flask, ids: tuple[int, ...]) -> None:
+    # A clean context: whatever request the server just finished stays out of it.
+    contextvars.Context().run(_deliver, app, ids)
+
+
+# --- wiring --------------------------------------------------------------------------
+
+
+def _after_commit(session_) -> None:
+    ids = session_.info.pop("mail_queued", None)
+    if ids and has_request_context():
+        g.setdefault("mail_committed", []).extend(ids)
+
+
+def _after_rollback(session_) -> None:
+    session_.info.pop("mail_queued", None)
+
+
+@click.group("mail")
+def mail_cli() -> None:
+    """Deliver queued mail."""
+
+
+@mail_cli.command("send")
+@click.option("--limit", default=500, show_default=True, help="At most this many messages.")
+def send_command(limit: int) -> None:
+    """Deliver every queued message (retries the ones that failed before)."""
+    report = deliver_queued(limit=limit)
+    left = db.session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED)
+    )
+    click.echo(
+        f"Sent {report.sent}, failed {report.failed}, dropped {report.dropped}, "
+        f"expired {report.expired}; {left} still queued."
+    )
+    if not current_app.config.get("MAIL_URL") and report.sent:
+        click.echo(f"MAIL_URL is not set: the messages are files in {mail_dir()}.")
+    if report.failed:
+        raise SystemExit(1)
+
+
+def init_app(app: Flask) -> None:
+    session_class = db.session.session_factory.class_
+    for name, fn in (("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+        if not event.contains(session_class, name, fn):
+            event.listen(session_class, name, fn)
+    app.cli.add_command(mail_cli)
+
+    @app.after_request
+    def _deliver_queued_mail(resp: Response) -> Response:
+        ids = g.pop("mail_committed", None)
+        if ids:
+            resp.call_on_close(partial(_deliver_after_response, app, tuple(ids)))
+        return resp
