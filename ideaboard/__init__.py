@@ -88,5 +88,5 @@ def create_app(config: dict | object | None = None) -> Flask:
 
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp):
         app.register_blueprint(bp)
-    csrf.exempt(ideas_bp); csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
+    csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
     return app
