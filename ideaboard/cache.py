@@ -20,6 +20,11 @@ than that commit's bump, and is never served once the bump is visible.
 
 Page bodies live in a small per-process LRU (only the *version* must be shared for
 correctness); each worker renders a page once per version.
+
+A visitor's request (no session or remember-me cookie) is answered from the cache before
+Flask builds a request at all (VisitorFastPath): the stored response is the final one, with
+every header the app added, and only the CSP nonce is made afresh. Anything else, and any
+miss, goes through Flask as usual, which renders and stores the page.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +42,7 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, has_request_context, request, session
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request
 
 from .extensions import db
 from .models import ContentVersion
@@ -56,6 +64,9 @@ CACHEABLE = frozenset(
 MAX_ENTRIES = 2000
 MAX_BODY = 512 * 1024
 _KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Vary")
+# Headers a served copy must not repeat: computed per response, or by the server.
+_NOT_REPLAYED = frozenset({"content-length", "set-cookie", "date"})
+_NONCE = re.compile(r"'nonce-[^']*'")
 
 
 class PageStore:
@@ -226,9 +237,67 @@ def _owner() -> tuple | None:
     return (user_id, token) if token else None
 
 
-def _encoding() -> str:
-    accepted = request.headers.get("Accept-Encoding", "")
+def _encoding(accepted: str) -> str:
     return "gzip" if "gzip" in accepted else "identity"
+
+
+def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
+    """The cache key of a page: the same for Flask's request and the fast path's."""
+    return (
+        version,
+        owner,
+        locale,
+        req.full_path,
+        req.headers.get("HX-Request") == "true",
+        req.headers.get("HX-History-Restore-Request") == "true",
+        _encoding(req.headers.get("Accept-Encoding", "")),
+    )
+
+
+class VisitorFastPath:
+    """WSGI middleware: a visitor's cached page without the cost of a Flask request."""
+
+    def __init__(self, app: Flask, wsgi_app, cache: PageCache) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.cache = cache
+        self.private_cookies = (
+            app.config.get("SESSION_COOKIE_NAME", "session"),
+            app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
+        )
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "GET" and self.cache.enabled:
+            hit = self._lookup(environ)
+            if hit is not None:
+                status, body, headers = hit
+                start_response(status, headers)
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _lookup(self, environ):
+        from .i18n import locale_of
+
+        req = Request(environ)
+        cookies = req.cookies
+        if any(name in cookies for name in self.private_cookies):
+            return None
+        version = self.cache.versions.read()
+        if version is None:
+            return None
+        key = page_key(version, (), locale_of(req, self.app.config), req)
+        entry = self.cache.pages.get(key)
+        if entry is None or entry[3] is None:
+            return None
+        status, body, _kept, final = entry
+        headers = [
+            (name, _NONCE.sub(f"'nonce-{secrets.token_urlsafe(18)}'", value))
+            if name == "Content-Security-Policy"
+            else (name, value)
+            for name, value in final
+        ]
+        headers.append(("Content-Length", str(len(body))))
+        return "200 OK", body, headers  # only 200 responses are stored
 
 
 def _mark_changed(session_: Session, *args) -> None:
@@ -300,20 +369,12 @@ def init_app(app: Flask) -> None:
             return None
         from flask_babel import get_locale
 
-        key = (
-            version,
-            owner,
-            str(get_locale()),
-            request.full_path,
-            request.headers.get("HX-Request") == "true",
-            request.headers.get("HX-History-Restore-Request") == "true",
-            _encoding(),
-        )
+        key = page_key(version, owner, str(get_locale()), request)
         g.page_cache_key = key
         hit = cache.pages.get(key)
         if hit is None:
             return None
-        status, body, headers = hit
+        status, body, headers, _final = hit
         g.page_cache_hit = True
         return Response(body, status=status, headers=headers)
 
@@ -329,5 +390,20 @@ def init_app(app: Flask) -> None:
         body = resp.get_data()
         if len(body) <= MAX_BODY:
             headers = [(h, resp.headers[h]) for h in _KEPT_HEADERS if h in resp.headers]
-            cache.pages.put(key, (resp.status_code, body, headers))
+            # A visitor's copy also keeps the final headers, for VisitorFastPath. This hook
+            # runs after every other header hook but Flask-Login's and Flask-Limiter's,
+            # which add nothing to a visitor's cacheable page.
+            final = None
+            if key[1] == ():
+                final = [
+                    (name, value)
+                    for name, value in resp.headers.items()
+                    if name.lower() not in _NOT_REPLAYED and name != "Vary"
+                ]
+                # Flask adds "Vary: Cookie" after every hook, when it saves the session.
+                vary = [v.strip() for v in resp.headers.get("Vary", "").split(",") if v.strip()]
+                final.append(("Vary", ", ".join([*vary, *(["Cookie"] * ("Cookie" not in vary))])))
+            cache.pages.put(key, (resp.status_code, body, headers, final))
         return resp
+
+    app.wsgi_app = VisitorFastPath(app, app.wsgi_app, cache)

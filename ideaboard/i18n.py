@@ -64,15 +64,18 @@ def kind_label(value: str) -> str:
 
 def select_locale() -> str:
     """The person's chosen language, else their browser's, else the site default."""
-    languages = current_app.config["LANGUAGES"]
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]
-    chosen = request.cookies.get(LOCALE_COOKIE)
+    return locale_of(request, current_app.config)
+
+
+def locale_of(req, config) -> str:
+    """select_locale() for any werkzeug request (the page cache asks before Flask does)."""
+    languages = config["LANGUAGES"]
+    chosen = req.cookies.get(LOCALE_COOKIE)
     if chosen in languages:
         return chosen
-    return (
-        request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
-    )
+    return req.accept_languages.best_match(languages) or config["BABEL_DEFAULT_LOCALE"]
 
 
 def init_app(app: Flask) -> None:

@@ -1,5 +1,6 @@
 """Visitors' pages are cached, and every write is visible on anyone's next page load."""
 
+import re
 import uuid
 
 import pytest
@@ -8,7 +9,7 @@ from ideaboard.extensions import db
 from ideaboard.services import comments, roadmap, votes
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
-from .factories import login_as, make_idea, make_user
+from .factories import login_as, make_comment, make_idea, make_user
 
 REDIS = TEST_REDIS
 
@@ -29,11 +30,18 @@ def test_second_visit_is_served_from_cache(app, client, count_queries):
     assert n_first > 1 and n_second <= 1  # at most the version (none with a file)
 
 
-def test_visitor_pages_carry_no_token_and_set_no_cookie(app, client):
-    """A visitor's page holds no CSRF token and sets no cookie, so it can be shared."""
-    idea = make_idea()
-    for url in ("/", "/ideas", f"/ideas/{idea.id}", "/roadmap"):
+def test_visitor_pages_carry_no_token_and_set_no_cookie(make_app):
+    """A visitor's page holds no CSRF token and sets no cookie, so it can be shared (with
+    CSRF protection on, as in production: a form made for a visitor would set one)."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    _reset(app)
+    client = app.test_client()
+    with app.app_context():
+        idea = make_idea()
+        make_comment(idea)
+    for url in ("/", "/ideas", f"/ideas/{idea.id}", "/roadmap", "/b/general"):
         resp = client.get(url)
+        assert resp.status_code == 200, url
         assert b"csrf_token" not in resp.data and b"X-CSRFToken" not in resp.data, url
         assert "Set-Cookie" not in resp.headers, url
 
@@ -205,3 +213,34 @@ def test_version_file_is_shared_between_processes_and_survives_replacement(tmp_p
     assert one.read() == two.read() == "restored-elsewhere"
     two.bump()
     assert one.read() not in seen | {"restored-elsewhere"}
+
+
+def test_visitor_hit_skips_flask_but_keeps_every_header(app, client):
+    """A repeated visitor page is answered before Flask runs a single hook, with the same
+    body and headers as the rendered one and a fresh CSP nonce; a request that carries a
+    session cookie, and the first request after a write, go through Flask."""
+    idea = make_idea(title="Fast path idea")
+    calls = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: calls.append(1))
+    url = f"/ideas/{idea.id}"
+    rendered = client.get(url, headers={"Accept-Encoding": "gzip"})
+    served = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert len(calls) == 1, "the second visit ran Flask's request hooks"
+    assert served.status_code == 200 and served.data == rendered.data
+    skip = {"Content-Security-Policy", "Date"}
+    assert {k: v for k, v in served.headers if k not in skip} == {
+        k: v for k, v in rendered.headers if k not in skip
+    }
+    nonce = re.compile(r"'nonce-[^']+'")
+    csp = [r.headers["Content-Security-Policy"] for r in (rendered, served)]
+    assert nonce.sub("N", csp[0]) == nonce.sub("N", csp[1]) and csp[0] != csp[1]
+
+    member = make_user()
+    login_as(client, member)
+    client.get(url)
+    assert len(calls) == 2, "a signed-in member's page skipped Flask"
+    client.delete_cookie("session")
+    votes.toggle_vote(make_user(), idea)
+    db.session.commit()
+    fresh = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert len(calls) == 3 and fresh.data != rendered.data  # the vote shows at once

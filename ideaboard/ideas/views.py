@@ -13,7 +13,7 @@ from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
-from ideaboard.permissions import can_edit_comment, can_edit_idea, is_staff
+from ideaboard.permissions import can_comment, can_edit_comment, can_edit_idea, is_staff
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
@@ -147,7 +147,9 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         comments=comment_list,
         cpage=cpage,
         more_comments=more_comments,
-        comment_form=comment_form or CommentForm(),
+        # Only members get a form: making one makes a CSRF token, and with it a session
+        # cookie, which would keep a visitor's page out of the page cache.
+        comment_form=comment_form or (CommentForm() if can_comment(current_user, idea) else None),
         status_form=StatusForm(status=idea.status) if is_staff(current_user) else None,
     )
 
