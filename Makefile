@@ -67,3 +67,17 @@ bench-postgres: install
 bench-growth: install
 	env -u DATABASE_URL $(BIN)/python bench/run.py --growth \
 		--only board_anon,idea_anon,roadmap_anon $(BENCH_ARGS)
+
+# Load and fault run (bench/loadtest.py): security.md part 4 as assertions (burst of votes,
+# staff status changes, rate limits across workers, a worker killed during writes, integrity
+# checked in the database). A few minutes; never part of `make test`. SQLite in
+# bench/instance/loadtest; loadtest-postgres drops and recreates LOADTEST_DATABASE_URL.
+LOADTEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1/ideaboard_loadtest
+.PHONY: loadtest loadtest-postgres
+
+loadtest: install
+	env -u DATABASE_URL $(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
+
+loadtest-postgres: install
+	env -u DATABASE_URL $(BIN)/python bench/loadtest.py \
+		--database-url "$(LOADTEST_DATABASE_URL)" $(LOADTEST_ARGS)
