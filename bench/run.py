@@ -97,6 +97,7 @@ class Scenario:
     path: str = "/"  # filled in once the data is known
     target: Target | None = None
     accept: str | None = None
+    connections: int | None = None  # None: the run's --connections (32)
 
 
 PUBLIC = Target(min_ratio=0.40, max_p99_ms=50)
@@ -112,6 +113,16 @@ SCENARIOS = [
     Scenario("roadmap_anon", "roadmap, anonymous", "get.lua", "/roadmap", PUBLIC),
     Scenario(
         "search_anon", "search, anonymous", "search.lua", "/ideas?q={word}", Target(max_p50_ms=20)
+    ),
+    # The same searches one at a time: what a search itself costs, without 31 others queued
+    # in front of it (at 32 connections p50 is mostly that queue; see bench/README.md).
+    Scenario(
+        "search_alone",
+        "search, one client",
+        "search.lua",
+        "/ideas?q={word}",
+        Target(max_p50_ms=20),
+        connections=1,
     ),
     Scenario(
         "api_list",
@@ -736,11 +747,14 @@ def run_wrk(
     env_extra: dict[str, str],
     seconds: int,
     cap: int,
+    connections: int | None = None,
 ) -> dict:
     url = base + path
+    connections = connections or s.connections
+    threads = min(s.threads, connections)
     if not url.startswith(f"http://{LOOPBACK}:"):
         raise ValueError(f"refusing to load anything but {LOOPBACK}: {url}")
-    per_thread = max(math.ceil(cap / s.threads), 1)
+    per_thread = max(math.ceil(cap / threads), 1)
     env = dict(os.environ)
     env.update(
         {
@@ -753,9 +767,9 @@ def run_wrk(
     cmd = [
         wrk,
         "-c",
-        str(s.connections),
+        str(connections),
         "-t",
-        str(s.threads),
+        str(threads),
         "-d",
         f"{seconds}s",
         "--timeout",
@@ -869,11 +883,32 @@ def measure(
         env_extra = dict(env_extra, BENCH_ACCEPT=sc.accept)
     busy = wait_for_quiet(s)
     if s.warmup:
-        run_wrk(wrk, s, server.base, sc.path, sc.script, env_extra, s.warmup, s.max_requests)
+        run_wrk(
+            wrk,
+            s,
+            server.base,
+            sc.path,
+            sc.script,
+            env_extra,
+            s.warmup,
+            s.max_requests,
+            sc.connections,
+        )
     mark = server.log_size()
     load_before = os.getloadavg()[0]
     cpu = CpuWatch(server.tree_pids())
-    r = run_wrk(wrk, s, server.base, sc.path, sc.script, env_extra, s.seconds, s.max_requests)
+    r = run_wrk(
+        wrk,
+        s,
+        server.base,
+        sc.path,
+        sc.script,
+        env_extra,
+        s.seconds,
+        s.max_requests,
+        sc.connections,
+    )
+    r["connections"] = sc.connections or s.connections
     r["cpu_cores"] = cpu.stop()
     r["machine_busy_before"] = busy
     r["loadavg_1m_before"] = round(load_before, 2)
