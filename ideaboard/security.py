@@ -10,9 +10,11 @@ from flask import Flask, Response, abort, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from .extensions import db, login_manager
 from .models import User
+from .models.base import MAX_INT
 
 log = logging.getLogger("ideaboard.security")
 
@@ -61,7 +63,21 @@ def _load_user(login_id: str) -> User | None:
     return user
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every URL: a number that fits the database's integer columns.
+
+    A larger one matches no route (404) instead of reaching the database, where SQLite
+    overflows and PostgreSQL refuses it: both would be a 500.
+    """
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", MAX_INT)
+        super().__init__(map, *args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
+    # Before any blueprint adds its rules, so every <int:...> gets the bound.
+    app.url_map.converters["int"] = IdConverter
     hops = app.config.get("PROXY_HOPS", 0)
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)

@@ -16,6 +16,11 @@ NAMING_CONVENTION = {
 }
 
 
+#: The largest value of an Integer column on PostgreSQL: no id or version is larger, so a
+#: bigger number from a URL or form is "not found", never a driver error.
+MAX_INT = 2**31 - 1
+
+
 def utcnow() -> datetime:
     """Naive UTC now: both SQLite and PostgreSQL store it the same way."""
     return datetime.now(UTC).replace(tzinfo=None)

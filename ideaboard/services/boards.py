@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from ideaboard.extensions import db
 from ideaboard.models import Board
+from ideaboard.models.base import MAX_INT
 
 from .errors import ValidationError
 from .text import check_text, clean_line
@@ -46,7 +47,9 @@ def create_board(slug: str, name: str, description: str = "") -> Board:
 
 def get_board(board_id: int | None) -> Board | None:
     """The board with this id, if any."""
-    return db.session.get(Board, board_id) if board_id else None
+    if not board_id or not 0 < board_id <= MAX_INT:
+        return None
+    return db.session.get(Board, board_id)
 
 
 def find_board(value: str | None) -> Board | None:
@@ -54,6 +57,6 @@ def find_board(value: str | None) -> Board | None:
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(), not to int()
         return get_board(int(value))
     return get_board_by_slug(value)

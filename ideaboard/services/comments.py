@@ -16,6 +16,7 @@ from .text import check_text
 
 COMMENT_MAX = 10_000
 COMMENTS_PER_PAGE = 50
+MAX_COMMENT_PAGE = 10_000
 
 
 def _check_body(body: str) -> str:
@@ -91,7 +92,7 @@ def list_comments(idea: Idea, page: int = 1) -> tuple[list[Comment], bool]:
         .where(Comment.idea_id == idea.id)
         .order_by(Comment.is_official.desc(), Comment.created_at, Comment.id)
         .limit(COMMENTS_PER_PAGE + 1)
-        .offset((max(page, 1) - 1) * COMMENTS_PER_PAGE)
+        .offset((min(max(page, 1), MAX_COMMENT_PAGE) - 1) * COMMENTS_PER_PAGE)
     )
     rows = list(db.session.scalars(stmt))
     return rows[:COMMENTS_PER_PAGE], len(rows) > COMMENTS_PER_PAGE

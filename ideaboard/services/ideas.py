@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer, joinedload
 
 from ideaboard.extensions import db
 from ideaboard.models import Board, Idea, Kind, Status, StatusChange, User, Vote, utcnow
+from ideaboard.models.base import MAX_INT
 from ideaboard.permissions import (
     can_delete_idea,
     can_edit_idea,
@@ -248,11 +249,13 @@ def update_idea(
     title, body, errors = _check_fields(title, body, kind, board)
     if errors:
         raise ValidationError(errors)
+    if not version or not 0 < version <= MAX_INT:
+        version = 0  # none, or one no idea can have: a stale edit (409)
     now = utcnow()
     # Compare-and-set on the version: two editors cannot both win.
     result = db.session.execute(
         update(Idea)
-        .where(Idea.id == idea.id, Idea.version == (version or 0))
+        .where(Idea.id == idea.id, Idea.version == version)
         .values(
             title=title,
             body=body,
