@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, func, select, update
@@ -39,6 +39,9 @@ TRENDING_EPOCH = datetime(2024, 1, 1)
 TRENDING_GRAVITY = 7 * 24 * 3600
 
 SORTS = ("trending", "top", "new")
+#: The same title and text from the same author within this time is one idea (a double
+#: submit or a resend), like Discourse's unique_posts_mins.
+DUPLICATE_WINDOW = timedelta(minutes=5)
 
 
 def age_bonus(created_at: datetime) -> float:
@@ -203,6 +206,33 @@ def _check_fields(
     return title, body, errors
 
 
+def _recent_duplicate(actor: User, title: str, body: str) -> Idea | None:
+    """The author's live idea with this exact title and text from the last few minutes.
+
+    The author's row is updated (to itself) first: on PostgreSQL that row lock, on SQLite
+    the write lock, makes a second submit of the same form wait for the first to commit,
+    and then see its idea.
+    """
+    db.session.execute(
+        update(User)
+        .where(User.id == actor.id)
+        .values(role=User.role)
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.scalar(
+        select(Idea)
+        .where(
+            Idea.author_id == actor.id,
+            Idea.created_at >= utcnow() - DUPLICATE_WINDOW,
+            Idea.title == title,
+            Idea.body == body,
+            Idea.deleted_at.is_(None),
+        )
+        .order_by(Idea.id.desc())
+        .limit(1)
+    )
+
+
 def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
     """Post an idea; it starts at `heard` with its first history entry."""
     if not can_post_idea(actor):
@@ -210,6 +240,9 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     title, body, errors = _check_fields(title, body, kind, board)
     if errors:
         raise ValidationError(errors)
+    existing = _recent_duplicate(actor, title, body)
+    if existing is not None:
+        return existing  # a double submit: the author lands on the idea they just posted
     now = utcnow()
     idea = Idea(
         board_id=board.id,
