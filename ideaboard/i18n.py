@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 from flask_babel import lazy_gettext as _l
 
 LOCALE_COOKIE = "lang"
@@ -78,7 +78,35 @@ def locale_of(req, config) -> str:
     return req.accept_languages.best_match(languages) or config["BABEL_DEFAULT_LOCALE"]
 
 
+def _translations():
+    """The catalog for this request's locale, found once per request and locale.
+
+    Flask-Babel's own template callables look the catalog up again for every string (a
+    dozen context lookups each; a board page has about fifty strings). The catalog depends
+    only on the locale, which Flask-Babel keeps per request (and force_locale() swaps for
+    another Locale object), so it is kept beside it. Without that state (no request, or
+    another Flask-Babel version) this is exactly get_translations().
+    """
+    state = g.get("_flask_babel") if g else None
+    locale = getattr(state, "babel_locale", None)
+    if locale is None:
+        return get_translations()
+    kept = getattr(state, "ideaboard_translations", None)
+    if kept is not None and kept[0] is locale:
+        return kept[1]
+    translations = get_translations()
+    state.ideaboard_translations = (locale, translations)
+    return translations
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.jinja_env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
         KIND_LABELS=KIND_LABELS,

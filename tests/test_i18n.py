@@ -221,3 +221,20 @@ def test_russian_plural_rule(app, n, comments, votes):
     with app.test_request_context("/"), force_locale("ru"):
         assert ngettext("%(num)d comment", "%(num)d comments", n) == comments
         assert ngettext("%(num)d vote", "%(num)d votes", n) == votes
+
+
+def test_template_strings_follow_the_locale_within_one_request(app):
+    """Templates keep their catalog per request, yet force_locale (mail in the reader's
+    language) switches it and switching back restores it."""
+    from flask_babel import force_locale
+
+    template = app.jinja_env.from_string("{{ _('Heard') }}")
+    # Each request in its own app context (and so its own `g`), as in production.
+    with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert template.render() == "Heard"
+        with force_locale("ru"):
+            russian = template.render()
+        assert template.render() == "Heard"
+    assert russian not in ("", "Heard")
+    with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "ru"}):
+        assert template.render() == russian
