@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, abort, g, request, session
@@ -18,9 +19,13 @@ from .models.base import MAX_INT
 
 log = logging.getLogger("ideaboard.security")
 
+# A fresh nonce per response, set after the page cache, so a cached body never carries one.
+# Templates have no inline scripts: the nonce only keeps the policy's shape for when one is
+# truly needed (and such a script must then read the nonce per request, not from the cache).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+    "img-src 'self' https: data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -101,7 +106,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _headers(resp: Response) -> Response:
         h = resp.headers
-        h.setdefault("Content-Security-Policy", CSP)
+        if "Content-Security-Policy" not in h:
+            h["Content-Security-Policy"] = CSP.format(nonce=secrets.token_urlsafe(18))
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         h["Referrer-Policy"] = g.get("referrer_policy", "strict-origin-when-cross-origin")
