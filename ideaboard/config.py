@@ -57,8 +57,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_DURATION = timedelta(days=30)
-    PERMANENT_SESSION_LIFETIME = timedelta(days=14)
+    # Enforced by the server from the sign-in time (security.py), not only by cookie expiry:
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)  # "keep me signed in": absolute lifetime
+    PERMANENT_SESSION_LIFETIME = timedelta(days=14)  # other sign-ins: absolute lifetime
+    SESSION_IDLE_TIMEOUT = timedelta(hours=24)  # other sign-ins: ended after this idle time
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session; see style.md "Known traps"
     # Behind exactly this many reverse proxies (X-Forwarded-For / -Proto hops to trust).
     PROXY_HOPS = int(os.environ.get("PROXY_HOPS", "0"))

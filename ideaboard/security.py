@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, abort, g, request, session
-from flask_login import current_user
+from flask import Flask, Response, abort, current_app, g, request, session
+from flask_login import current_user, user_logged_in
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -56,16 +59,92 @@ def no_referrer() -> None:
     g.referrer_policy = "no-referrer"
 
 
+# --- how long a sign-in lasts ------------------------------------------------------
+#
+# The session (and a remember-me cookie, which Flask-Login fills from it) holds a login id
+# "<user id>:<session token>:<signed in at>:<s|r>": who, the user's current session token
+# (changing it ends every session), when they last typed their password, and whether they
+# asked to be remembered. So both lifetimes are enforced here, on the server, not by the
+# browser's cookie expiry:
+#
+# - absolute: PERMANENT_SESSION_LIFETIME after signing in (REMEMBER_COOKIE_DURATION with
+#   "keep me signed in"), however active the person is;
+# - idle: SESSION_IDLE_TIMEOUT without a request ends a sign-in that is not remembered.
+#   Last activity is written back at most every twenty-fourth of that, so a member's pages
+#   do not each need a new cookie (and stay cacheable).
+
+
+def _now() -> float:
+    """Seconds since the epoch; a test sets the CLOCK config value (naive UTC) to move time."""
+    clock = current_app.config.get("CLOCK")
+    return clock().replace(tzinfo=UTC).timestamp() if clock else time.time()
+
+
+@dataclass(frozen=True)
+class LoginId:
+    user_id: int
+    token: str
+    signed_in_at: int
+    remembered: bool
+
+    @classmethod
+    def parse(cls, value: object) -> LoginId | None:
+        parts = str(value).split(":")
+        if len(parts) != 4 or parts[3] not in ("s", "r"):
+            return None
+        user_id, token, at, kind = parts
+        if not (user_id.isascii() and user_id.isdigit() and at.isascii() and at.isdigit()):
+            return None
+        if not token or int(user_id) > MAX_INT:
+            return None
+        return cls(int(user_id), token, int(at), kind == "r")
+
+    def expired(self, now: float) -> bool:
+        config = current_app.config
+        key = "REMEMBER_COOKIE_DURATION" if self.remembered else "PERMANENT_SESSION_LIFETIME"
+        return now - self.signed_in_at > config[key].total_seconds()
+
+
+def login_id(user: User, remember: bool, at: float) -> str:
+    """The login id a sign-in at `at` (epoch seconds) puts in the session."""
+    return f"{user.get_id()}:{int(at)}:{'r' if remember else 's'}"
+
+
 @login_manager.user_loader
-def _load_user(login_id: str) -> User | None:
-    user_id, _, token = login_id.partition(":")
-    if not user_id.isdigit() or not token:
-        return None
-    user = db.session.scalar(select(User).where(User.id == int(user_id)))
+def _load_user(value: str) -> User | None:
+    parsed = LoginId.parse(value)
+    if parsed is None or parsed.expired(_now()):
+        return None  # also a remember-me cookie older than REMEMBER_COOKIE_DURATION
+    user = db.session.scalar(select(User).where(User.id == parsed.user_id))
     # A changed session token (password change, demotion) ends every older session.
-    if user is None or user.session_token != token:
+    if user is None or user.session_token != parsed.token:
         return None
     return user
+
+
+def _stamp_sign_in(_app, user: User, **_extra) -> None:
+    """On every sign-in: record when, and whether it is remembered, in the login id."""
+    now = _now()
+    session["_user_id"] = login_id(user, session.get("_remember") == "set", now)
+    session["_seen_at"] = int(now)
+
+
+def _expire_sign_in() -> None:
+    """End a sign-in past its absolute lifetime, or idle too long, before anything reads it."""
+    value = session.get("_user_id")
+    if value is None:
+        return
+    parsed = LoginId.parse(value)
+    now = _now()
+    idle = current_app.config["SESSION_IDLE_TIMEOUT"].total_seconds()
+    seen = session.get("_seen_at", parsed.signed_in_at if parsed else 0)
+    if parsed is None or parsed.expired(now) or (not parsed.remembered and now - seen > idle):
+        lang = session.get("lang")
+        session.clear()  # the remember-me cookie, if any, is judged by the loader
+        if lang:
+            session["lang"] = lang
+    elif not parsed.remembered and now - seen > idle / 24:
+        session["_seen_at"] = int(now)
 
 
 class IdConverter(IntegerConverter):
@@ -88,6 +167,10 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
+    user_logged_in.connect(_stamp_sign_in, app)
+    # First of all before_request hooks: the page cache must not serve a member's page to
+    # a session that has just expired.
+    app.before_request_funcs.setdefault(None, []).insert(0, _expire_sign_in)
     hsts = app.config["BASE_URL"].startswith("https://")
 
     @login_manager.unauthorized_handler

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 from sqlalchemy import select
 
 from ideaboard.extensions import db
 from ideaboard.models import Board, Idea, User
+from ideaboard.security import login_id
 from ideaboard.services import accounts, boards, comments, ideas, votes
 
 _seq = itertools.count(1)
@@ -62,11 +64,16 @@ def vote_for(idea: Idea, user: User) -> None:
     db.session.commit()
 
 
-def login_as(client, user: User) -> None:
-    """Sign a test client in as `user` (what a successful sign-in leaves in the session)."""
-    with client.session_transaction() as sess:
+def login_as(client, user: User, **request) -> None:
+    """Sign a test client in as `user` (what a successful sign-in leaves in the session).
+
+    `request` goes to the session transaction, e.g. base_url="http://other.test".
+    """
+    now = time.time()
+    with client.session_transaction(**request) as sess:
         sess.clear()
-        sess["_user_id"] = user.get_id()
+        sess["_user_id"] = login_id(user, remember=False, at=now)
+        sess["_seen_at"] = int(now)
         sess["_fresh"] = True
 
 
