@@ -41,6 +41,15 @@ def _messages() -> dict[int, tuple[str, str]]:
     }
 
 
+def _from_our_pages() -> bool:
+    """Whether the browser says this request came from one of our own pages."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    return origin is None or origin == request.host_url.rstrip("/")
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -88,6 +97,11 @@ def init_app(app: Flask) -> None:
             resp.headers["HX-Refresh"] = "true"
             return resp
         kept = {k: v for k, v in request.form.items() if k not in _SECRET_FIELDS and v.strip()}
+        if not _from_our_pages():
+            # No "send again" for a post made elsewhere: one click would finish the forgery
+            # with this session's token, and the token would start a session for a post that
+            # came without our cookie (cross-site), replacing the member's: a forced sign-out.
+            kept = {}
         return error_response(
             400,
             _("This form expired or did not come from this site, so nothing was saved."),
