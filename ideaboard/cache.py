@@ -19,7 +19,8 @@ Either way a page rendered from data older than a commit was keyed with a versio
 than that commit's bump, and is never served once the bump is visible.
 
 Page bodies live in a small per-process LRU (only the *version* must be shared for
-correctness); each worker renders a page once per version.
+correctness) and, with REDIS_URL, also in Redis, so a page rendered by one worker serves
+every worker and host; without Redis each worker renders a page once per version.
 
 A visitor's request (no session or remember-me cookie) is answered from the cache before
 Flask builds a request at all (VisitorFastPath): the stored response is the final one, with
@@ -29,7 +30,9 @@ miss, goes through Flask as usual, which renders and stores the page.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -94,6 +97,74 @@ class PageStore:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class SharedPageStore:
+    """Rendered pages in Redis, shared by every worker and host (a second level behind
+    each worker's PageStore).
+
+    Without it each worker renders each page once per version on its own: with three
+    workers, every member's first visit after a write was rendered up to three times. Keys
+    are a hash of the page key (which holds a member's CSRF token, so it is never written
+    out) and expire on their own; a new version makes new keys, so nothing is ever stale.
+    A Redis error only costs a render.
+    """
+
+    TTL = 15 * 60
+
+    def __init__(self, redis_url: str, database_url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
+        # Two boards sharing one Redis never share pages: the names carry the database's.
+        site = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+        self._prefix = f"ideaboard:page:{site}:"
+
+    def _name(self, key: tuple) -> str:
+        return self._prefix + hashlib.sha256(repr(key).encode()).hexdigest()
+
+    def get(self, key: tuple):
+        try:
+            raw = self._redis.get(self._name(key))
+        except Exception:  # noqa: BLE001
+            log.warning("shared page store unavailable; rendering", exc_info=True)
+            return None
+        if raw is None:
+            return None
+        head, _, body = raw.partition(b"\n")
+        status, headers, final = json.loads(head)
+        return status, body, [tuple(h) for h in headers], final and [tuple(h) for h in final]
+
+    def put(self, key: tuple, item) -> None:
+        status, body, headers, final = item
+        head = json.dumps([status, headers, final], separators=(",", ":")).encode()
+        try:
+            self._redis.set(self._name(key), head + b"\n" + body, ex=self.TTL)
+        except Exception:  # noqa: BLE001
+            log.warning("shared page store unavailable; page kept locally", exc_info=True)
+
+
+class TwoLevelPageStore:
+    """This worker's PageStore first, then the shared one."""
+
+    def __init__(self, shared: SharedPageStore) -> None:
+        self.local = PageStore()
+        self.shared = shared
+
+    def get(self, key: tuple):
+        item = self.local.get(key)
+        if item is None:
+            item = self.shared.get(key)
+            if item is not None:
+                self.local.put(key, item)
+        return item
+
+    def put(self, key: tuple, item) -> None:
+        self.local.put(key, item)
+        self.shared.put(key, item)
+
+    def clear(self) -> None:
+        self.local.clear()
 
 
 class VersionStore:
@@ -222,7 +293,14 @@ def _version_store(app: Flask):
 class PageCache:
     def __init__(self, app: Flask) -> None:
         self.enabled = app.config.get("PAGE_CACHE_ENABLED", True)
-        self.pages = PageStore()
+        redis_url = app.config.get("REDIS_URL")
+        self.pages = (
+            TwoLevelPageStore(
+                SharedPageStore(redis_url, str(app.config["SQLALCHEMY_DATABASE_URI"]))
+            )
+            if redis_url
+            else PageStore()
+        )
         self.versions = _version_store(app)
 
 

@@ -244,3 +244,30 @@ def test_visitor_hit_skips_flask_but_keeps_every_header(app, client):
     db.session.commit()
     fresh = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert len(calls) == 3 and fresh.data != rendered.data  # the vote shows at once
+
+
+def test_workers_sharing_redis_render_a_page_once(make_app, count_queries):
+    """With REDIS_URL, a page one worker rendered is served by another from Redis, and a
+    write still refreshes it for both."""
+    redis_or_skip()
+    worker_a = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
+    worker_b = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
+    _reset(worker_a)
+    with worker_a.app_context():
+        idea = make_idea(title="Rendered once")
+        member = make_user()
+    a, b = worker_a.test_client(), worker_b.test_client()
+    login_as(a, member)
+    a.get("/")  # the session gets its CSRF token (part of a member's page key)
+    b.set_cookie("session", a.get_cookie("session").value)  # one member, two workers
+    url = f"/ideas/{idea.id}"
+    first = a.get(url)
+    with worker_b.app_context(), count_queries() as queries:
+        second = b.get(url)
+    assert second.status_code == 200 and second.data == first.data
+    assert queries.count == 0, queries.statements  # no user, no idea: straight from Redis
+    assert b"Sign out" in second.data or b"logout" in second.data  # the member's own page
+    with worker_a.app_context():
+        votes.toggle_vote(make_user(), idea)
+        db.session.commit()
+    assert b'<span class="vote-count">1</span>' in b.get(url).data
