@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
-from ideaboard.models import Comment, Idea, StatusChange, Vote
+from ideaboard.models import Idea
 
 from .factories import PASSWORD, general_board, login_as, make_comment, make_idea, make_user, reload
 
@@ -69,37 +69,6 @@ def test_unknown_idea_and_board_are_404(client, world):
         assert b"Not found" in resp.data
 
 
-MEMBER_GETS = ["/ideas/new", "/ideas/{id}/edit", "/ideas/{id}/comments/{cid}/edit"]
-MEMBER_POSTS = [
-    "/ideas/{id}/vote",
-    "/ideas/{id}/comments",
-    "/ideas/{id}/status",
-    "/ideas/{id}/delete",
-    "/ideas/{id}/restore",
-    "/ideas/{id}/edit",
-    "/ideas/{id}/comments/{cid}/edit",
-    "/ideas/{id}/comments/{cid}/official",
-    "/logout",
-    "/ideas/new",
-]
-
-
-def _fmt(url, world):
-    return url.format(id=world["idea"].id, cid=world["comment"].id)
-
-
-@pytest.mark.parametrize("url", MEMBER_GETS + MEMBER_POSTS)
-def test_visitors_are_sent_to_sign_in_and_nothing_changes(client, world, url):
-    """Member routes send visitors to sign in (GET and POST) and write nothing."""
-    before = (_count(Idea), _count(Vote), _count(Comment), _count(StatusChange))
-    path = _fmt(url, world)
-    method = client.post if url in MEMBER_POSTS and url not in MEMBER_GETS else client.get
-    resp = method(path, data={"body": "x", "status": "planned", "title": "Sneaky"})
-    assert resp.status_code in (302, 303)
-    assert "/login?next=" in resp.headers["Location"]
-    assert (_count(Idea), _count(Vote), _count(Comment), _count(StatusChange)) == before
-
-
 def test_htmx_visitor_gets_401_with_hx_redirect(htmx, world):
     """An htmx vote from a visitor answers 401 and tells htmx where to sign in."""
     resp = htmx.post(f"/ideas/{world['idea'].id}/vote")
@@ -140,17 +109,6 @@ def test_bad_idea_input_is_explained_beside_fields_and_kept(client, world):
     assert "Choose a board." in html and "Choose what kind of post this is." in html
     assert "keep this text" in html and 'aria-invalid="true"' in html
     assert _count(Idea) == before
-
-
-def test_nul_byte_and_oversized_posts_are_refused(client, world):
-    """A NUL byte is a 422 with a message; a body over 1 MiB is a 413."""
-    login_as(client, world["other"])
-    resp = client.post(
-        "/ideas/new", data={"title": "A\x00B title", "body": "", "board": 1, "kind": "idea"}
-    )
-    assert resp.status_code == 422 and b"control characters" in resp.data
-    resp = client.post("/ideas/new", data={"title": "Big", "body": "x" * (2 * 1024 * 1024)})
-    assert resp.status_code == 413
 
 
 def test_vote_without_js_redirects_back(client, world):
@@ -353,26 +311,6 @@ def test_htmx_list_request_gets_fragment(htmx, world):
 
 
 @pytest.mark.parametrize(
-    "url",
-    [
-        "/ideas?sort=x'--",
-        "/ideas?status=1;DROP TABLE ideas",
-        "/ideas?page=-1",
-        "/ideas?page=abc",
-        "/ideas?per_page=1000000000",
-        "/ideas?q=%25",
-        "/ideas?q=%22%22*",
-        "/ideas?board=' OR 1=1--",
-    ],
-)
-def test_hostile_query_strings_never_500(client, world, url):
-    """Injection-shaped query values give a normal page, never a server error."""
-    resp = client.get(url)
-    assert resp.status_code == 200
-    assert _count(Idea) == 1
-
-
-@pytest.mark.parametrize(
     "url", ["/roadmap?board=%00", "/ideas?q=a%00b", "/api/v1/ideas?sort=%00", "/b/gen%00eral"]
 )
 def test_nul_in_query_is_a_400_not_a_500(client, world, url):
@@ -390,24 +328,6 @@ def test_healthz(client):
     """/healthz says ok when the database answers."""
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.data == b"ok"
-
-
-def test_security_headers_on_pages_and_errors(client, world):
-    """Pages and error pages carry a strict CSP and the other security headers."""
-    for url in ("/", "/ideas/999999"):
-        resp = client.get(url)
-        csp = resp.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
-        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-        assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        assert resp.headers["X-Frame-Options"] == "DENY"
-
-
-def test_signed_in_pages_are_not_cached(client, world):
-    """Pages for a signed-in member are no-store; auth pages too."""
-    assert client.get("/login").headers["Cache-Control"] == "no-store"
-    login_as(client, world["other"])
-    assert client.get("/ideas").headers["Cache-Control"] == "no-store"
 
 
 def test_no_inline_scripts_or_styles(client, world):

@@ -1,0 +1,453 @@
+"""The route inventory: every rule of the URL map, classified by hand.
+
+The security tests are driven from this table (CSRF, GET safety, the authorisation
+matrix, mass assignment, headers, request size, rate limits, CORS, Host), so a route
+cannot skip them: tests/test_route_inventory.py fails, naming the endpoint, as soon as
+the URL map has an endpoint this table lacks (or the table names one that is gone).
+
+Adding a route: add a Route row below (who may call it, what its URL names, whose that
+object is, its rate limits, whether it is an auth page), a POST form in FORMS if it
+accepts POST, and run `pytest tests/test_route_inventory.py tests/test_route_security.py
+tests/test_authz_matrix.py`.
+
+The policy here is written by hand on purpose: it is the oracle the app's own
+permissions.py is checked against, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from flask import url_for
+
+from ideaboard.extensions import db
+from ideaboard.models import Board, Comment, Idea, User
+from ideaboard.services import accounts, comments, ideas
+
+from .factories import PASSWORD, general_board, make_board
+
+# --- who may call a route -------------------------------------------------------------
+ANYONE = "anyone"  # visitors too
+MEMBER = "member"  # any signed-in account
+OWNER_OR_STAFF = "owner-or-staff"  # the object's owner, staff and admins
+AUTHOR = "author"  # the object's owner only (not even staff)
+STAFF = "staff"  # staff and admins
+
+#: The roles the matrix signs in as. Moderators have no powers beyond a member's yet
+#: (the app has no communities): the matrix proves they gain nothing from the role.
+ROLES = ("anon", "a", "b", "mod", "staff", "admin")
+STAFF_ROLES = {"staff", "admin"}
+MEMBER_ROLES = {"a", "b", "mod", "staff", "admin"}
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one endpoint may be used, by whom, and what protects it."""
+
+    methods: tuple[str, ...]  # what its rules accept, besides HEAD and OPTIONS
+    who: str = ANYONE  # who may call it: one of the policies above
+    target: str | None = None  # what its URL names: idea | comment | staff-comment | board | file
+    owner: str | None = None  # the column saying whose the target is
+    deleted: str = "hidden"  # on a deleted idea: hidden (404 to non-staff) | staff-may | nobody
+    csrf: bool = True  # its POST needs a CSRF token (False: a documented exemption)
+    limits: tuple[str, ...] = ()  # config keys of the rate limits on its POST
+    auth_page: bool = False  # sign-in/up style page: Cache-Control no-store for everyone
+    personal: bool = False  # a page with a person's form: no-store
+    api: bool = False  # JSON under /api/
+    ok: tuple[int, int] = (303, 200)  # a permitted POST answers (plain, htmx)
+    ok_get: frozenset[int] = frozenset({200})  # a permitted GET answers
+    content_type: str = "text/html; charset=utf-8"
+    referrer: str = "strict-origin-when-cross-origin"  # its Referrer-Policy
+    why: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return bool(STATE_CHANGING & set(self.methods))
+
+
+#: One row per endpoint of the URL map (ideas.show has two rules; both are GET).
+ROUTES: dict[str, Route] = {
+    "main.home": Route(("GET",)),
+    "main.healthz": Route(("GET",), content_type="text/plain; charset=utf-8"),
+    "main.set_language": Route(
+        ("POST",),
+        csrf=False,
+        ok=(303, 303),
+        why="only sets the language cookie; a token would make visitors' pages uncacheable",
+    ),
+    "auth.register": Route(
+        ("GET", "POST"),
+        auth_page=True,
+        limits=("REGISTER_LIMIT",),
+        ok=(303, 303),
+        ok_get=frozenset({200, 302}),  # a signed-in member is sent on
+    ),
+    "auth.login": Route(
+        ("GET", "POST"),
+        auth_page=True,
+        limits=("LOGIN_LIMIT_IP", "LOGIN_LIMIT_ACCOUNT"),
+        ok=(422, 422),  # the matrix signs in with a wrong password: refused, never 401/403
+    ),
+    "auth.logout": Route(("POST",), who=MEMBER, ok=(303, 303)),
+    "auth.account": Route(
+        ("GET", "POST"), who=MEMBER, personal=True, limits=("PASSWORD_CHECK_LIMIT",), ok=(303, 303)
+    ),
+    "auth.change_password": Route(
+        ("GET", "POST"), who=MEMBER, personal=True, limits=("PASSWORD_CHECK_LIMIT",), ok=(303, 303)
+    ),
+    "auth.sign_out_others": Route(("POST",), who=MEMBER, ok=(303, 303)),
+    "auth.reset_request": Route(
+        ("GET", "POST"),
+        auth_page=True,
+        limits=("RESET_LIMIT_IP", "RESET_LIMIT_ACCOUNT"),
+        ok=(200, 200),  # the same "check your mail" page for every address
+    ),
+    "auth.reset_password": Route(
+        ("GET", "POST"),
+        target="reset-token",  # the emailed token is the credential: anyone holding it
+        auth_page=True,
+        referrer="no-referrer",
+        ok=(303, 303),
+    ),
+    "ideas.index": Route(("GET",)),
+    "ideas.board": Route(("GET",), target="board"),
+    "ideas.show": Route(("GET",), target="idea", deleted="staff-may"),
+    "ideas.new": Route(("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303)),
+    "ideas.edit": Route(
+        ("GET", "POST"),
+        who=OWNER_OR_STAFF,
+        target="idea",
+        owner="ideas.author_id",
+        personal=True,
+        ok=(303, 303),
+    ),
+    "ideas.delete": Route(("POST",), who=OWNER_OR_STAFF, target="idea", owner="ideas.author_id"),
+    "ideas.restore": Route(("POST",), who=STAFF, target="deleted-idea", deleted="staff-may"),
+    "ideas.vote": Route(("POST",), who=MEMBER, target="idea"),
+    "ideas.comment": Route(("POST",), who=MEMBER, target="idea"),
+    "ideas.edit_comment": Route(
+        ("GET", "POST"),
+        who=AUTHOR,
+        target="comment",
+        owner="comments.author_id",
+        personal=True,
+        ok=(303, 303),
+    ),
+    "ideas.mark_official": Route(("POST",), who=STAFF, target="staff-comment"),
+    "roadmap.index": Route(("GET",)),
+    "roadmap.change_status": Route(("POST",), who=STAFF, target="idea", ok=(303, 303)),
+    "api.list_ideas": Route(("GET",), api=True, content_type="application/json"),
+    "api.show_idea": Route(
+        ("GET",), target="idea", api=True, deleted="nobody", content_type="application/json"
+    ),
+    "static": Route(("GET",), target="file", content_type=""),
+}
+
+_seq = itertools.count(1)
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix} {next(_seq)}"
+
+
+# --- a world of users and objects -----------------------------------------------------
+
+
+_hash: dict[str, str] = {}
+
+
+def quick_user(role: str, name: str) -> User:
+    """A user whose password is PASSWORD, without paying for a new scrypt hash each time.
+
+    Tests here make hundreds of users; the hash of PASSWORD is computed once per method.
+    """
+    method = accounts._method()
+    if method not in _hash:
+        _hash[method] = accounts.hash_password(PASSWORD)
+    email = f"{role}{next(_seq)}@example.com"
+    user = User(
+        email=email,
+        email_key=accounts.email_key(email),
+        display_name=name,
+        password_hash=_hash[method],
+        role=role,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+@dataclass
+class Target:
+    """The objects one URL names, made fresh for one case."""
+
+    idea: Idea | None = None
+    comment: Comment | None = None
+    board: Board | None = None
+    token: str | None = None
+
+
+@dataclass
+class World:
+    """Two members (a, b), a moderator, staff, an admin, two boards."""
+
+    users: dict[str, User]
+    general: Board
+    other: Board
+    made: list = field(default_factory=list)
+
+    @classmethod
+    def build(cls) -> World:
+        users = {
+            "a": quick_user("member", "Ann Member"),
+            "b": quick_user("member", "Ben Member"),
+            "mod": quick_user("moderator", "Mo Moderator"),
+            "staff": quick_user("staff", "Sue Staff"),
+            "admin": quick_user("admin", "Ada Admin"),
+        }
+        db.session.commit()
+        return cls(users=users, general=general_board(), other=make_board())
+
+    def user(self, role: str) -> User | None:
+        return self.users.get(role)
+
+    def refresh(self) -> None:
+        """Reload the users after a permitted action, their password put back to PASSWORD.
+
+        Changing a password or signing out elsewhere gives a user a new session token;
+        the next case must sign in with it.
+        """
+        db.session.expire_all()
+        for user in self.users.values():
+            db.session.refresh(user)
+            if user.password_hash != _hash[accounts._method()]:
+                user.password_hash = _hash[accounts._method()]
+        db.session.commit()
+
+    def target(self, route: Route, owner: str = "a", deleted: bool = False) -> Target:
+        """Fresh objects for `route`'s URL, owned by `owner`; the idea deleted if asked."""
+        other = "b" if owner == "a" else "a"
+        kind = route.target
+        if kind is None or kind == "file":
+            return Target()
+        if kind == "board":
+            return Target(board=self.general)
+        if kind == "reset-token":
+            token, _ = accounts.issue_reset_token(self.users[owner])
+            db.session.commit()
+            return Target(token=token)
+        if kind == "comment":
+            # The comment is the owner's, on the *other* member's idea: the idea's author
+            # must not be able to edit it.
+            idea = ideas.create_idea(self.users[other], self.general, "idea", _unique("Host"), "")
+            comment = comments.add_comment(self.users[owner], idea, "The owner's comment")
+        elif kind == "staff-comment":
+            idea = ideas.create_idea(self.users[owner], self.general, "idea", _unique("Idea"), "")
+            comment = comments.add_comment(self.users["staff"], idea, "Staff words")
+        else:
+            idea = ideas.create_idea(self.users[owner], self.general, "idea", _unique("Idea"), "x")
+            comment = None
+        if deleted or kind == "deleted-idea":
+            ideas.delete_idea(self.users[owner] if kind != "comment" else self.users[other], idea)
+        db.session.commit()
+        return Target(idea=idea, comment=comment, board=self.general)
+
+
+def url_args(route: Route, t: Target) -> dict:
+    """The URL arguments naming `t` for `route`."""
+    if route.target == "board":
+        return {"slug": t.board.slug}
+    if route.target == "file":
+        return {"filename": "css/app.css"}
+    if route.target == "reset-token":
+        return {"token": t.token}
+    if route.target is None:
+        return {}
+    args = {"idea_id": t.idea.id}
+    if route.target in ("comment", "staff-comment"):
+        args["comment_id"] = t.comment.id
+    return args
+
+
+def url(app, endpoint: str, t: Target | None = None, **query) -> str:
+    """The path of `endpoint` for target `t`."""
+    route = ROUTES[endpoint]
+    with app.test_request_context():
+        return url_for(endpoint, **url_args(route, t or Target()), **query)
+
+
+NEW_PASSWORD = "a different long passphrase"
+
+#: A valid form for every endpoint that accepts POST: (world, target, signed-in user) -> fields.
+FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
+    "main.set_language": lambda w, t, u: {"lang": "ru", "next": "/"},
+    "auth.register": lambda w, t, u: {
+        "email": f"new{next(_seq)}@example.com",
+        "display_name": "New Person",
+        "password": PASSWORD,
+    },
+    "auth.login": lambda w, t, u: {"email": "nobody@example.com", "password": "not the password"},
+    "auth.logout": lambda w, t, u: {},
+    "auth.account": lambda w, t, u: {
+        "display_name": _unique("Renamed"),
+        "email": u.email if u else "someone@example.com",
+        "current_password": "",
+    },
+    "auth.change_password": lambda w, t, u: {
+        "current_password": PASSWORD,
+        "new_password": NEW_PASSWORD,
+    },
+    "auth.sign_out_others": lambda w, t, u: {},
+    "auth.reset_request": lambda w, t, u: {"email": "nobody@example.com"},
+    "auth.reset_password": lambda w, t, u: {"password": NEW_PASSWORD},
+    "ideas.new": lambda w, t, u: {
+        "title": _unique("A new idea"),
+        "body": "Details",
+        "board": w.general.id,
+        "kind": "idea",
+    },
+    "ideas.edit": lambda w, t, u: {
+        "title": _unique("Edited idea"),
+        "body": "Edited",
+        "board": t.idea.board_id,
+        "kind": "idea",
+        "version": t.idea.version,
+    },
+    "ideas.delete": lambda w, t, u: {},
+    "ideas.restore": lambda w, t, u: {},
+    "ideas.vote": lambda w, t, u: {},
+    "ideas.comment": lambda w, t, u: {"body": "A fine comment"},
+    "ideas.edit_comment": lambda w, t, u: {"body": "Better words"},
+    "ideas.mark_official": lambda w, t, u: {"official": "1"},
+    "roadmap.change_status": lambda w, t, u: {"status": "planned", "note": "Soon"},
+}
+
+#: The same forms made to fail (wrong password...), for limits that count failures only.
+REFUSED: dict[str, Callable[[World, Target, User | None], dict]] = {
+    "auth.register": lambda w, t, u: {**FORMS["auth.register"](w, t, u), "display_name": ""},
+    "auth.account": lambda w, t, u: {
+        **FORMS["auth.account"](w, t, u),
+        "email": "elsewhere@example.com",
+        "current_password": "not the password",
+    },
+    "auth.change_password": lambda w, t, u: {
+        "current_password": "not the password",
+        "new_password": NEW_PASSWORD,
+    },
+}
+
+
+def form(endpoint: str, world: World, target: Target | None, role: str = "a") -> dict:
+    """A valid form for `endpoint`, posted by `role` about `target`."""
+    return FORMS[endpoint](world, target or Target(), world.user(role))
+
+
+def refused_form(endpoint: str, world: World, target: Target | None, role: str = "a") -> dict:
+    """A form `endpoint` refuses (for limits that count failed attempts only)."""
+    make = REFUSED.get(endpoint, FORMS[endpoint])
+    return make(world, target or Target(), world.user(role))
+
+
+# --- the policy oracle ----------------------------------------------------------------
+
+
+def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -> str:
+    """What should happen when `role` calls `route` on a target owned by `owner`.
+
+    One of: ok, login (sent to sign in), forbidden (403), notfound (404).
+    """
+    if route.who != ANYONE and role == "anon":
+        return "login"
+    deleted = deleted or route.target == "deleted-idea"
+    if deleted:
+        if route.deleted == "nobody" or role not in STAFF_ROLES:
+            return "notfound"  # invisible objects are 404, never 403 (no existence leak)
+        if route.deleted != "staff-may":
+            return "forbidden"  # staff see it, but nothing but restoring happens to it
+    allowed = {
+        ANYONE: True,
+        MEMBER: role in MEMBER_ROLES,
+        STAFF: role in STAFF_ROLES,
+        OWNER_OR_STAFF: role == owner or role in STAFF_ROLES,
+        AUTHOR: role == owner,
+    }[route.who]
+    return "ok" if allowed else "forbidden"
+
+
+#: These tests make hundreds of accounts and sign-ins; the hash's cost proves nothing here.
+CHEAP_HASH = "scrypt:1024:8:1"
+
+
+# --- the database, before and after ---------------------------------------------------
+
+
+_queries: dict[str, list[tuple[str, str]]] = {}
+
+
+def _table_queries() -> list[tuple[str, str]]:
+    """(table, SELECT of all its rows in key order) for every table in the database.
+
+    Reflected once per database (the schema is fixed for a run). SQLite's full-text
+    index tables are left out: triggers derive them from `ideas`, which is compared.
+    """
+    key = str(db.engine.url)
+    if key not in _queries:
+        meta = sa.MetaData()
+        meta.reflect(bind=db.engine)
+        found = []
+        for table in sorted(meta.tables.values(), key=lambda t: t.name):
+            if "_fts" in table.name:
+                continue
+            order = ", ".join(c.name for c in (table.primary_key.columns or table.columns))
+            found.append((table.name, f"SELECT * FROM {table.name} ORDER BY {order}"))
+        _queries[key] = found
+    return _queries[key]
+
+
+def db_snapshot() -> dict[str, tuple[int, str]]:
+    """Every table's row count and a checksum of its content (ordered by primary key)."""
+    out = {}
+    with db.engine.connect() as conn:
+        for name, query in _table_queries():
+            rows = conn.exec_driver_sql(query).all()
+            digest = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
+            out[name] = (len(rows), digest[:16])
+    return out
+
+
+def snapshot_diff(before: dict, after: dict) -> list[str]:
+    """The tables whose rows differ, for a readable failure."""
+    return [
+        f"{name}: {before.get(name)} -> {after.get(name)}"
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
+
+
+def sign_in(client, user: User | None, **request) -> None:
+    """Sign `client` in as `user`, or leave it a visitor (`request`: see login_as)."""
+    from .factories import login_as
+
+    if user is None:
+        with client.session_transaction(**request) as sess:
+            sess.clear()
+    else:
+        login_as(client, user, **request)
+
+
+def csrf_token(client) -> str:
+    """A valid CSRF token for `client`'s session (from the sign-in page's form)."""
+    import re
+
+    html = client.get("/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def all_users() -> list[User]:
+    return list(db.session.scalars(sa.select(User).order_by(User.id)))

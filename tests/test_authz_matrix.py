@@ -1,0 +1,445 @@
+"""The authorisation matrix and mass assignment (security.md #28-#34, #32).
+
+Every route of the inventory × roles {visitor, member a, member b, moderator, staff,
+admin} × an object owned by a or by b × that object live or deleted × plain and htmx
+requests. The expected outcome comes from the hand-written policy in tests/routes.py
+(`expected`), never from permissions.py. Every refusal must also leave every table
+exactly as it was.
+
+What the app has, and so what is covered: ownership of ideas and comments (#28), staff-only
+status changes and official responses (#29), moderators with no extra power (#30: no
+communities yet), role changes only through the CLI/service (#31: no admin routes), and
+deleted ideas answering 404 to everyone but staff (#33). There are no bans yet (#34).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from ideaboard.extensions import db
+from ideaboard.models import Comment, Idea, StatusChange, User, Vote
+
+from .conftest import _reset
+from .factories import reload
+from .routes import (
+    CHEAP_HASH,
+    ROLES,
+    ROUTES,
+    Target,
+    World,
+    db_snapshot,
+    expected,
+    form,
+    sign_in,
+    snapshot_diff,
+    url,
+)
+
+
+@pytest.fixture
+def app(make_app):
+    """The usual fresh app, with cheap password hashing (see routes.CHEAP_HASH)."""
+    app = make_app(PASSWORD_HASH_METHOD=CHEAP_HASH)
+    _reset(app)
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+MATRIX = sorted(e for e in ROUTES if e != "static")
+
+
+def _check(resp, outcome: str, route, method: str, htmx: bool) -> str | None:
+    """Why `resp` does not show `outcome`, or None if it does."""
+    code = resp.status_code
+    if outcome == "ok":
+        want = route.ok_get if method == "GET" else {route.ok[htmx]}
+        return None if code in want else f"status {code}, want {sorted(want)}"
+    if outcome == "login":
+        if htmx:
+            ok = code == 401 and resp.headers.get("HX-Redirect", "").startswith("/login?next=")
+        else:
+            ok = code == 302 and resp.headers.get("Location", "").startswith("/login?next=")
+        return None if ok else f"status {code}, want to be sent to sign in"
+    want = {"forbidden": 403, "notfound": 404}[outcome]
+    return None if code == want else f"status {code}, want {want}"
+
+
+@pytest.mark.parametrize("endpoint", MATRIX)
+def test_authorisation_matrix(app, endpoint):
+    """Each role gets exactly what the policy says; every refusal leaves the DB unchanged."""
+    route = ROUTES[endpoint]
+    world = World.build()
+    has_owner = route.target in ("idea", "comment", "staff-comment", "deleted-idea", "reset-token")
+    owners = ("a", "b") if has_owner else ("a",)
+    states = (False, True) if route.target in ("idea", "comment", "staff-comment") else (False,)
+    clients = {}
+
+    def client_for(role):
+        if role not in clients:
+            clients[role] = app.test_client()
+            sign_in(clients[role], world.user(role))
+        return clients[role]
+
+    failures = []
+    cases = 0
+    for method in route.methods:
+        # htmx matters where it changes the answer: actions (fragments, 401 + HX-Redirect).
+        variants = (False, True) if method != "GET" and not route.api else (False,)
+        for owner in owners:
+            for deleted in states:
+                target, before = None, None
+                for role in ROLES:
+                    for htmx in variants:
+                        if target is None:
+                            target = world.target(route, owner=owner, deleted=deleted)
+                            before = db_snapshot()
+                        outcome = expected(route, role, owner=owner, deleted=deleted)
+                        client = client_for(role)
+                        headers = {"HX-Request": "true"} if htmx else {}
+                        path = url(app, endpoint, target)
+                        if method == "GET":
+                            resp = client.get(path, headers=headers)
+                        else:
+                            data = form(endpoint, world, target, role)
+                            resp = client.post(path, data=data, headers=headers)
+                        cases += 1
+                        what = f"{method} {endpoint} as {role} on {owner}'s"
+                        what += f"{' deleted' if deleted else ''} object{' (htmx)' if htmx else ''}"
+                        problem = _check(resp, outcome, route, method, htmx)
+                        if problem:
+                            failures.append(f"{what}: {problem}")
+                        after = db_snapshot()
+                        changed = snapshot_diff(before, after)
+                        if changed and (outcome != "ok" or method == "GET"):
+                            failures.append(f"{what}: {outcome}, yet the DB changed: {changed}")
+                        if outcome == "ok" and method != "GET":
+                            # It may have changed the object, the session or the user's
+                            # password and session token: start afresh.
+                            target = None
+                            clients.clear()
+                            world.refresh()
+                        else:
+                            before = after
+    assert not failures, "\n".join(failures)
+    assert cases >= len(ROLES)
+
+
+# --- #32 mass assignment ------------------------------------------------------------
+
+#: Fields no form declares, that a crafted request might add.
+PRIVILEGED = {
+    "role": "admin",
+    "is_staff": "1",
+    "is_admin": "1",
+    "vote_count": "999",
+    "comment_count": "999",
+    "trending_score": "1000000",
+    "deleted_at": "2020-01-01 00:00:00",
+    "deleted_by_id": "1",
+    "created_at": "2020-01-01 00:00:00",
+    "session_token": "attacker-token",
+    "password_hash": "plain",
+    "email_key": "admin@example.com",
+    "is_official": "1",
+    "edited_at": "2020-01-01 00:00:00",
+    "id": "424242",
+}
+
+
+def _extras(world: World) -> dict:
+    """PRIVILEGED plus extras naming other people and places."""
+    b = world.users["b"]
+    return {
+        **PRIVILEGED,
+        "author_id": str(b.id),
+        "user_id": str(b.id),
+        "by_id": str(b.id),
+        "board_id": str(world.other.id),
+        "idea_id": "1",
+        "status": "shipped",
+    }
+
+
+def _count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def _newest(model):
+    return db.session.scalar(select(model).order_by(model.id.desc()).limit(1))
+
+
+ROLE_OF = {"a": "member", "b": "member", "mod": "moderator", "staff": "staff", "admin": "admin"}
+
+
+def _roles_unchanged(world: World) -> None:
+    """Everyone still has the role they were made with, as the database has it now."""
+    roles = dict(db.session.execute(select(User.id, User.role)).all())
+    for key, user in world.users.items():
+        assert roles[user.id] == ROLE_OF[key], key
+    admins = {uid for uid, role in roles.items() if role == "admin"}
+    assert admins == {world.users["admin"].id}
+
+
+def test_posting_an_idea_ignores_privileged_fields(app, client):
+    """A new idea is the poster's, at heard, with no votes, whatever extra fields say."""
+    world = World.build()
+    sign_in(client, world.users["a"])
+    data = form("ideas.new", world, None)
+    resp = client.post("/ideas/new", data={**_extras(world), **data})
+    assert resp.status_code == 303
+    idea = _newest(Idea)
+    assert idea.title == data["title"] and idea.author_id == world.users["a"].id
+    assert (idea.status, idea.vote_count, idea.comment_count, idea.version) == ("heard", 0, 0, 1)
+    assert idea.board_id == world.general.id and idea.deleted_at is None
+    assert idea.created_at.year > 2020 and idea.id != 424242
+    assert _count(Vote) == 0
+    _roles_unchanged(world)
+
+
+def test_editing_an_idea_changes_only_the_declared_fields(app, client):
+    """An author's edit with extras keeps the author, status, counts and visibility."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.edit"], owner="a")
+    before = reload(target.idea)
+    kept = (before.author_id, before.status, before.vote_count, before.created_at)
+    version = before.version
+    sign_in(client, world.users["a"])
+    data = form("ideas.edit", world, target)
+    resp = client.post(f"/ideas/{target.idea.id}/edit", data={**_extras(world), **data})
+    assert resp.status_code == 303
+    idea = reload(target.idea)
+    assert idea.title == data["title"] and idea.version == version + 1
+    assert (idea.author_id, idea.status, idea.vote_count, idea.created_at) == kept
+    assert idea.deleted_at is None and idea.board_id == world.general.id
+    _roles_unchanged(world)
+
+
+def test_a_member_cannot_set_status_through_the_edit_form(app, client):
+    """status= added to an idea edit is ignored: only staff move ideas (#29)."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.edit"], owner="a")
+    sign_in(client, world.users["a"])
+    data = {**form("ideas.edit", world, target), "status": "shipped", "note": "done"}
+    assert client.post(f"/ideas/{target.idea.id}/edit", data=data).status_code == 303
+    assert reload(target.idea).status == "heard"
+    assert _count(StatusChange) == 1  # only the idea's first entry
+
+
+def test_commenting_ignores_privileged_fields(app, client):
+    """A comment is the commenter's, on the URL's idea, and not official."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.comment"], owner="b")
+    other = world.target(ROUTES["ideas.comment"], owner="a")
+    before = reload(target.idea)
+    kept = (before.status, before.vote_count, before.author_id)
+    sign_in(client, world.users["a"])
+    extras = {**_extras(world), "idea_id": str(other.idea.id)}
+    extras.pop("is_official")
+    resp = client.post(f"/ideas/{target.idea.id}/comments", data={**extras, "body": "Mine"})
+    assert resp.status_code == 303
+    comment = _newest(Comment)
+    assert (comment.author_id, comment.idea_id, comment.is_official) == (
+        world.users["a"].id,
+        target.idea.id,
+        False,
+    )
+    idea = reload(target.idea)
+    assert (idea.status, idea.vote_count, idea.author_id) == kept
+    assert reload(other.idea).comment_count == 0
+
+
+def test_a_member_cannot_post_an_official_response(app, client):
+    """official=y from a member is refused, and nothing is posted (#29)."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.comment"], owner="b")
+    sign_in(client, world.users["a"])
+    before = db_snapshot()
+    resp = client.post(
+        f"/ideas/{target.idea.id}/comments", data={"body": "Officially", "official": "y"}
+    )
+    assert resp.status_code == 403
+    assert db_snapshot() == before
+
+
+def test_editing_a_comment_ignores_privileged_fields(app, client):
+    """A comment edit changes the text only: not its author, idea or official flag."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.edit_comment"], owner="a")
+    sign_in(client, world.users["a"])
+    path = url(app, "ideas.edit_comment", target)
+    assert client.post(path, data={**_extras(world), "body": "New text"}).status_code == 303
+    comment = reload(target.comment)
+    assert comment.body == "New text" and comment.author_id == world.users["a"].id
+    assert comment.idea_id == target.idea.id and comment.is_official is False
+
+
+def test_status_change_records_the_staff_member_not_a_posted_one(app, client):
+    """A status change is by the signed-in staff member; the idea keeps author and board."""
+    world = World.build()
+    target = world.target(ROUTES["roadmap.change_status"], owner="a")
+    sign_in(client, world.users["staff"])
+    extras = {k: v for k, v in _extras(world).items() if k != "status"}
+    resp = client.post(
+        f"/ideas/{target.idea.id}/status", data={**extras, "status": "planned", "note": "n"}
+    )
+    assert resp.status_code == 303
+    change = _newest(StatusChange)
+    assert (change.by_id, change.to_status, change.idea_id) == (
+        world.users["staff"].id,
+        "planned",
+        target.idea.id,
+    )
+    idea = reload(target.idea)
+    assert (idea.author_id, idea.board_id, idea.vote_count) == (
+        world.users["a"].id,
+        world.general.id,
+        0,
+    )
+    _roles_unchanged(world)
+
+
+def test_a_vote_is_always_the_voters_own(app, client):
+    """user_id= in a vote post cannot cast a vote for someone else."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.vote"], owner="b")
+    sign_in(client, world.users["a"])
+    resp = client.post(f"/ideas/{target.idea.id}/vote", data=_extras(world))
+    assert resp.status_code == 303
+    voters = set(db.session.scalars(select(Vote.user_id)))
+    assert voters == {world.users["a"].id}
+    assert reload(target.idea).vote_count == 1
+
+
+def test_registering_ignores_role_and_other_privileged_fields(app, client):
+    """A new account is a plain member whatever the form adds."""
+    world = World.build()
+    data = form("auth.register", world, None, "anon")
+    resp = client.post("/register", data={**_extras(world), **data})
+    assert resp.status_code == 303
+    user = db.session.scalar(select(User).where(User.email == data["email"]))
+    assert user.role == "member" and user.id != 424242
+    assert user.session_token != "attacker-token" and user.password_hash.startswith("scrypt:")
+
+
+def test_signing_in_ignores_role(app, client):
+    """role=admin on the sign-in form changes nobody's role."""
+    from .factories import PASSWORD
+
+    world = World.build()
+    a = world.users["a"]
+    resp = client.post("/login", data={**_extras(world), "email": a.email, "password": PASSWORD})
+    assert resp.status_code == 303
+    _roles_unchanged(world)
+
+
+def test_account_settings_ignore_role_and_other_privileged_fields(app, client):
+    """Saving one's account changes the name only: not role, token, password or email key."""
+    world = World.build()
+    a = world.users["a"]
+    kept = (a.role, a.session_token, a.password_hash, a.email_key)
+    sign_in(client, a)
+    data = form("auth.account", world, None, "a")
+    assert client.post("/account", data={**_extras(world), **data}).status_code == 303
+    fresh = reload(a)
+    assert fresh.display_name == data["display_name"]
+    assert (fresh.role, fresh.session_token, fresh.password_hash, fresh.email_key) == kept
+    _roles_unchanged(world)
+
+
+def test_password_change_and_reset_ignore_role(app, client):
+    """A password change or a reset with role=admin and friends changes only the password."""
+    world = World.build()
+    a, b = world.users["a"], world.users["b"]
+    before = {u.id: (u.role, u.email, u.password_hash) for u in (a, b)}
+    sign_in(client, a)
+    data = {**_extras(world), **form("auth.change_password", world, None, "a")}
+    assert client.post("/account/password", data=data).status_code == 303
+    target = world.target(ROUTES["auth.reset_password"], owner="b")
+    data = {**_extras(world), **form("auth.reset_password", world, target, "anon")}
+    path = url(app, "auth.reset_password", target)
+    assert app.test_client().post(path, data=data).status_code == 303
+    for user in (a, b):
+        role, email, password_hash = before[user.id]
+        fresh = reload(user)
+        assert (fresh.role, fresh.email) == (role, email)
+        assert fresh.password_hash != password_hash and fresh.session_token != "attacker-token"
+    assert reload(world.users["mod"]).role == "moderator"
+
+
+def test_every_form_route_has_a_mass_assignment_test():
+    """A new route that takes a form must get a test in this file."""
+    covered = {
+        "ideas.new",
+        "ideas.edit",
+        "ideas.comment",
+        "ideas.edit_comment",
+        "roadmap.change_status",
+        "ideas.vote",
+        "auth.register",
+        "auth.login",
+        "auth.account",
+        "auth.change_password",
+        "auth.reset_password",
+        # Routes whose form names nothing stored on a model:
+        "auth.reset_request",
+        "auth.sign_out_others",
+        "main.set_language",
+        "auth.logout",
+        "ideas.delete",
+        "ideas.restore",
+        "ideas.mark_official",
+    }
+    posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
+    assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"
+
+
+# --- #30 hidden content -------------------------------------------------------------
+
+
+def test_a_deleted_idea_leaks_nowhere_but_to_staff(app):
+    """A deleted idea's title, text, comments and notes appear on no GET route, in no search
+    and no API answer, for a visitor, its own author, another member or a moderator."""
+    from ideaboard.services import comments, ideas, roadmap
+
+    world = World.build()
+    # Searched for by its first word; found out by its second (the first is echoed back).
+    word, marker = "Qzxhidden", "Wqvleak"
+    a, b, staff = world.users["a"], world.users["b"], world.users["staff"]
+    hidden = ideas.create_idea(
+        a, world.general, "idea", f"{word} {marker} title", f"{word} {marker} body"
+    )
+    comments.add_comment(b, hidden, f"{word} {marker} comment")
+    roadmap.change_status(staff, hidden, "planned", f"{word} {marker} note")
+    ideas.delete_idea(a, hidden)
+    db.session.commit()
+    live = {
+        route.target: world.target(route, owner="a")
+        for route in ROUTES.values()
+        if route.target and route.target not in ("deleted-idea",)
+    }
+    gets = [e for e, r in ROUTES.items() if "GET" in r.methods and e != "static"]
+    query = {"q": word, "sort": "new"}
+    leaks, checked = [], 0
+    for role in ("anon", "a", "b", "mod"):
+        client = app.test_client()
+        sign_in(client, world.user(role))
+        for endpoint in gets:
+            route = ROUTES[endpoint]
+            paths = [(url(app, endpoint, live.get(route.target), **query), False)]
+            if route.target == "idea":  # the hidden idea's own address, too
+                paths.append((url(app, endpoint, Target(idea=hidden)), True))
+            for path, own in paths:
+                resp = client.get(path)
+                checked += 1
+                if marker.encode() in resp.data:
+                    leaks.append(f"{role} {path}: {resp.status_code}")
+                if own:  # not found (or sign in first), never "forbidden": no existence leak
+                    assert resp.status_code in (302, 404), (role, path, resp.status_code)
+    assert not leaks, "\n".join(leaks)
+    assert checked > 4 * len(gets)
+    # The control: staff do see it, so the marker would have been found.
+    client = app.test_client()
+    sign_in(client, staff)
+    assert marker.encode() in client.get(f"/ideas/{hidden.id}").data
