@@ -45,6 +45,7 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, has_request_context, request, session
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 from werkzeug.wrappers import Request
 
 from .extensions import db
@@ -382,8 +383,18 @@ def _mark_changed(session_: Session, *args) -> None:
     session_.info["content_changed"] = True
 
 
+# A raw statement (text()) does not say whether it writes: judge by its words.
+_WRITE_SQL = re.compile(r"\b(?:insert|update|delete)\b", re.IGNORECASE)
+
+
 def _on_execute(state) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
+    statement = state.statement
+    if (
+        state.is_insert
+        or state.is_update
+        or state.is_delete
+        or (isinstance(statement, TextClause) and _WRITE_SQL.search(statement.text))
+    ):
         state.session.info["content_changed"] = True
 
 
