@@ -361,7 +361,13 @@ class VisitorFastPath:
         cookies = req.cookies
         if any(name in cookies for name in self.private_cookies):
             return None
-        version = self.cache.versions.read()
+        if self.cache.versions.in_transaction:
+            # The version lives in the database (no Redis, not SQLite): read it through
+            # the app's session, which needs an app context (its teardown ends the session).
+            with self.app.app_context():
+                version = self.cache.versions.read()
+        else:
+            version = self.cache.versions.read()
         if version is None:
             return None
         key = page_key(version, (), locale_of(req, self.app.config), req)
