@@ -73,6 +73,12 @@ class Config:
     RESET_TOKEN_TTL = timedelta(minutes=60)
     # Wrong current passwords on /account and /account/password, per user.
     PASSWORD_CHECK_LIMIT = "10 per hour"
+    # Writes, per member (staff are exempt), from Discourse's defaults; only writes that
+    # succeed count, so a form sent back with an error costs nothing.
+    IDEA_LIMIT = "1 per 15 seconds; 20 per day"
+    COMMENT_LIMIT = "1 per 5 seconds; 200 per day"
+    VOTE_LIMIT = "30 per minute; 100 per day"
+    EDIT_LIMIT = "30 per day"
     TESTING = False
     DEBUG = False
 

@@ -56,7 +56,8 @@ class Route:
     owner: str | None = None  # the column saying whose the target is
     deleted: str = "hidden"  # on a deleted idea: hidden (404 to non-staff) | staff-may | nobody
     csrf: bool = True  # its POST needs a CSRF token (False: a documented exemption)
-    limits: tuple[str, ...] = ()  # config keys of the rate limits on its POST
+    limits: tuple[str, ...] = ()  # config keys of the rate limits on its POST (failures count)
+    write_limits: tuple[str, ...] = ()  # per-member write throttles (successes count; staff exempt)
     auth_page: bool = False  # sign-in/up style page: Cache-Control no-store for everyone
     personal: bool = False  # a page with a person's form: no-store
     api: bool = False  # JSON under /api/
@@ -118,7 +119,9 @@ ROUTES: dict[str, Route] = {
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
     "ideas.show": Route(("GET",), target="idea", deleted="staff-may"),
-    "ideas.new": Route(("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303)),
+    "ideas.new": Route(
+        ("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303), write_limits=("IDEA_LIMIT",)
+    ),
     "ideas.edit": Route(
         ("GET", "POST"),
         who=OWNER_OR_STAFF,
@@ -126,11 +129,12 @@ ROUTES: dict[str, Route] = {
         owner="ideas.author_id",
         personal=True,
         ok=(303, 303),
+        write_limits=("EDIT_LIMIT",),
     ),
     "ideas.delete": Route(("POST",), who=OWNER_OR_STAFF, target="idea", owner="ideas.author_id"),
     "ideas.restore": Route(("POST",), who=STAFF, target="deleted-idea", deleted="staff-may"),
-    "ideas.vote": Route(("POST",), who=MEMBER, target="idea"),
-    "ideas.comment": Route(("POST",), who=MEMBER, target="idea"),
+    "ideas.vote": Route(("POST",), who=MEMBER, target="idea", write_limits=("VOTE_LIMIT",)),
+    "ideas.comment": Route(("POST",), who=MEMBER, target="idea", write_limits=("COMMENT_LIMIT",)),
     "ideas.edit_comment": Route(
         ("GET", "POST"),
         who=AUTHOR,
@@ -138,6 +142,7 @@ ROUTES: dict[str, Route] = {
         owner="comments.author_id",
         personal=True,
         ok=(303, 303),
+        write_limits=("EDIT_LIMIT",),
     ),
     "ideas.mark_official": Route(("POST",), who=STAFF, target="staff-comment"),
     "roadmap.index": Route(("GET",)),

@@ -13,9 +13,14 @@ import re
 
 import pytest
 
+from ideaboard.extensions import db
+
 from .conftest import _reset
 from .routes import (
+    AUTHOR,
     CHEAP_HASH,
+    FORMS,
+    REFUSED,
     ROUTES,
     STATE_CHANGING,
     Route,
@@ -35,6 +40,7 @@ WRITES = sorted(e for e, r in ROUTES.items() if r.writes)
 CSRF_ROUTES = sorted(e for e, r in ROUTES.items() if r.writes and r.csrf)
 GETS = sorted(e for e, r in ROUTES.items() if "GET" in r.methods)
 LIMITED = sorted((e, key) for e, r in ROUTES.items() for key in r.limits)
+WRITE_LIMITED = sorted((e, key) for e, r in ROUTES.items() for key in r.write_limits)
 
 #: Realistic query strings for the GET routes that take one.
 QUERIES = {
@@ -404,6 +410,53 @@ def test_configured_rate_limit_answers_429_with_retry_after(make_app, endpoint, 
         assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
         assert b"<html" not in resp.data and b"Slow down" in resp.data  # an htmx fragment
         assert db_snapshot() == before  # a refused attempt writes nothing
+
+
+@pytest.mark.parametrize("endpoint, key", WRITE_LIMITED)
+def test_write_limit_slows_a_member_and_spares_staff(make_app, endpoint, key):
+    """Each per-member write limit, set to 2 a minute, refuses a member's third successful
+    write with Retry-After and writes nothing; a failed write does not count; staff are
+    exempt."""
+    app = make_app(RATELIMIT_ENABLED=True, **{key: "2 per minute"})
+    _reset(app)
+    with app.app_context():
+        world = World.build()
+        route = ROUTES[endpoint]
+        role = _actor(route)
+        target = world.target(route, owner="a")
+        path = url(app, endpoint, target)
+        client = app.test_client()
+        sign_in(client, world.user(role))
+
+        def good():
+            db.session.expire_all()  # a fresh version for edit forms
+            return FORMS[endpoint](world, target, world.user(role))
+
+        if endpoint in REFUSED:
+            for _ in range(3):  # failures are free
+                assert (
+                    client.post(path, data=refused_form(endpoint, world, target, role)).status_code
+                    != 429
+                )
+        codes = [client.post(path, data=good()).status_code for _ in range(2)]
+        assert all(code < 400 for code in codes), (endpoint, codes)
+        before = db_snapshot()
+        resp = client.post(path, data=good())
+        assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0, endpoint
+        assert db_snapshot() == before
+        resp = client.post(path, data=good(), headers={"HX-Request": "true"})
+        assert resp.status_code == 429 and b"<html" not in resp.data
+
+        if route.who == AUTHOR:
+            return  # only the author may write here, and authors are members
+        staff = app.test_client()
+        sign_in(staff, world.user("staff"))
+        staff_target = world.target(route, owner="a")
+        staff_path = url(app, endpoint, staff_target)
+        for _ in range(3):
+            db.session.expire_all()
+            form = FORMS[endpoint](world, staff_target, world.user("staff"))
+            assert staff.post(staff_path, data=form).status_code < 400, endpoint
 
 
 # --- #45 Host header ----------------------------------------------------------------

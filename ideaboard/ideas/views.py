@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from ideaboard.extensions import db
+from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
@@ -54,6 +54,23 @@ def _globals(state) -> None:
     state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url)
 
 
+def _member_key() -> str:
+    """Rate limits on writes count per member (visitors are sent to sign in anyway)."""
+    who = current_user.id if current_user.is_authenticated else request.remote_addr
+    return f"member:{who}"
+
+
+def _write_limit(name: str):
+    """A member's limit on one kind of write: staff are exempt, and only successes count."""
+    return limiter.limit(
+        lambda: current_app.config[name],
+        key_func=_member_key,
+        methods=["POST"],
+        exempt_when=lambda: is_staff(current_user),
+        deduct_when=lambda resp: resp.status_code < 400,
+    )
+
+
 def _load(idea_id: int, *, related: bool = True) -> Idea:
     try:
         return ideas.get_idea(idea_id, current_user, related=related)
@@ -96,6 +113,7 @@ def _idea_form(idea: Idea | None = None) -> IdeaForm:
 
 
 @bp.route("/ideas/new", methods=["GET", "POST"])
+@_write_limit("IDEA_LIMIT")
 @login_required
 def new():
     """Post an idea; it starts at heard."""
@@ -155,6 +173,7 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
 
 
 @bp.route("/ideas/<int:idea_id>/edit", methods=["GET", "POST"])
+@_write_limit("EDIT_LIMIT")
 @login_required
 def edit(idea_id: int):
     """Edit an idea; an edit based on an older version is refused with 409."""
@@ -210,6 +229,7 @@ def restore(idea_id: int):
 
 
 @bp.post("/ideas/<int:idea_id>/vote")
+@_write_limit("VOTE_LIMIT")
 @login_required
 def vote(idea_id: int):
     """Toggle the member's vote; htmx gets the button back, a plain post goes back."""
@@ -230,6 +250,7 @@ def vote(idea_id: int):
 
 
 @bp.post("/ideas/<int:idea_id>/comments")
+@_write_limit("COMMENT_LIMIT")
 @login_required
 def comment(idea_id: int):
     """Add a comment (staff may mark it the official response)."""
@@ -257,6 +278,7 @@ def comment(idea_id: int):
 
 
 @bp.route("/ideas/<int:idea_id>/comments/<int:comment_id>/edit", methods=["GET", "POST"])
+@_write_limit("EDIT_LIMIT")
 @login_required
 def edit_comment(idea_id: int, comment_id: int):
     """Edit one's own comment."""
