@@ -1738,8 +1738,8 @@ def main(argv: list[str] | None = None) -> int:
                 writes=Writes(),
                 run_id=run_id,
             )
+            report["machine"]["busy_at_mixed_start"] = wait_for_quiet(s)
             t0 = time.monotonic()
-            wait_for_quiet(s)
             report["burst"] = run_mixed(srv, rec, world, s, db.dbname())
             durations["mixed"] = time.monotonic() - t0
             # Less sensitive to other work than latency: the server's CPU per request.
