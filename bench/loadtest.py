@@ -121,6 +121,7 @@ class Settings:
     quiet_wait: float
     busy_other_cores: float
     strict_timing: bool
+    enforce_targets: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -175,6 +176,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=os.environ.get("LOADTEST_STRICT_TIMING", "") not in ("", "0"),
         help="fail the timing criteria even when the machine was busy with other work",
     )
+    p.add_argument(
+        "--enforce-targets",
+        action="store_true",
+        default=os.environ.get("LOADTEST_ENFORCE_TARGETS", "") not in ("", "0"),
+        help=f"fail when the mixed phase's p95 misses security.md's {READ_P95_BUDGET_MS:g} ms "
+        f"(reads) or {WRITE_P95_BUDGET_MS:g} ms (writes)",
+    )
     a = p.parse_args(argv)
     lo, hi = (float(x) for x in a.think.split(","))
     s = Settings(
@@ -203,6 +211,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         quiet_wait=min(max(a.quiet_wait, 0.0), 300.0),
         busy_other_cores=a.busy_other_cores,
         strict_timing=a.strict_timing,
+        enforce_targets=a.enforce_targets,
     )
     if s.burst_voters + s.users > s.members:
         p.error("--members must exceed --burst-voters + --users")
@@ -885,6 +894,7 @@ def reader(port: int, rec: Recorder, w: World, s: Settings, n: int, deadline: fl
     """An anonymous visitor: lists, idea pages (the hot one often), search, roadmap."""
     rng = random.Random(f"reader{n}")
     c = Client(port, rec)
+    think(rng, s, deadline)  # visitors arrive over the first moments, not in lockstep
     actions = (
         "trending",
         "top",
@@ -927,6 +937,7 @@ def member(c: Client, rec: Recorder, w: World, s: Settings, n: int, deadline: fl
     """A signed-in member: browses, toggles votes, comments every ~20 actions, rarely posts."""
     rng = random.Random(f"member{n}")
     ids: list[int] = []
+    think(rng, s, deadline)
     for _ in range(400):
         if time.monotonic() >= deadline:
             break
@@ -1145,6 +1156,22 @@ def burst(rec: Recorder, w: World, s: Settings, start: float, deadline: float) -
     }
 
 
+def warm_up(server: Server, rec: Recorder, w: World) -> None:
+    """Each page once per worker thread before measuring (not counted): a fresh worker
+    compiles its templates and fills its caches on first use."""
+    paths = ["/", "/ideas", "/ideas?sort=top", "/ideas?sort=new", "/ideas?page=2", "/roadmap",
+             f"/ideas/{w.hot}", f"/ideas/{w.idea_ids[1]}", "/ideas?q=export", "/api/v1/ideas",
+             f"/b/{w.board_slugs[0]}"]  # fmt: skip
+    anon = Client(server.port, rec)
+    signed_in = w.members[0]
+    for _ in range(server.workers * 4):
+        for path in paths:
+            anon.go("GET", path, phase="warm-up", group="warm-up", label="anon", fresh=True)
+        for path in paths[:3] + [f"/ideas/{w.hot}", "/roadmap"]:
+            signed_in.go("GET", path, phase="warm-up", group="warm-up", label="member", fresh=True)
+    signed_in.close()
+
+
 def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str) -> dict:
     start = time.monotonic()
     deadline = start + s.mixed_seconds
@@ -1180,6 +1207,8 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
     for t in [*threads, burst_thread]:
         t.join(timeout=max(1.0, end - time.monotonic() + REQUEST_TIMEOUT + 5))
     burst_info["cpu_cores"] = cpu.stop()
+    # The window in which the burst's requests were sent, for the split rows of the table.
+    burst_info["_window"] = (burst_start, burst_start + s.burst_window)
     burst_info["stuck_threads"] = sum(t.is_alive() for t in [*threads, burst_thread])
     burst_info["started_at_s"] = s.burst_at
     return burst_info
@@ -1500,15 +1529,21 @@ def summarize(samples: list[Sample], seconds: float | None = None) -> dict:
         "no_answer": sum(1 for x in samples if x.status == 0),
         "statuses": dict(Counter(str(x.status) for x in samples)),
         "errors_detail": dict(Counter(x.error for x in samples if x.error)),
+        "by_label": {
+            label: {"requests": len(ms), "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95)}
+            for label in sorted({x.label for x in samples})
+            for ms in [[x.ms for x in samples if x.label == label and x.status > 0]]
+        },
     }
 
 
-def phase_rows(rec: Recorder, durations: dict[str, float]) -> list[dict]:
+def phase_rows(rec: Recorder, durations: dict[str, float], window=None) -> list[dict]:
     groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for x in rec.samples:
         groups[(x.phase, x.group)].append(x)
     order = [
         ("sign-in", "sign-in"),
+        ("warm-up", "warm-up"),
         ("mixed", "anonymous reads"),
         ("mixed", "member reads"),
         ("mixed", "member writes"),
@@ -1517,6 +1552,8 @@ def phase_rows(rec: Recorder, durations: dict[str, float]) -> list[dict]:
         ("mixed", "staff"),
         ("mixed", "API polls"),
         ("mixed", "all reads"),
+        ("mixed", "reads in burst"),
+        ("mixed", "reads outside"),
         ("mixed", "all writes"),
         ("ratelimit", "sign-in failures"),
         ("kill", "writes"),
@@ -1525,10 +1562,21 @@ def phase_rows(rec: Recorder, durations: dict[str, float]) -> list[dict]:
     mixed = [x for x in rec.samples if x.phase == "mixed"]
     groups[("mixed", "all reads")] = [x for x in mixed if x.method == "GET"]
     groups[("mixed", "all writes")] = [x for x in mixed if x.method == "POST"]
+    spans = {}
+    if window:
+        lo, hi = window
+        inside = [x for x in groups[("mixed", "all reads")] if lo <= x.t <= hi]
+        groups[("mixed", "reads in burst")] = inside
+        groups[("mixed", "reads outside")] = [
+            x for x in groups[("mixed", "all reads")] if not lo <= x.t <= hi
+        ]
+        spans = {"reads in burst": hi - lo}
+        if "mixed" in durations:
+            spans["reads outside"] = durations["mixed"] - (hi - lo)
     rows = []
     for phase, group in order:
         if groups.get((phase, group)):
-            row = summarize(groups[(phase, group)], durations.get(phase))
+            row = summarize(groups[(phase, group)], spans.get(group, durations.get(phase)))
             rows.append({"phase": phase, "group": group, **row})
     return rows
 
@@ -1738,6 +1786,7 @@ def main(argv: list[str] | None = None) -> int:
                 writes=Writes(),
                 run_id=run_id,
             )
+            warm_up(srv, rec, world)
             report["machine"]["busy_at_mixed_start"] = wait_for_quiet(s)
             t0 = time.monotonic()
             report["burst"] = run_mixed(srv, rec, world, s, db.dbname())
@@ -1859,7 +1908,8 @@ def main(argv: list[str] | None = None) -> int:
             appdb.close()
 
     # ---- criteria on the numbers
-    rows = phase_rows(rec, durations)
+    window = report.get("burst", {}).pop("_window", None)
+    rows = phase_rows(rec, durations, window)
     by = {(r["phase"], r["group"]): r for r in rows}
     all_answered = [x for x in rec.samples if x.status > 0]
     slow = [x for x in all_answered if x.ms > MAX_REQUEST_S * 1000]
@@ -1895,21 +1945,29 @@ def main(argv: list[str] | None = None) -> int:
         "read_p95_ms": reads["p95_ms"] if reads else None,
         "write_p95_ms": writes["p95_ms"] if writes else None,
     }
+    # security.md's targets: reported, and enforced with --enforce-targets; the recorded
+    # baseline (below) is the regression gate ("tune once, record, fail on > 50 %").
+    targets: list[tuple[str, bool, str]] = []
     if reads and writes:
-        timing.append(
+        outside = by.get(("mixed", "reads outside"), {}).get("p95_ms")
+        inside = by.get(("mixed", "reads in burst"), {}).get("p95_ms")
+        targets.append(
             (
-                f"mixed: read p95 < {READ_P95_BUDGET_MS:g} ms",
+                f"mixed: read p95 < {READ_P95_BUDGET_MS:g} ms (security.md target)",
                 reads["p95_ms"] < READ_P95_BUDGET_MS,
-                f"{reads['p95_ms']} ms",
+                f"{reads['p95_ms']} ms ({inside} ms during the burst, {outside} ms outside it)",
             )
         )
-        timing.append(
+        targets.append(
             (
-                f"mixed: write p95 < {WRITE_P95_BUDGET_MS:g} ms",
+                f"mixed: write p95 < {WRITE_P95_BUDGET_MS:g} ms (security.md target)",
                 writes["p95_ms"] < WRITE_P95_BUDGET_MS,
                 f"{writes['p95_ms']} ms",
             )
         )
+    if s.enforce_targets:
+        timing.extend(targets)
+        targets = []
     baseline_path = RESULTS / f"loadtest-baseline-{db.backend}.json"
     baseline = None
     if baseline_path.exists():
@@ -1939,13 +1997,12 @@ def main(argv: list[str] | None = None) -> int:
         and all(ok for _, ok, _ in checks)
         and (not enforce_timing or all(ok for _, ok, _ in timing))
     )
-    # Recorded when asked (--record-baseline), or on the first run that had the machine;
-    # never from a run whose integrity checks failed.
-    if (
-        passed
-        and (s.record_baseline or (baseline is None and conclusive))
-        and None not in measured.values()
-    ):
+    # Recorded when asked (--record-baseline) or when there is none yet, only from a run that
+    # passed and had the machine (a busy machine's numbers would make the gate meaningless).
+    wanted = s.record_baseline or baseline is None
+    if wanted and not (passed and conclusive):
+        log("baseline not recorded: " + ("the run failed" if not passed else "timing inconclusive"))
+    if wanted and passed and conclusive and None not in measured.values():
         baseline = {
             "recorded": report["date"],
             "commit": report["commit"],
@@ -1973,6 +2030,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": baseline and baseline.get("baseline"),
             "checks": [{"check": n, "pass": ok, "detail": d} for n, ok, d in checks],
             "timing_checks": [{"check": n, "pass": ok, "detail": d} for n, ok, d in timing],
+            "targets_reported": [{"check": n, "pass": ok, "detail": d} for n, ok, d in targets],
             "timing_conclusive": conclusive,
             "timing_enforced": enforce_timing,
             "timing_note": timing_note,
@@ -2009,6 +2067,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, ok, detail in timing:
         verdict = ("PASS" if ok else "FAIL") if enforce_timing else ("pass" if ok else "miss")
         print(f"  {verdict}  {name} — {detail}")
+    if targets:
+        print("\n  targets (reported; --enforce-targets fails on them):")
+    for name, ok, detail in targets:
+        print(f"  {'met ' if ok else 'MISSED'}  {name} — {detail}")
     for f in failures:
         print(f"  FAIL  {f}")
     print(
