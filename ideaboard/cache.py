@@ -43,6 +43,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, has_request_context, request, session
+from markupsafe import Markup
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
@@ -303,6 +304,32 @@ class PageCache:
             else PageStore()
         )
         self.versions = _version_store(app)
+        self.fragments = PageStore(max_entries=500)
+
+    def fragment(self, name: tuple | None, render) -> Markup:
+        """A fragment rendered by one of our templates (`render()`), shared by everyone who
+        sees the same one: `name` must say everything it depends on besides the data (None:
+        not shared, render it now). Kept under the content version, like a page. The HTML
+        comes from an autoescaped template, so it is marked safe to embed in the page."""
+        if name is None or not self.enabled:
+            return Markup(render())
+        key = g.get("page_cache_key")
+        version = key[0] if key else self.versions.read()  # read before the data, as pages
+        if version is None:
+            return Markup(render())
+        from flask_babel import get_locale
+
+        full = (version, str(get_locale()), *name)
+        html = self.fragments.get(full)
+        if html is None:
+            html = Markup(render())
+            self.fragments.put(full, html)
+        return html
+
+
+def fragment(name: tuple, render):
+    """PageCache.fragment() of the current app."""
+    return current_app.extensions["ideaboard_cache"].fragment(name, render)
 
 
 def _owner() -> tuple | None:

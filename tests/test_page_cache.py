@@ -271,3 +271,31 @@ def test_workers_sharing_redis_render_a_page_once(make_app, count_queries):
         votes.toggle_vote(make_user(), idea)
         db.session.commit()
     assert b'<span class="vote-count">1</span>' in b.get(url).data
+
+
+def test_comment_lists_are_shared_only_by_people_who_see_the_same(app, client):
+    """One rendering of a page of comments serves every visitor and every member who wrote
+    none of them; their author sees an edit link on their own, staff see their forms, and a
+    new comment shows for everyone at once."""
+    author, reader, other = make_user(), make_user(), make_user()
+    staff = make_user(role="staff")
+    idea = make_idea()
+    mine = make_comment(idea, author=author, body="*Mine*")
+    url = f"/ideas/{idea.id}"
+    edit_link = f"/comments/{mine.id}/edit".encode()
+
+    def page(user):
+        c = app.test_client()
+        if user:
+            login_as(c, user)
+        return c.get(url).data
+
+    for user in (None, reader, other):
+        body = page(user)
+        assert b"<em>Mine</em>" in body and edit_link not in body
+    assert edit_link in page(author)
+    staff_page = page(staff)
+    assert b"<em>Mine</em>" in staff_page and b"&lt;em&gt;" not in staff_page
+    make_comment(idea, author=other, body="Second thoughts")
+    assert b"Second thoughts" in page(reader)
+    assert f"/comments/{mine.id + 1}/edit".encode() in page(other)  # now theirs too

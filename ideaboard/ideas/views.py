@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
+from ideaboard import cache as page_cache
 from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
@@ -152,6 +153,28 @@ def show(idea_id: int, slug: str | None = None):
     return _idea_page(idea, cpage=cpage)
 
 
+def _comments_html(idea: Idea, comment_list, cpage: int):
+    """One page of comments, rendered once per version for everyone who sees it alike.
+
+    Visitors see no actions; a member sees an edit link on their own comments only, so a
+    member who wrote none of this page's comments sees what every such member sees. Staff
+    get forms with their CSRF token: rendered for them alone.
+    """
+
+    def render_list():
+        return render_template("ideas/_comments.html", idea=idea, comments=comment_list)
+
+    if is_staff(current_user):
+        return page_cache.fragment(None, render_list)
+    if not current_user.is_authenticated:
+        viewer = "visitor"
+    elif any(c.author_id == current_user.id for c in comment_list):
+        viewer = ("author", current_user.id)
+    else:
+        viewer = "member"
+    return page_cache.fragment(("comments", idea.id, cpage, viewer), render_list)
+
+
 def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 200):
     """The idea page, also re-shown with a comment form's errors."""
     comment_list, more_comments = comments.list_comments(idea, cpage)
@@ -163,6 +186,7 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         voters=votes.recent_voters(idea),
         timeline=roadmap.history(idea),
         comments=comment_list,
+        comments_html=_comments_html(idea, comment_list, cpage),
         cpage=cpage,
         more_comments=more_comments,
         # Only members get a form: making one makes a CSRF token, and with it a session
