@@ -91,7 +91,9 @@ def engine_options(url: str, options: dict) -> dict:
     return {**options, "connect_args": connect_args}
 
 
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# Statements that leave a transaction a reader; anything else (INSERT, UPDATE, DELETE, and
+# DDL such as a migration's CREATE TABLE) makes it a writer.
+_READS = ("SELECT", "PRAGMA", "BEGIN", "EXPLAIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -118,6 +120,9 @@ def _sqlite_begin(conn) -> None:
 def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
     """Before a transaction's first write: queue at the writer gate, then BEGIN IMMEDIATE.
 
+    Only reads are ever committed early: DDL counts as a write, so a migration's steps all
+    stay in the one IMMEDIATE transaction that its first CREATE or ALTER began.
+
     A deferred SQLite transaction that has read and then writes fails at once with
     "database is locked" if another writer committed in between (its snapshot is stale).
     So the reads so far are committed (they changed nothing) and the write starts a fresh
@@ -129,7 +134,7 @@ def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
     """
     if conn.info.get("sqlite_writer", True):
         return
-    if not statement.lstrip()[:7].upper().startswith(_WRITES):
+    if statement.lstrip()[:9].upper().startswith(_READS):
         return
     raw = conn.connection.dbapi_connection
     if isinstance(raw, GatedConnection):

@@ -5,6 +5,7 @@ Runs on the suite's database: SQLite in the first pass, PostgreSQL in the second
 
 import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
@@ -108,3 +109,23 @@ def test_sqlite_writers_queue_on_the_writer_gate(tmp_path):
     assert [n for (n,) in first.execute("SELECT n FROM t ORDER BY n")] == [1, 2]
     first.close()
     second.close()
+
+
+def test_sqlite_write_transaction_with_ddl_stays_atomic(tmp_path):
+    """Taking the write lock at the first write never commits a write made before it: a
+    migration's CREATE TABLE and its data go in, or out, together."""
+    import sqlalchemy as sa
+
+    from ideaboard.database import configure_sqlite, engine_options
+
+    url = f"sqlite:///{tmp_path / 'atomic.db'}"
+    engine = sa.create_engine(url, **engine_options(url, {}))
+    configure_sqlite(engine)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        raise RuntimeError("the migration's next step fails")
+    with engine.connect() as conn:
+        assert "t" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
