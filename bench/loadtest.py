@@ -500,6 +500,10 @@ def _busy_jiffies() -> int:
     return sum(f) - f[3] - f[4]
 
 
+def _iowait_jiffies() -> int:
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[5])
+
+
 def _pid_jiffies(pid: int) -> int:
     try:
         f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -532,6 +536,7 @@ class CpuWatch:
         self.server, self.dbname = server, dbname
         self.t0 = time.monotonic()
         self.busy0 = _busy_jiffies()
+        self.iowait0 = _iowait_jiffies()
         self.start = {pid: _pid_jiffies(pid) for pid in self._pids()}
         self.self0 = time.process_time()
 
@@ -548,7 +553,11 @@ class CpuWatch:
         server = self._used(self.server.tree_pids()) / hz
         database = self._used(pg_backends(self.dbname)) / hz
         client = time.process_time() - self.self0
+        iowait = (_iowait_jiffies() - self.iowait0) / hz
         return {
+            # Cores idle while waiting for the disk (anyone's I/O, fsync included): a
+            # PostgreSQL commit waits for its fsync, so disk contention slows writes too.
+            "iowait": round(iowait / secs, 2),
             "server": round(server / secs, 2),
             "database": round(database / secs, 2),
             "load_generator": round(client / secs, 2),
@@ -1172,6 +1181,52 @@ def warm_up(server: Server, rec: Recorder, w: World) -> None:
     signed_in.close()
 
 
+class LockSampler(threading.Thread):
+    """PostgreSQL only: every 0.25 s, how many of our database's backends wait on a lock
+    (a hot row) and how many are active, to tell lock queues from CPU starvation."""
+
+    def __init__(self, url: str | None, dbname: str, stop_at: float):
+        super().__init__(daemon=True)
+        self.url, self.dbname, self.stop_at = url, dbname, stop_at
+        self.samples: list[tuple[float, int, int]] = []
+
+    def run(self) -> None:
+        if not self.url:
+            return
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1),
+                                 autocommit=True) as conn:  # fmt: skip
+                while time.monotonic() < self.stop_at:
+                    row = conn.execute(
+                        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+                        "count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (self.dbname,),
+                    ).fetchone()
+                    self.samples.append((time.monotonic(), row[0], row[1]))
+                    time.sleep(0.25)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic only
+            log(f"lock sampling stopped: {exc}")
+
+    def summary(self, lo: float, hi: float) -> dict:
+        def part(xs):
+            if not xs:
+                return None
+            return {
+                "samples": len(xs),
+                "lock_waiters_mean": round(sum(x[1] for x in xs) / len(xs), 2),
+                "lock_waiters_max": max(x[1] for x in xs),
+                "active_mean": round(sum(x[2] for x in xs) / len(xs), 2),
+            }
+
+        return {
+            "during_burst": part([x for x in self.samples if lo <= x[0] <= hi]),
+            "outside_burst": part([x for x in self.samples if not lo <= x[0] <= hi]),
+        }
+
+
 def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str) -> dict:
     start = time.monotonic()
     deadline = start + s.mixed_seconds
@@ -1195,6 +1250,8 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
         f"{s.mixed_seconds:.0f} s; burst of {s.burst_voters} voters at +{s.burst_at:.0f} s"
     )
     cpu = CpuWatch(server, dbname)
+    locks = LockSampler(s.database_url, dbname, max(deadline, burst_deadline) + REQUEST_TIMEOUT)
+    locks.start()
     for t in threads:
         t.start()
     burst_info: dict = {}
@@ -1207,6 +1264,12 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
     for t in [*threads, burst_thread]:
         t.join(timeout=max(1.0, end - time.monotonic() + REQUEST_TIMEOUT + 5))
     burst_info["cpu_cores"] = cpu.stop()
+    locks.stop_at = 0
+    locks.join(timeout=5)
+    if s.database_url:
+        burst_info["postgresql_backends"] = locks.summary(
+            burst_start, burst_start + s.burst_window + 2
+        )
     # The window in which the burst's requests were sent, for the split rows of the table.
     burst_info["_window"] = (burst_start, burst_start + s.burst_window)
     burst_info["stuck_threads"] = sum(t.is_alive() for t in [*threads, burst_thread])
@@ -1989,9 +2052,18 @@ def main(argv: list[str] | None = None) -> int:
     enforce_timing = conclusive or s.strict_timing
     timing_note = (
         f"other processes used {other} cores during the mixed phase (gunicorn {cores.get('server')}"
-        f", database {cores.get('database')}, load generator {cores.get('load_generator')}); "
+        f", database {cores.get('database')}, load generator {cores.get('load_generator')}, "
+        f"idle waiting for the disk {cores.get('iowait')}); "
         f"gunicorn CPU per request {report.get('burst', {}).get('server_cpu_ms_per_request')} ms"
     )
+    pgb = report.get("burst", {}).get("postgresql_backends") or {}
+    if pgb.get("during_burst"):
+        d, o = pgb["during_burst"], pgb.get("outside_burst") or {}
+        timing_note += (
+            f"; PostgreSQL backends waiting on a lock: {d['lock_waiters_mean']} on average "
+            f"(max {d['lock_waiters_max']}) during the burst, "
+            f"{o.get('lock_waiters_mean')} outside it"
+        )
     passed = (
         not failures
         and all(ok for _, ok, _ in checks)
