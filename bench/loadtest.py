@@ -554,7 +554,13 @@ class CpuWatch:
         database = self._used(pg_backends(self.dbname)) / hz
         client = time.process_time() - self.self0
         iowait = (_iowait_jiffies() - self.iowait0) / hz
+        workers = {
+            str(pid): round(self._used([pid]) / hz / secs, 2) for pid in self.server.worker_pids()
+        }
         return {
+            # Per worker: a gthread worker accepts greedily and keeps its keep-alive
+            # connections, so one busy worker (one core, one GIL) can leave others idle.
+            "per_worker": workers,
             # Cores idle while waiting for the disk (anyone's I/O, fsync included): a
             # PostgreSQL commit waits for its fsync, so disk contention slows writes too.
             "iowait": round(iowait / secs, 2),
@@ -1182,16 +1188,24 @@ def warm_up(server: Server, rec: Recorder, w: World) -> None:
 
 
 class LockSampler(threading.Thread):
-    """PostgreSQL only: every 0.25 s, how many of our database's backends wait on a lock
-    (a hot row) and how many are active, to tell lock queues from CPU starvation."""
+    """Every 0.25 s: each gunicorn worker's CPU time and, on PostgreSQL, how many of our
+    database's backends wait on a lock (a hot row) or are active. Tells a lock queue, an
+    unbalanced worker and plain CPU starvation apart during the burst."""
 
-    def __init__(self, url: str | None, dbname: str, stop_at: float):
+    def __init__(self, url: str | None, dbname: str, stop_at: float, server: Server):
         super().__init__(daemon=True)
-        self.url, self.dbname, self.stop_at = url, dbname, stop_at
+        self.url, self.dbname, self.stop_at, self.server = url, dbname, stop_at, server
         self.samples: list[tuple[float, int, int]] = []
+        self.cpu: list[tuple[float, dict[int, int]]] = []
+
+    def _cpu(self) -> None:
+        self.cpu.append((time.monotonic(), {p: _pid_jiffies(p) for p in self.server.worker_pids()}))
 
     def run(self) -> None:
         if not self.url:
+            while time.monotonic() < self.stop_at:
+                self._cpu()
+                time.sleep(0.25)
             return
         import psycopg
 
@@ -1199,6 +1213,7 @@ class LockSampler(threading.Thread):
             with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1),
                                  autocommit=True) as conn:  # fmt: skip
                 while time.monotonic() < self.stop_at:
+                    self._cpu()
                     row = conn.execute(
                         "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
                         "count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
@@ -1209,6 +1224,15 @@ class LockSampler(threading.Thread):
                     time.sleep(0.25)
         except Exception as exc:  # noqa: BLE001 - a diagnostic only
             log(f"lock sampling stopped: {exc}")
+
+    def worker_cores(self, lo: float, hi: float) -> dict[str, float]:
+        """Cores each worker used between the samples nearest to lo and hi."""
+        inside = [c for c in self.cpu if lo <= c[0] <= hi]
+        if len(inside) < 2:
+            return {}
+        (t0, a), (t1, b) = inside[0], inside[-1]
+        hz = os.sysconf("SC_CLK_TCK")
+        return {str(p): round((b[p] - a.get(p, 0)) / hz / (t1 - t0), 2) for p in b if p in a}
 
     def summary(self, lo: float, hi: float) -> dict:
         def part(xs):
@@ -1250,7 +1274,9 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
         f"{s.mixed_seconds:.0f} s; burst of {s.burst_voters} voters at +{s.burst_at:.0f} s"
     )
     cpu = CpuWatch(server, dbname)
-    locks = LockSampler(s.database_url, dbname, max(deadline, burst_deadline) + REQUEST_TIMEOUT)
+    locks = LockSampler(
+        s.database_url, dbname, max(deadline, burst_deadline) + REQUEST_TIMEOUT, server
+    )
     locks.start()
     for t in threads:
         t.start()
@@ -1266,6 +1292,9 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
     burst_info["cpu_cores"] = cpu.stop()
     locks.stop_at = 0
     locks.join(timeout=5)
+    burst_info["worker_cores_during_burst"] = locks.worker_cores(
+        burst_start, burst_start + s.burst_window
+    )
     if s.database_url:
         burst_info["postgresql_backends"] = locks.summary(
             burst_start, burst_start + s.burst_window + 2
@@ -2053,9 +2082,15 @@ def main(argv: list[str] | None = None) -> int:
     timing_note = (
         f"other processes used {other} cores during the mixed phase (gunicorn {cores.get('server')}"
         f", database {cores.get('database')}, load generator {cores.get('load_generator')}, "
-        f"idle waiting for the disk {cores.get('iowait')}); "
+        f"idle waiting for the disk {cores.get('iowait')}; per worker "
+        f"{sorted((cores.get('per_worker') or {}).values(), reverse=True)}); "
         f"gunicorn CPU per request {report.get('burst', {}).get('server_cpu_ms_per_request')} ms"
     )
+    during = (report.get("burst") or {}).get("worker_cores_during_burst") or {}
+    if during:
+        timing_note += (
+            f"; per worker during the burst {sorted(during.values(), reverse=True)} cores"
+        )
     pgb = report.get("burst", {}).get("postgresql_backends") or {}
     if pgb.get("during_burst"):
         d, o = pgb["during_burst"], pgb.get("outside_burst") or {}
