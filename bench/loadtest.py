@@ -1314,68 +1314,108 @@ ACCESS_FORMAT = "loadtest %(p)s %(m)s %(U)s %(q)s %(s)s"
 ACCESS_RE = re.compile(r"^loadtest <(\d+)> (\S+) (\S+) (\S*) (\d+)$", re.MULTILINE)
 
 
-def run_ratelimit(spec: str, env: dict, rec: Recorder, s: Settings, email: str) -> dict:
+def _window_limit(spec: str):
+    """The shortest window of a limit string ("30 per minute; 100 per day" -> 30 per minute)."""
     from limits import parse_many
 
+    return min(parse_many(spec), key=lambda x: x.get_expiry())
+
+
+def _hammer(c: Client, n: int, send, allowed_status: int, started: float) -> dict:
+    """n attempts, each on a new connection (so they spread over the workers), in sequence."""
+    statuses: list[int] = []
+    retry_after_missing = 0
+    for i in range(n):
+        if time.monotonic() - started > 40:  # well inside the limit's one-minute window
+            break
+        r = send(i)
+        statuses.append(r.status)
+        if r.status == 429 and not r.headers.get("retry-after", "").isdigit():
+            retry_after_missing += 1
+    counts = Counter(statuses)
+    return {
+        "attempts": len(statuses),
+        "statuses": dict(counts),
+        "allowed": counts.get(allowed_status, 0),
+        "limited": counts.get(429, 0),
+        "retry_after_missing": retry_after_missing,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def run_ratelimit(
+    spec: str, env: dict, rec: Recorder, s: Settings, w: World, voter: Client, idea: int, email: str
+) -> dict:
+    """One member hammers a limited route with limits on and Redis shared by 3 workers.
+
+    Votes (VOTE_LIMIT, per member, successes only): exactly the per-minute number must be
+    answered 200, the rest 429. Then sign-in failures (LOGIN_LIMIT_IP, per address, failures
+    only) the same way. gunicorn's access log names the worker of every request."""
     from ideaboard.config import Config
 
-    limit = min(parse_many(Config.LOGIN_LIMIT_IP), key=lambda x: x.get_expiry())
-    allowed = limit.amount
     access = WORK / "loadtest-ratelimit-access.log"
     with contextlib.suppress(FileNotFoundError):
         access.unlink()  # gunicorn appends: only this run's lines
     env = dict(env, RATELIMIT_ENABLED="true", GUNICORN_ACCESSLOG=str(access))
     extra = ["--access-logformat", ACCESS_FORMAT]
+    out: dict = {}
     with Server("ratelimit", spec, env, workers=3, extra=extra) as srv:
         workers = srv.worker_pids()
+        out["workers"] = workers
+
+        vote_limit = getattr(Config, "VOTE_LIMIT", None)
+        if vote_limit:
+            window = _window_limit(vote_limit)
+            voter.close()
+            voter.port = srv.port
+
+            def vote(i: int) -> Resp:
+                form = {"csrf_token": voter.token, "next": "/ideas"}
+                r = voter.go("POST", f"/ideas/{idea}/vote?attempt=v{i}", phase="ratelimit",
+                             group="vote hammer", label="vote", form=form, htmx=True,
+                             expect=(200, 429), fresh=True)  # fmt: skip
+                if r.status == 200:
+                    w.model.single(voter.user_id, idea, voted_answer(r), "rate-limit vote")
+                return r
+
+            n = min(window.amount + 15, 100)
+            out["votes"] = {
+                "limit": vote_limit,
+                "window_limit": str(window),
+                "expected_allowed": window.amount,
+                **_hammer(voter, n, vote, 200, time.monotonic()),
+            }
+            voter.close()
+
+        window = _window_limit(Config.LOGIN_LIMIT_IP)
         c = Client(srv.port, rec, email)
         r = c.go("GET", "/login", phase="ratelimit", group="sign-in failures", label="form")
         token = csrf(r.text)
-        statuses: list[int] = []
-        retry_after_missing = 0
-        started = time.monotonic()
-        for n in range(s.ratelimit_attempts):
-            if time.monotonic() - started > 40:
-                break
-            form = {"csrf_token": token, "email": email, "password": f"wrong password {n}"}
-            r = c.go(
-                "POST",
-                f"/login?attempt={n}",
-                phase="ratelimit",
-                group="sign-in failures",
-                label="login",
-                form=form,
-                expect=(422, 429),
-                fresh=True,
-            )
-            statuses.append(r.status)
-            if r.status == 429 and not r.headers.get("retry-after", "").isdigit():
-                retry_after_missing += 1
-        elapsed = time.monotonic() - started
+
+        def login(i: int) -> Resp:
+            form = {"csrf_token": token, "email": email, "password": f"wrong password {i}"}
+            return c.go("POST", f"/login?attempt=l{i}", phase="ratelimit",
+                        group="sign-in failures", label="login", form=form,
+                        expect=(422, 429), fresh=True)  # fmt: skip
+
+        out["sign_in"] = {
+            "limit": Config.LOGIN_LIMIT_IP,
+            "window_limit": str(window),
+            "expected_allowed": window.amount,
+            **_hammer(c, s.ratelimit_attempts, login, 422, time.monotonic()),
+        }
         time.sleep(0.3)
         lines = ACCESS_RE.findall(access.read_text(errors="replace")) if access.exists() else []
-        problems = log_problems(srv.log_text())
-    by_worker: dict[str, Counter] = defaultdict(Counter)
-    for pid, method, path, query, status in lines:
-        if int(pid) not in workers:
+        out["server_log"] = log_problems(srv.log_text())
+    for key, prefix in (("votes", "attempt=v"), ("sign_in", "attempt=l")):
+        if key not in out:
             continue
-        if method == "POST" and path == "/login" and query.startswith("attempt="):
-            by_worker[pid][status] += 1
-    counts = Counter(statuses)
-    return {
-        "limit": Config.LOGIN_LIMIT_IP,
-        "window_limit": str(limit),
-        "expected_allowed": allowed,
-        "attempts": len(statuses),
-        "seconds": round(elapsed, 2),
-        "statuses": dict(counts),
-        "allowed": counts.get(422, 0),
-        "limited": counts.get(429, 0),
-        "retry_after_missing": retry_after_missing,
-        "workers": workers,
-        "by_worker": {pid: dict(c) for pid, c in by_worker.items()},
-        "server_log": problems,
-    }
+        by_worker: dict[str, Counter] = defaultdict(Counter)
+        for pid, method, _path, query, status in lines:
+            if int(pid) in workers and method == "POST" and query.startswith(prefix):
+                by_worker[pid][status] += 1
+        out[key]["by_worker"] = {pid: dict(c) for pid, c in by_worker.items()}
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -1647,6 +1687,7 @@ def phase_rows(rec: Recorder, durations: dict[str, float], window=None) -> list[
         ("mixed", "reads in burst"),
         ("mixed", "reads outside"),
         ("mixed", "all writes"),
+        ("ratelimit", "vote hammer"),
         ("ratelimit", "sign-in failures"),
         ("kill", "writes"),
         ("kill", "after the kill"),
@@ -1920,27 +1961,35 @@ def main(argv: list[str] | None = None) -> int:
 
         # ---- phase 2: rate limits across 3 workers through shared Redis
         if s.redis_url:
-            rl = run_ratelimit(spec, env, rec, s, burst_pool[-1][1])
+            voter = world.burst[-2]  # not one of the kill run's writers
+            rl = run_ratelimit(spec, env, rec, s, world, voter, idea_ids[-1], burst_pool[-1][1])
             report["ratelimit"] = rl
-            spread = len(rl["by_worker"])
-            checks.append(
-                (
-                    f"rate limit: sign-in failures limited at {rl['limit']!r} across 3 workers",
-                    rl["allowed"] == rl["expected_allowed"]
-                    and rl["limited"] == rl["attempts"] - rl["expected_allowed"]
-                    and rl["retry_after_missing"] == 0,
-                    f"{rl['attempts']} attempts in {rl['seconds']} s: {rl['allowed']} answered "
-                    f"422, {rl['limited']} answered 429 (expected {rl['expected_allowed']}, then "
-                    "429s)",
+            for key, what, ok_status in (
+                ("votes", "votes (VOTE_LIMIT, per member)", 200),
+                ("sign_in", "sign-in failures (LOGIN_LIMIT_IP)", 422),
+            ):
+                h = rl.get(key)
+                if h is None:
+                    continue
+                checks.append(
+                    (
+                        f"rate limit: {what} limited at {h['limit']!r} across 3 workers",
+                        h["allowed"] == h["expected_allowed"]
+                        and h["limited"] == h["attempts"] - h["expected_allowed"]
+                        and h["retry_after_missing"] == 0,
+                        f"{h['attempts']} attempts in {h['seconds']} s: {h['allowed']} answered "
+                        f"{ok_status}, {h['limited']} answered 429 (expected "
+                        f"{h['expected_allowed']}, then 429s with Retry-After)",
+                    )
                 )
-            )
-            checks.append(
-                (
-                    "rate limit: the attempts landed on more than one worker",
-                    spread >= 2,
-                    f"per worker pid: {rl['by_worker']}",
+                checks.append(
+                    (
+                        f"rate limit: the {key.replace('_', '-')} attempts landed on more than "
+                        "one worker",
+                        len(h["by_worker"]) >= 2,
+                        f"per worker pid: {h['by_worker']}",
+                    )
                 )
-            )
         else:
             report["ratelimit"] = {"skipped": "Redis does not answer"}
             log("rate-limit phase skipped: no Redis, so no limiter storage shared across workers")
