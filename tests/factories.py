@@ -81,3 +81,14 @@ def reload(obj):
     """The object as the database has it now."""
     db.session.expire_all()
     return db.session.get(type(obj), obj.id)
+
+
+def bench_seed(app, tmp_path, sizes: list[str]) -> dict:
+    """Fill the test database with `flask bench seed` at `sizes`; the state it wrote."""
+    import json
+
+    state = tmp_path / "state.json"
+    result = app.test_cli_runner().invoke(args=["bench", "seed", "--state", str(state), *sizes])
+    assert result.exit_code == 0, result.output
+    db.session.commit()
+    return json.loads(state.read_text())

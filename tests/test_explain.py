@@ -5,7 +5,6 @@ are recorded with their parameters; each SELECT is then EXPLAINed and must not r
 ideas, votes or comments sequentially.
 """
 
-import json
 import re
 
 import pytest
@@ -14,7 +13,7 @@ from sqlalchemy import event
 from ideaboard.extensions import db
 
 from .conftest import BACKEND
-from .factories import login_as
+from .factories import bench_seed, login_as
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "postgres", reason="EXPLAIN checks run in the PostgreSQL pass (make test)"
@@ -27,12 +26,9 @@ SIZES = ["--ideas", "4000", "--votes", "40000", "--comments", "8000", "--members
 @pytest.fixture
 def seeded(app, tmp_path):
     """A few thousand ideas with skewed votes and comments, analysed."""
-    state = tmp_path / "state.json"
-    result = app.test_cli_runner().invoke(args=["bench", "seed", "--state", str(state), *SIZES])
-    assert result.exit_code == 0, result.output
-    db.session.commit()
+    state = bench_seed(app, tmp_path, SIZES)
     app.extensions["ideaboard_cache"].enabled = False  # measure the real queries
-    return json.loads(state.read_text())
+    return state
 
 
 def _recorded(client, url):

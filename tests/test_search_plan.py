@@ -5,7 +5,6 @@ fetches its few matches and sorts them (no walk of the whole index). PostgreSQL'
 makes this choice itself; tests/test_explain.py checks its plans.
 """
 
-import json
 import re
 
 import pytest
@@ -17,6 +16,7 @@ from ideaboard.services import search
 from ideaboard.services.ideas import IdeaQuery, list_ideas
 
 from .conftest import BACKEND
+from .factories import bench_seed
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's search plan")
 SIZES = ["--ideas", "3000", "--votes", "6000", "--comments", "200", "--members", "200",
@@ -25,11 +25,7 @@ SIZES = ["--ideas", "3000", "--votes", "6000", "--comments", "200", "--members",
 
 @pytest.fixture
 def seeded(app, tmp_path):
-    state = tmp_path / "state.json"
-    result = app.test_cli_runner().invoke(args=["bench", "seed", "--state", str(state), *SIZES])
-    assert result.exit_code == 0, result.output
-    db.session.commit()
-    return json.loads(state.read_text())
+    return bench_seed(app, tmp_path, SIZES)
 
 
 def _plan_of_list_query(q: str) -> tuple[str, list[Idea]]:

@@ -43,6 +43,16 @@ def _user_key() -> str:
     return f"password-check:{who}"
 
 
+def _password_check_limit():
+    """Wrong current passwords on the account pages, counted per user (not successes)."""
+    return limiter.limit(
+        lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
+        key_func=_user_key,
+        methods=["POST"],
+        deduct_when=_failed,
+    )
+
+
 def sign_in_redirect():
     """Send an anonymous visitor to sign in, then back to where they were."""
     back = request.full_path if request.method == "GET" else _referrer_path()
@@ -149,12 +159,7 @@ def logout():
 
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
-@limiter.limit(
-    lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
-    key_func=_user_key,
-    methods=["POST"],
-    deduct_when=_failed,
-)
+@_password_check_limit()
 def account():
     """Change the name others see, and the email (which needs the current password)."""
     no_store()
@@ -184,12 +189,7 @@ def account():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
-@limiter.limit(
-    lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
-    key_func=_user_key,
-    methods=["POST"],
-    deduct_when=_failed,
-)
+@_password_check_limit()
 def change_password():
     """Change the password; every other session and remember-me cookie is signed out."""
     no_store()
