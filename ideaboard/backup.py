@@ -296,6 +296,24 @@ def _inspect_sqlite_backup(path: Path) -> str | None:
         raise BackupError(f"{path} is not a SQLite database: {err}.") from err
 
 
+def _make_room(engine: Engine, where, force: bool, save) -> tuple[int | None, list[str]]:
+    """Before a restore: refuse a database with content unless `force`, and then save it
+    first with `save()`. Returns the content version before, and lines to print after."""
+    db.session.remove()
+    with engine.connect() as conn:
+        current = existing_content(conn)
+    before = _content_version(engine)
+    extra = []
+    if has_content(current):
+        if not force:
+            raise BackupError(
+                f"The database {where} already has content ({format_counts(current)}); "
+                "use --force to replace it."
+            )
+        extra.append(f"The replaced database was saved to {save().path} first.")
+    return before, extra
+
+
 def restore_sqlite(
     engine: Engine, backup: Path, *, force: bool, echo: Echo = click.echo
 ) -> BackupResult:
@@ -306,19 +324,12 @@ def restore_sqlite(
     hint = _check_revision(_inspect_sqlite_backup(backup), str(backup))
     if not target.parent.is_dir():
         raise BackupError(f"The directory of the database, {target.parent}, does not exist.")
-    db.session.remove()
-    with engine.connect() as conn:
-        current = existing_content(conn)
-    before = _content_version(engine)
-    extra = []
-    if has_content(current):
-        if not force:
-            raise BackupError(
-                f"The database {target} already has content ({format_counts(current)}); "
-                "use --force to replace it."
-            )
-        saved = backup_sqlite(target, _default_output(".sqlite3", "pre-restore"), echo=echo)
-        extra.append(f"The replaced database was saved to {saved.path} first.")
+    before, extra = _make_room(
+        engine,
+        target,
+        force,
+        lambda: backup_sqlite(target, _default_output(".sqlite3", "pre-restore"), echo=echo),
+    )
     engine.dispose()
     started = time.perf_counter()
     echo(f"Restoring {backup} into {target}")
@@ -446,19 +457,12 @@ def restore_postgres(
     except BackupError as err:
         raise BackupError(f"{backup} is not a pg_dump -Fc archive: {err.reason}.") from err
     hint = _check_revision(revision, str(backup))
-    db.session.remove()
-    with engine.connect() as conn:
-        current = existing_content(conn)
-    before = _content_version(engine)
-    extra = []
-    if has_content(current):
-        if not force:
-            raise BackupError(
-                f"The database {engine.url.database} already has content "
-                f"({format_counts(current)}); use --force to replace it."
-            )
-        saved = backup_postgres(engine, _default_output(".dump", "pre-restore"), echo=echo)
-        extra.append(f"The replaced database was saved to {saved.path} first.")
+    before, extra = _make_room(
+        engine,
+        engine.url.database,
+        force,
+        lambda: backup_postgres(engine, _default_output(".dump", "pre-restore"), echo=echo),
+    )
     engine.dispose()  # our own idle connections must not hold up the DROPs
     started = time.perf_counter()
     echo(f"Restoring {backup} into {engine.url.database} with pg_restore")
