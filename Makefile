@@ -43,7 +43,7 @@ lint: install
 
 # Re-extract strings and merge them into the catalogs (then translate and commit the .po).
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o ideaboard/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs ".*" -o ideaboard/translations/messages.pot .
 	$(BIN)/pybabel update -i ideaboard/translations/messages.pot -d ideaboard/translations --no-fuzzy-matching
 
 clean:

@@ -39,12 +39,29 @@ def _extracted() -> dict[str, list[str]]:
         method_map, options_map = parse_mapping_cfg(fh, str(ROOT / "babel.cfg"))
     found: dict[str, list[str]] = {}
     for filename, lineno, message, _comments, context in extract_from_dir(
-        str(ROOT), method_map, options_map, keywords=KEYWORDS
+        str(ROOT), method_map, options_map, keywords=KEYWORDS, directory_filter=_not_hidden
     ):
         msgid = message[0] if isinstance(message, tuple | list) else message
         if msgid:
             found.setdefault(_key(msgid, context), []).append(f"{filename}:{lineno}")
     return found
+
+
+def _not_hidden(path) -> bool:
+    # As `make messages` (--ignore-dirs ".*"): Babel's default also skips "_" folders,
+    # which dropped every string of templates/_macros/ from the catalogs.
+    return not Path(path).name.startswith(".")
+
+
+def test_every_template_with_strings_is_extracted():
+    """Each template that marks a string for translation gives the catalogs at least one."""
+    extracted = {where.split(":")[0] for places in _extracted().values() for where in places}
+    marked = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "templates").rglob("*.html")
+        if re.search(r"\b(?:_|gettext|ngettext)\(", path.read_text(encoding="utf-8"))
+    }
+    assert marked - extracted == set()
 
 
 def _key(msgid: str, context: str | None) -> str:
