@@ -28,6 +28,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
+    from .ideas import fastvote
 
     app = Flask(
         __name__,
@@ -70,6 +71,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     # Order matters: after_request hooks run last-registered first, so the page cache
     # (registered first) stores what compression (next) produced.
     cache.init_app(app)
+    fastvote.init_app(app)  # inside ProxyFix (security), in front of the visitor cache
     assets.init_app(app)
     security.init_app(app)
     htmx.init_app(app)

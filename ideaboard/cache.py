@@ -217,8 +217,12 @@ class VersionStore:
         """Advance the version after a commit, on its own connection."""
         try:
             if self._redis is not None:
-                self._redis_version()  # so INCR never starts a missing counter at 1
-                self._redis.incr(self.KEY)
+                # One round trip: a missing counter starts from the clock (as in
+                # _redis_version), so INCR never starts it at 1.
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(self.KEY, time.time_ns(), nx=True)
+                pipe.incr(self.KEY)
+                pipe.execute()
                 return
             with db.engine.begin() as conn:
                 conn.execute(
@@ -330,6 +334,11 @@ class PageCache:
 def fragment(name: tuple, render):
     """PageCache.fragment() of the current app."""
     return current_app.extensions["ideaboard_cache"].fragment(name, render)
+
+
+def current_cache() -> PageCache | None:
+    """The current app's page cache (None in an app built without it)."""
+    return current_app.extensions.get("ideaboard_cache")
 
 
 def _owner() -> tuple | None:

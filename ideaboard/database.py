@@ -136,10 +136,10 @@ def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
         return
     if statement.lstrip()[:9].upper().startswith(_READS):
         return
+    cursor.execute("COMMIT")  # the reads, outside the gate: the gate is for writers only
     raw = conn.connection.dbapi_connection
     if isinstance(raw, GatedConnection):
         raw.take_writer_gate()
-    cursor.execute("COMMIT")
     cursor.execute("BEGIN IMMEDIATE")
     conn.info["sqlite_writer"] = True
 

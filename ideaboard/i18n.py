@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_locale, get_translations
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 LOCALE_COOKIE = "lang"
 
@@ -71,11 +75,23 @@ def select_locale() -> str:
 
 def locale_of(req, config) -> str:
     """select_locale() for any werkzeug request (the page cache asks before Flask does)."""
-    languages = config["LANGUAGES"]
-    chosen = req.cookies.get(LOCALE_COOKIE)
+    return locale_from(
+        req.cookies.get(LOCALE_COOKIE), req.headers.get("Accept-Language", ""), config
+    )
+
+
+def locale_from(chosen: str | None, accept_language: str, config) -> str:
+    """The chosen language (the cookie's), else the browser's best, else the default."""
+    languages = tuple(config["LANGUAGES"])
     if chosen in languages:
         return chosen
-    return req.accept_languages.best_match(languages) or config["BABEL_DEFAULT_LOCALE"]
+    return _browser_language(accept_language, languages) or config["BABEL_DEFAULT_LOCALE"]
+
+
+@lru_cache(maxsize=512)
+def _browser_language(header: str, languages: tuple[str, ...]) -> str | None:
+    # Browsers send a handful of distinct headers; parsing one costs more than the lookup.
+    return parse_accept_header(header, LanguageAccept).best_match(languages)
 
 
 def _translations():

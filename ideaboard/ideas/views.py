@@ -20,6 +20,7 @@ from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, NotFound, ValidationError
 
+from .fastvote import member_limit_key
 from .forms import CommentForm, IdeaForm
 
 bp = Blueprint("ideas", __name__)
@@ -57,8 +58,9 @@ def _globals(state) -> None:
 
 def _member_key() -> str:
     """Rate limits on writes count per member (visitors are sent to sign in anyway)."""
-    who = current_user.id if current_user.is_authenticated else request.remote_addr
-    return f"member:{who}"
+    if current_user.is_authenticated:
+        return member_limit_key(current_user.id)
+    return f"member:{request.remote_addr}"
 
 
 def _write_limit(name: str):

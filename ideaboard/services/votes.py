@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import DateTime, Float, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Executable,
+    Float,
+    Result,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,7 +29,7 @@ from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
-from .ideas import age_bonus, trending_score_sql
+from .ideas import TRENDING_EPOCH, TRENDING_GRAVITY, age_bonus, trending_score_sql
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,10 @@ class VoteResult:
 # cache-keying SQLAlchemy constructs on every request cost more than running them.
 _votes = Vote.__table__
 _ideas = Idea.__table__
+_users = User.__table__
+
+#: Runs a statement with parameters: Session.execute or Connection.execute.
+Run = Callable[[Executable, dict], Result]
 _DELETE = (
     delete(_votes)
     .where(_votes.c.idea_id == bindparam("p_idea"), _votes.c.user_id == bindparam("p_user"))
@@ -54,24 +72,23 @@ _BUMP = (
 )
 
 
-def _insert_vote(idea_id: int, user_id: int) -> bool:
-    """Insert the vote unless it exists; True only if this statement wrote the row.
-
-    Decided from RETURNING, not rowcount: through the ORM, psycopg reports rowcount -1
-    for INSERT ... ON CONFLICT, which would count a vote that was never written.
-    """
-    stmt = _INSERTS[db.session.get_bind().dialect.name]
-    params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow()}
-    return db.session.execute(stmt, params).first() is not None
-
-
-def _bump(idea: Idea, delta: int) -> int:
-    """Move the stored count by `delta` in SQL (never read-modify-write) and rescore."""
-    params = {"p_idea": idea.id, "p_delta": delta, "p_bonus": age_bonus(idea.created_at)}
-    count, score = db.session.execute(_BUMP, params).one()
-    set_committed_value(idea, "vote_count", count)
-    set_committed_value(idea, "trending_score", score)
-    return count
+def _toggle_sqlite(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
+    """(voted, count, score): delete the member's vote, or insert it; then move the count."""
+    removed = len(run(_DELETE, {"p_idea": idea_id, "p_user": user_id}).all())
+    if removed:
+        delta, voted = -removed, False
+    else:
+        # Decided from RETURNING, not rowcount: psycopg reports rowcount -1 for
+        # INSERT ... ON CONFLICT, which would count a vote that was never written.
+        params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow()}
+        inserted = run(_INSERTS["sqlite"], params).first() is not None
+        if not inserted:
+            # A concurrent request of the same member voted first: the vote stands.
+            return True, None, None
+        delta, voted = 1, True
+    params = {"p_idea": idea_id, "p_delta": delta, "p_bonus": bonus}
+    count, score = run(_BUMP, params).one()
+    return voted, count, score
 
 
 # PostgreSQL does the whole toggle in one statement (one round trip instead of three):
@@ -100,38 +117,137 @@ _PG_TOGGLE = text(
 ).bindparams(bindparam("p_at", type_=DateTime()), bindparam("p_bonus", type_=Float()))
 
 
-def _toggle_postgresql(actor: User, idea: Idea) -> VoteResult:
-    params = {
-        "p_idea": idea.id,
-        "p_user": actor.id,
-        "p_at": utcnow(),
-        "p_bonus": age_bonus(idea.created_at),
-    }
-    count, score, removed = db.session.execute(_PG_TOGGLE, params).one()
-    set_committed_value(idea, "vote_count", count)
-    set_committed_value(idea, "trending_score", score)
+def _toggle_postgresql(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
+    params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow(), "p_bonus": bonus}
+    count, score, removed = run(_PG_TOGGLE, params).one()
     # Nothing removed means the vote stands: added now, or by a concurrent request of the
     # same member (the insert then did nothing, and neither did the count).
-    return VoteResult(voted=not removed, count=count)
+    return not removed, count, score
+
+
+def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: datetime) -> tuple:
+    """The toggle itself, through `run` (a Session's or a Connection's execute) inside its
+    transaction, on a `dialect` database: (voted, count, score).
+
+    count and score are None when nothing changed (the member's concurrent request voted
+    first). Safe under concurrency: a delete or insert that found nothing to do changes no
+    count, and the unique constraint makes a racing second insert a no-op. Callers check
+    the rule (can_vote) first: toggle_vote() on loaded objects, toggle_for_session() in SQL.
+    """
+    toggle = _toggle_postgresql if dialect == "postgresql" else _toggle_sqlite
+    return toggle(run, idea_id, user_id, age_bonus(created_at))
 
 
 def toggle_vote(actor: User, idea: Idea) -> VoteResult:
-    """Add the member's vote, or take it back if it is there.
-
-    Safe under concurrency: a delete or insert that found nothing to do changes no count,
-    and the unique constraint makes a racing second insert a no-op.
-    """
+    """Add the member's vote, or take it back if it is there."""
     if not can_vote(actor, idea):
         raise NotAllowed(_("Sign in to vote."))
-    if db.session.get_bind().dialect.name == "postgresql":
-        return _toggle_postgresql(actor, idea)
-    removed = len(db.session.execute(_DELETE, {"p_idea": idea.id, "p_user": actor.id}).all())
-    if removed:
-        return VoteResult(voted=False, count=_bump(idea, -removed))
-    if _insert_vote(idea.id, actor.id):
-        return VoteResult(voted=True, count=_bump(idea, 1))
-    # A concurrent request of the same member voted first: the vote stands.
-    return VoteResult(voted=True, count=idea.vote_count)
+    # Through the Session, so the page cache sees the write (cache._on_execute).
+    dialect = db.session.get_bind().dialect.name
+    voted, count, score = toggle_on(db.session.execute, dialect, idea.id, actor.id, idea.created_at)
+    if count is None:
+        return VoteResult(voted=True, count=idea.vote_count)
+    set_committed_value(idea, "vote_count", count)
+    set_committed_value(idea, "trending_score", score)
+    return VoteResult(voted=voted, count=count)
+
+
+# can_vote() for the fast path (ideas/fastvote.py), as one read: the idea is live and the
+# session's login still stands (its token is the member's current one, as in
+# security._load_user). The role tells whether a write limit applies (staff are exempt).
+_TARGET = (
+    select(_ideas.c.created_at, _users.c.role)
+    .select_from(_ideas.join(_users, _users.c.id == bindparam("p_user")))
+    .where(
+        _ideas.c.id == bindparam("p_idea"),
+        _ideas.c.deleted_at.is_(None),
+        _users.c.session_token == bindparam("p_token"),
+    )
+)
+
+
+# The fast path on PostgreSQL: vote_target() and the toggle as one statement, one round trip.
+# The age bonus is age_bonus() in SQL: the exact epoch difference (numeric) as a double,
+# divided as a double, so the score is the same number Python computes.
+_PG_TOGGLE_FOR_SESSION = text(
+    """
+    WITH target AS (
+        SELECT ideas.id,
+               CAST(EXTRACT(EPOCH FROM ideas.created_at - :p_epoch) AS float8) / :p_gravity
+                   AS bonus
+        FROM ideas JOIN users ON users.id = :p_user
+        WHERE ideas.id = :p_idea AND ideas.deleted_at IS NULL
+          AND users.session_token = :p_token AND users.role = :p_role
+    ), gone AS (
+        DELETE FROM votes
+        WHERE idea_id = (SELECT id FROM target) AND user_id = :p_user
+        RETURNING id
+    ), added AS (
+        INSERT INTO votes (idea_id, user_id, created_at)
+        SELECT target.id, :p_user, :p_at FROM target WHERE NOT EXISTS (SELECT 1 FROM gone)
+        ON CONFLICT (idea_id, user_id) DO NOTHING
+        RETURNING id
+    ), moved AS (
+        SELECT (SELECT count(*) FROM added) - (SELECT count(*) FROM gone) AS delta,
+               (SELECT count(*) FROM gone) AS removed
+    )
+    UPDATE ideas
+    SET vote_count = ideas.vote_count + moved.delta,
+        trending_score = log10(1 + ideas.vote_count + moved.delta) + target.bonus
+    FROM moved, target
+    WHERE ideas.id = target.id
+    RETURNING ideas.vote_count, moved.removed, moved.delta
+    """
+).bindparams(
+    bindparam("p_at", type_=DateTime()),
+    bindparam("p_epoch", type_=DateTime()),
+    bindparam("p_gravity", type_=Float()),
+)
+
+
+def toggle_for_session(
+    conn: Connection, idea_id: int, user_id: int, token: str, role: str
+) -> tuple[bool, int, bool] | None:
+    """The fast path's whole toggle, for a member of `role` whose session holds `token`.
+
+    (voted, count, changed), or None, with nothing written, when the rule says no: the
+    idea is gone or deleted, or the sign-in no longer stands (see vote_target()).
+    """
+    if conn.dialect.name == "postgresql":
+        params = {
+            "p_idea": idea_id,
+            "p_user": user_id,
+            "p_token": token,
+            "p_role": role,
+            "p_at": utcnow(),
+            "p_epoch": TRENDING_EPOCH,
+            "p_gravity": float(TRENDING_GRAVITY),
+        }
+        row = conn.execute(_PG_TOGGLE_FOR_SESSION, params).first()
+        if row is None:
+            return None
+        count, removed, delta = row
+        return not removed, count, delta != 0
+    target = vote_target(conn, idea_id, user_id, token)
+    if target is None or target.role != role:
+        return None
+    voted, count, _score = toggle_on(conn.execute, "sqlite", idea_id, user_id, target.created_at)
+    if count is None:
+        return voted, current_count(conn, idea_id), False
+    return voted, count, True
+
+
+def vote_target(conn: Connection, idea_id: int, user_id: int, token: str):
+    """(created_at, role) if this signed-in member may vote on this idea now, else None."""
+    params = {"p_idea": idea_id, "p_user": user_id, "p_token": token}
+    return conn.execute(_TARGET, params).first()
+
+
+_COUNT = select(_ideas.c.vote_count).where(_ideas.c.id == bindparam("p_idea"))
+
+
+def current_count(conn: Connection, idea_id: int) -> int:
+    return conn.execute(_COUNT, {"p_idea": idea_id}).scalar_one()
 
 
 def has_voted(user: User | None, idea: Idea) -> bool:

@@ -1,0 +1,270 @@
+"""The vote click's fast path (ideas/fastvote.py): the same answer as the Flask route, or
+no answer at all (Flask's then), and never a write it should not make.
+
+Members here sign in through the real form, with CSRF on, as a browser does; the helpers
+in factories.login_as leave Flask-Login's session-protection id out, which makes every
+request of theirs go through Flask (so the rest of the suite tests the Flask route).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from flask import request_started
+from flask_login.utils import _create_identifier
+from sqlalchemy import func, select
+
+from ideaboard.extensions import db
+from ideaboard.ideas.fastvote import _identifier
+from ideaboard.models import Idea, Vote
+from ideaboard.services.ideas import trending_score
+
+from .conftest import _reset
+from .factories import PASSWORD, make_idea, make_user
+
+
+@pytest.fixture
+def make_fast_app(make_app):
+    def _make(**overrides):
+        app = make_app(WTF_CSRF_ENABLED=True, **overrides)
+        _reset(app)
+        app.flask_requests = []
+        request_started.connect(
+            lambda sender, **_: app.flask_requests.append(1), app, weak=False
+        )
+        return app
+
+    return _make
+
+
+@pytest.fixture
+def fast_app(make_fast_app):
+    app = make_fast_app()
+    with app.app_context():
+        yield app
+
+
+def _field(html: str, name: str) -> str:
+    tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', html).group(0)
+    return re.search(r'value="([^"]*)"', tag).group(1)
+
+
+def sign_in(app, user, **environ):
+    """A browser that signed in through the form: (client, csrf token for its pages)."""
+    client = app.test_client()
+    client.environ_base.update(environ)
+    token = _field(client.get("/login").get_data(as_text=True), "csrf_token")
+    resp = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:300]
+    page = client.get("/ideas").get_data(as_text=True)
+    return client, _field(page, "csrf_token")
+
+
+def vote(client, idea_id, token, **form):
+    return client.post(
+        f"/ideas/{idea_id}/vote",
+        data={"csrf_token": token, "next": "", **form},
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/ideas"},
+    )
+
+
+def handled_by_flask(app, call) -> tuple[bool, object]:
+    before = len(app.flask_requests)
+    resp = call()
+    return len(app.flask_requests) > before, resp
+
+
+def _state(idea_id):
+    db.session.expire_all()
+    idea = db.session.get(Idea, idea_id)
+    rows = db.session.scalar(select(func.count()).select_from(Vote).where(Vote.idea_id == idea_id))
+    return idea.vote_count, rows, idea.trending_score, idea.created_at
+
+
+def _without_token(html: str) -> str:
+    return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', html)
+
+
+def test_a_members_htmx_vote_is_answered_without_flask_and_matches_it(make_fast_app):
+    """The fast answer has the Flask route's fragment and headers, and writes the same."""
+    answers = {}
+    for fast in (True, False):
+        app = make_fast_app(VOTE_FAST_PATH=fast)
+        with app.app_context():
+            idea = make_idea()
+            member = make_user()
+            client, token = sign_in(app, member)
+            for step in ("on", "off"):
+                via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+                assert resp.status_code == 200
+                assert via_flask is not fast, (fast, step)
+                count, rows, score, created = _state(idea.id)
+                assert count == rows == (1 if step == "on" else 0)
+                assert score == trending_score(count, created)  # the same number Python gets
+                html = resp.get_data(as_text=True)
+                # The fragment carries a usable token: voting again with it works.
+                token = _field(html, "csrf_token")
+                headers = {k: v for k, v in resp.headers.items() if k != "Content-Security-Policy"}
+                answers[(fast, step)] = (_without_token(html), headers)
+            assert "nonce-" in resp.headers["Content-Security-Policy"]
+    for step in ("on", "off"):
+        fast_html, fast_headers = answers[(True, step)]
+        flask_html, flask_headers = answers[(False, step)]
+        assert fast_html.strip() == flask_html.strip()
+        assert fast_headers == flask_headers
+    assert 'aria-pressed="true"' in answers[(True, "on")][0]
+    assert 'aria-pressed="false"' in answers[(True, "off")][0]
+
+
+def test_a_fast_vote_is_on_the_next_page_anyone_loads(fast_app):
+    """The page cache moves on: a visitor's cached board shows the new count at once."""
+    idea = make_idea(title="Fresh counts please")
+    visitor = fast_app.test_client()
+    before = visitor.get("/ideas").get_data(as_text=True)
+    assert re.search(r'<span class="vote-count">0</span>', before)
+    client, token = sign_in(fast_app, make_user())
+    via_flask, resp = handled_by_flask(fast_app, lambda: vote(client, idea.id, token))
+    assert resp.status_code == 200 and not via_flask
+    after = visitor.get("/ideas").get_data(as_text=True)
+    assert re.search(r'<span class="vote-count">1</span>', after)
+
+
+def test_a_russian_member_gets_the_russian_fragment(fast_app):
+    idea = make_idea()
+    client, token = sign_in(fast_app, make_user())
+    client.set_cookie("lang", "ru")
+    via_flask, resp = handled_by_flask(fast_app, lambda: vote(client, idea.id, token))
+    assert not via_flask and "Отменить голос" in resp.get_data(as_text=True)
+
+
+def _cases(fast_app):
+    """(name, request) pairs the fast path must leave to Flask, with what Flask answers."""
+    member = make_user()
+    staff = make_user(role="staff")
+    live = make_idea()
+    deleted = make_idea()
+    deleted.deleted_at = datetime.now()
+    db.session.commit()
+    client, token = sign_in(fast_app, member)
+    staff_client, staff_token = sign_in(fast_app, staff)
+    visitor = fast_app.test_client()
+    return member, live, [
+        ("no token", lambda: vote(client, live.id, ""), 400),
+        ("forged token", lambda: vote(client, live.id, token[:-2] + "xx"), 400),
+        ("another session's token", lambda: vote(client, live.id, staff_token), 400),
+        ("a visitor", lambda: vote(visitor, live.id, token), 400),  # no session, no token
+        ("a deleted idea", lambda: vote(client, deleted.id, token), 404),
+        ("a missing idea", lambda: vote(client, 987654, token), 404),
+        ("staff (exempt from limits)", lambda: vote(staff_client, live.id, staff_token), 200),
+        ("the idea page's variant", lambda: vote(client, live.id, token, on_idea_page="1"), 200),
+        (
+            "a plain form post",
+            lambda: client.post(f"/ideas/{live.id}/vote", data={"csrf_token": token}),
+            303,
+        ),
+    ]
+
+
+def test_what_the_fast_path_does_not_accept_goes_to_flask(fast_app):
+    member, live, cases = _cases(fast_app)
+    for name, call, status in cases:
+        via_flask, resp = handled_by_flask(fast_app, call)
+        assert via_flask, name
+        assert resp.status_code == status, (name, resp.status_code)
+    count, rows, *_ = _state(live.id)
+    assert count == rows  # exact, whoever answered
+
+
+def test_another_browser_with_the_cookie_goes_to_flask(fast_app):
+    """Flask-Login's session protection: a different user agent is Flask's to judge."""
+    idea = make_idea()
+    client, token = sign_in(fast_app, make_user(), HTTP_USER_AGENT="Browser A")
+    client.environ_base["HTTP_USER_AGENT"] = "Browser B"
+    via_flask, resp = handled_by_flask(fast_app, lambda: vote(client, idea.id, token))
+    assert via_flask and resp.status_code == 200
+
+
+def test_an_expired_or_due_sign_in_goes_to_flask(make_fast_app):
+    """Past the idle timeout Flask signs the member out; a due activity stamp is Flask's
+    to write (a new cookie)."""
+    now = [datetime.utcnow()]
+    app = make_fast_app(CLOCK=lambda: now[0])
+    with app.app_context():
+        idea = make_idea()
+        client, token = sign_in(app, make_user())
+        via_flask, _resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert not via_flask
+        now[0] += app.config["SESSION_IDLE_TIMEOUT"] / 12  # stamp due
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert via_flask and resp.status_code == 200 and "Set-Cookie" in resp.headers
+        now[0] += app.config["SESSION_IDLE_TIMEOUT"] + timedelta(minutes=1)  # idle too long
+        before = _state(idea.id)[:2]
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert via_flask and resp.status_code != 200 and _state(idea.id)[:2] == before
+
+
+def test_https_needs_a_same_origin_referer_as_flask_wtf_does(make_fast_app):
+    app = make_fast_app(BASE_URL="https://board.example")
+    with app.app_context():
+        idea = make_idea()
+        good = {"wsgi.url_scheme": "https", "HTTP_REFERER": "https://localhost/ideas"}
+        client, token = sign_in(app, make_user(), **good)
+        del client.environ_base["HTTP_REFERER"]
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert via_flask and resp.status_code == 400  # no Referer: Flask-WTF refuses
+        client.environ_base["HTTP_REFERER"] = "https://evil.example/ideas"
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert via_flask and resp.status_code == 400  # another origin: refused too
+        client.environ_base["HTTP_REFERER"] = good["HTTP_REFERER"]
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert not via_flask and resp.status_code == 200
+        assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_both_paths_spend_one_write_limit(make_fast_app):
+    """Votes answered fast count in Flask-Limiter's bucket: the limit's next vote is a 429
+    from Flask, and staff are still exempt."""
+    app = make_fast_app(RATELIMIT_ENABLED=True, VOTE_LIMIT="3 per minute")
+    with app.app_context():
+        ideas = [make_idea() for _ in range(5)]
+        client, token = sign_in(app, make_user())
+        via = []
+        for idea in ideas[:3]:
+            via_flask, resp = handled_by_flask(app, lambda i=idea: vote(client, i.id, token))
+            via.append(via_flask)
+            assert resp.status_code == 200
+        assert via == [False, False, False]
+        assert resp.headers["X-RateLimit-Limit"] == "3"
+        assert resp.headers["X-RateLimit-Remaining"] == "0"
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, ideas[3].id, token))
+        assert via_flask and resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
+        assert _state(ideas[3].id)[:2] == (0, 0)
+
+
+def test_flask_votes_count_against_the_fast_paths_limit_too(make_fast_app):
+    app = make_fast_app(RATELIMIT_ENABLED=True, VOTE_LIMIT="2 per minute")
+    with app.app_context():
+        ideas = [make_idea() for _ in range(3)]
+        client, token = sign_in(app, make_user())
+        for idea in ideas[:2]:  # plain posts: Flask
+            assert client.post(f"/ideas/{idea.id}/vote", data={"csrf_token": token}).status_code
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, ideas[2].id, token))
+        assert via_flask and resp.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"User-Agent": "Mozilla/5.0 (X11)"},
+        {},
+        {"User-Agent": "Ünïcode agent", "X-Forwarded-For": "203.0.113.9, 10.0.0.1"},
+    ],
+)
+def test_session_protection_id_is_flask_logins(app, headers):
+    environ = {"REMOTE_ADDR": "192.0.2.7"}
+    with app.test_request_context("/", headers=headers, environ_base=environ) as ctx:
+        assert _identifier(ctx.request.environ) == _create_identifier()
