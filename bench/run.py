@@ -677,6 +677,7 @@ def gunicorn_settings(env: dict[str, str]) -> dict:
         "max_requests_jitter",
         "backlog",
         "worker_connections",
+        "switch_interval",
         "accesslog",
         "preload_app",
     )
