@@ -180,6 +180,13 @@ class VersionStore:
             import redis
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=1)
+            # One command, atomic: a missing counter starts from the clock (as in
+            # _redis_version) before it moves, so INCR never starts it at 1.
+            self._bump = self._redis.register_script(
+                "if redis.call('EXISTS', KEYS[1]) == 0 then "
+                "redis.call('SET', KEYS[1], ARGV[1]) end "
+                "return redis.call('INCR', KEYS[1])"
+            )
 
     def _redis_version(self) -> int:
         value = self._redis.get(self.KEY)
@@ -217,12 +224,7 @@ class VersionStore:
         """Advance the version after a commit, on its own connection."""
         try:
             if self._redis is not None:
-                # One round trip: a missing counter starts from the clock (as in
-                # _redis_version), so INCR never starts it at 1.
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(self.KEY, time.time_ns(), nx=True)
-                pipe.incr(self.KEY)
-                pipe.execute()
+                self._bump(keys=[self.KEY], args=[time.time_ns()])
                 return
             with db.engine.begin() as conn:
                 conn.execute(

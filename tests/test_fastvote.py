@@ -21,7 +21,7 @@ from ideaboard.ideas.fastvote import _identifier
 from ideaboard.models import Idea, Vote
 from ideaboard.services.ideas import trending_score
 
-from .conftest import _reset
+from .conftest import TEST_REDIS, _reset, redis_or_skip
 from .factories import PASSWORD, make_idea, make_user
 
 
@@ -268,3 +268,33 @@ def test_session_protection_id_is_flask_logins(app, headers):
     environ = {"REMOTE_ADDR": "192.0.2.7"}
     with app.test_request_context("/", headers=headers, environ_base=environ) as ctx:
         assert _identifier(ctx.request.environ) == _create_identifier()
+
+
+def test_with_redis_the_vote_moves_every_workers_pages_and_shares_the_limit(make_fast_app):
+    """The production setup (REDIS_URL): the version, the pages and the write limit all live
+    in Redis; on PostgreSQL the toggle then runs as its own one-statement transaction."""
+    redis_or_skip()
+    settings = {
+        "REDIS_URL": TEST_REDIS,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": TEST_REDIS,
+        "VOTE_LIMIT": "2 per minute",
+    }
+    app, other = make_fast_app(**settings), make_fast_app(**settings)  # two workers
+    with app.app_context():
+        redis_or_skip().flushdb()
+        ideas = [make_idea(title=f"Shared idea {n}") for n in range(3)]
+        visitor = other.test_client()
+        assert '<span class="vote-count">0</span>' in visitor.get("/ideas").get_data(as_text=True)
+        client, token = sign_in(app, make_user())
+        for idea in ideas[:2]:
+            via_flask, resp = handled_by_flask(app, lambda i=idea: vote(client, i.id, token))
+            assert not via_flask and resp.status_code == 200
+        assert _state(ideas[0].id)[:2] == (1, 1)
+        page = visitor.get("/ideas").get_data(as_text=True)
+        assert page.count('<span class="vote-count">1</span>') == 2  # the other worker sees it
+        # The third vote, on the other worker: the limit is shared, Flask answers 429.
+        other_client = other.test_client()
+        other_client.set_cookie("session", client.get_cookie("session").value)
+        via_flask, resp = handled_by_flask(other, lambda: vote(other_client, ideas[2].id, token))
+        assert via_flask and resp.status_code == 429

@@ -150,10 +150,22 @@ class VoteFastPath:
             return None
         return data if isinstance(data, dict) else None
 
-    def _csrf_ok(self, environ, form: dict, sess: dict) -> bool:
+    def _sent_token(self, environ, form: dict) -> str | None:
         token = form.get(self.csrf_field)
         for header in self.csrf_headers:
             token = token or environ.get(header)
+        return token
+
+    def _page_token(self, environ, form: dict, sess: dict) -> str:
+        """The token for the fragment's form. Tokens that never expire (WTF_CSRF_TIME_LIMIT
+        None, the default) differ only in when they were signed, so the one just checked
+        serves; otherwise a fresh one, as generate_csrf() makes."""
+        if self.app.config.get("WTF_CSRF_TIME_LIMIT") is None:
+            return self._sent_token(environ, form)
+        return self.csrf.dumps(sess[self.csrf_field])
+
+    def _csrf_ok(self, environ, form: dict, sess: dict) -> bool:
+        token = self._sent_token(environ, form)
         raw = sess.get(self.csrf_field)
         if not token or not raw:
             return False
@@ -218,7 +230,7 @@ class VoteFastPath:
             locale = locale_from(
                 cookies.get(LOCALE_COOKIE), environ.get("HTTP_ACCEPT_LANGUAGE", ""), self.app.config
             )
-            return self._response(environ, idea_id, voted, count, sess, limits, locale)
+            return self._response(environ, form, idea_id, voted, count, sess, limits, locale)
 
     def _toggle(self, idea_id: int, login: security.LoginId):
         """(voted, count, limits) once committed; None, with nothing written, to pass."""
@@ -229,16 +241,21 @@ class VoteFastPath:
             strategy, items, args = limits
             if not all(strategy.test(item, *args) for item in items):
                 return None  # Flask answers 429 (and logs it)
+        in_transaction = cache is not None and cache.versions.in_transaction
         with engine.connect() as conn:
+            if engine.dialect.name == "postgresql" and not in_transaction:
+                # There the toggle is one statement, atomic by itself: as its own
+                # transaction it saves the round trips of BEGIN and COMMIT.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             done = votes.toggle_for_session(conn, idea_id, login.user_id, login.token, "member")
             if done is None:
                 conn.rollback()
                 return None  # gone, deleted, a stale sign-in, or staff: Flask decides
             voted, count, changed = done
-            if changed and cache is not None and cache.versions.in_transaction:
+            if changed and in_transaction:
                 cache.versions.bump_in(conn)
             conn.commit()
-        if changed and cache is not None and not cache.versions.in_transaction:
+        if changed and cache is not None and not in_transaction:
             cache.versions.bump()  # never raises: a failed bump is logged and drops copies
         return voted, count, limits
 
@@ -281,7 +298,7 @@ class VoteFastPath:
             self._fragments[key] = html
         return self._fragments[key]
 
-    def _response(self, environ, idea_id, voted, count, sess, limits, locale):
+    def _response(self, environ, form, idea_id, voted, count, sess, limits, locale):
         extra = []
         if limits is not None:
             strategy, items, args = limits
@@ -292,7 +309,7 @@ class VoteFastPath:
             except Exception:  # noqa: BLE001 - as Flask-Limiter: a storage error is no 500
                 log.exception("could not count a vote against the member's write limit")
         config = self.app.config
-        token = self.csrf.dumps(sess[self.csrf_field])  # a fresh one, as generate_csrf()
+        token = self._page_token(environ, form, sess)
         html = self._fragment(locale, voted, environ.get("SCRIPT_NAME", ""))
         html = (
             html.replace(_ID, str(idea_id))
