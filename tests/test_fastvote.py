@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import partial
 
 import pytest
 from flask import request_started
@@ -99,7 +100,7 @@ def test_a_members_htmx_vote_is_answered_without_flask_and_matches_it(make_fast_
             member = make_user()
             client, token = sign_in(app, member)
             for step in ("on", "off"):
-                via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+                via_flask, resp = handled_by_flask(app, partial(vote, client, idea.id, token))
                 assert resp.status_code == 200
                 assert via_flask is not fast, (fast, step)
                 count, rows, score, created = _state(idea.id)
