@@ -32,9 +32,7 @@ def make_fast_app(make_app):
         app = make_app(WTF_CSRF_ENABLED=True, **overrides)
         _reset(app)
         app.flask_requests = []
-        request_started.connect(
-            lambda sender, **_: app.flask_requests.append(1), app, weak=False
-        )
+        request_started.connect(lambda sender, **_: app.flask_requests.append(1), app, weak=False)
         return app
 
     return _make
@@ -153,21 +151,29 @@ def _cases(fast_app):
     client, token = sign_in(fast_app, member)
     staff_client, staff_token = sign_in(fast_app, staff)
     visitor = fast_app.test_client()
-    return member, live, [
-        ("no token", lambda: vote(client, live.id, ""), 400),
-        ("forged token", lambda: vote(client, live.id, token[:-2] + "xx"), 400),
-        ("another session's token", lambda: vote(client, live.id, staff_token), 400),
-        ("a visitor", lambda: vote(visitor, live.id, token), 400),  # no session, no token
-        ("a deleted idea", lambda: vote(client, deleted.id, token), 404),
-        ("a missing idea", lambda: vote(client, 987654, token), 404),
-        ("staff (exempt from limits)", lambda: vote(staff_client, live.id, staff_token), 200),
-        ("the idea page's variant", lambda: vote(client, live.id, token, on_idea_page="1"), 200),
-        (
-            "a plain form post",
-            lambda: client.post(f"/ideas/{live.id}/vote", data={"csrf_token": token}),
-            303,
-        ),
-    ]
+    return (
+        member,
+        live,
+        [
+            ("no token", lambda: vote(client, live.id, ""), 400),
+            ("forged token", lambda: vote(client, live.id, token[:-2] + "xx"), 400),
+            ("another session's token", lambda: vote(client, live.id, staff_token), 400),
+            ("a visitor", lambda: vote(visitor, live.id, token), 400),  # no session, no token
+            ("a deleted idea", lambda: vote(client, deleted.id, token), 404),
+            ("a missing idea", lambda: vote(client, 987654, token), 404),
+            ("staff (exempt from limits)", lambda: vote(staff_client, live.id, staff_token), 200),
+            (
+                "the idea page's variant",
+                lambda: vote(client, live.id, token, on_idea_page="1"),
+                200,
+            ),
+            (
+                "a plain form post",
+                lambda: client.post(f"/ideas/{live.id}/vote", data={"csrf_token": token}),
+                303,
+            ),
+        ],
+    )
 
 
 def test_what_the_fast_path_does_not_accept_goes_to_flask(fast_app):
