@@ -89,7 +89,7 @@ class VoteFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
         config = app.config
-        self.enabled = config.get("VOTE_FAST_PATH", True)
+        self.enabled = config["VOTE_FAST_PATH"]
         self.session_cookie = config.get("SESSION_COOKIE_NAME", "session")
         self.max_age = int(app.permanent_session_lifetime.total_seconds())
         self.csrf = URLSafeTimedSerializer(

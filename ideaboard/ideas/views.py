@@ -22,6 +22,7 @@ from ideaboard.services.errors import Conflict, NotFound, ValidationError
 
 from .fastvote import member_limit_key
 from .forms import CommentForm, IdeaForm
+from .rows import idea_rows
 
 bp = Blueprint("ideas", __name__)
 
@@ -53,7 +54,7 @@ def _helpers():
 @bp.record_once
 def _globals(state) -> None:
     # Globals, not context variables, so imported macros can call them too.
-    state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url)
+    state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url, idea_rows=idea_rows)
 
 
 def _member_key() -> str:

@@ -1,0 +1,95 @@
+"""List rows rendered once and reused (ideas/rows.py): the same HTML as the macro, never
+another member's token, never a stale value."""
+
+from __future__ import annotations
+
+import re
+
+from flask import render_template_string
+
+from ideaboard.extensions import db
+from ideaboard.ideas import rows
+from ideaboard.services import votes
+from ideaboard.services.ideas import get_idea
+
+from .factories import login_as, make_idea, make_user
+
+ROW = re.compile(r'<li class="idea-row" id="idea-(\d+)">.*?</li>', re.S)
+
+
+def _rows_of(html: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in ROW.finditer(html)}
+
+
+def _macro_rows(app, ideas, voted, token, back) -> str:
+    """The idea_row macro itself, rendered as the list did before the memo."""
+    with app.test_request_context(back):
+        return render_template_string(
+            '{% from "_macros/ideas.html" import idea_row %}'
+            "{% for i in ideas %}{{ idea_row(i, i.id in voted, token, back) }}{% endfor %}",
+            ideas=ideas,
+            voted=voted,
+            token=token,
+            back=back,
+        )
+
+
+def test_memoised_rows_are_the_macros_rows(app, client):
+    member = make_user()
+    ideas = [make_idea(title=f"Row idea {n} <b>&</b>") for n in range(4)]
+    votes.toggle_vote(member, ideas[1])
+    db.session.commit()
+    login_as(client, member)
+    for _ in range(2):  # a miss, then a hit
+        html = client.get("/ideas?sort=new").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        db.session.expire_all()
+        listed = [get_idea(i.id) for i in sorted(ideas, key=lambda i: i.id, reverse=True)]
+        expected = _macro_rows(app, listed, {ideas[1].id}, token, "/ideas?sort=new")
+        assert _rows_of(html) == _rows_of(expected)
+        assert "&lt;b&gt;&amp;&lt;/b&gt;" in html
+
+
+def test_members_share_rows_but_never_tokens(app):
+    idea = make_idea()
+    pages = {}
+    for name in ("a", "b"):
+        client = app.test_client()
+        member = make_user(name=f"Member {name}")
+        if name == "a":
+            votes.toggle_vote(member, idea)
+            db.session.commit()
+        login_as(client, member)
+        pages[name] = client.get("/ideas").get_data(as_text=True)
+    # The same row, as each sees it: voted for a, not for b (the count is the same).
+    assert 'class="vote is-voted"' in pages["a"] and "is-voted" not in pages["b"]
+    tokens = {
+        name: set(re.findall(r'name="csrf_token" value="([^"]+)"', html))
+        for name, html in pages.items()
+    }
+    assert all(len(t) == 1 for t in tokens.values())  # one token per page, every row
+    assert tokens["a"] != tokens["b"]
+    assert rows._TOKEN not in pages["a"] + pages["b"]
+    assert f'id="idea-{idea.id}"' in pages["a"]
+
+
+def test_a_row_shows_what_changed_since_it_was_cached(app, client):
+    author = make_user(name="First Name")
+    idea = make_idea(author=author, title="Before the edit")
+    visitor = app.test_client()
+    assert "First Name" in visitor.get("/ideas").get_data(as_text=True)
+    author.display_name = "Second Name"
+    idea.title = "After the edit"
+    db.session.commit()
+    app.extensions["ideaboard_cache"].versions.bump()  # as any write through the app does
+    html = visitor.get("/ideas").get_data(as_text=True)
+    assert "Second Name" in html and "After the edit" in html
+    assert "First Name" not in html and "Before the edit" not in html
+    votes.toggle_vote(make_user(), idea)
+    db.session.commit()
+    html = visitor.get("/ideas").get_data(as_text=True)
+    assert '<span class="vote-count">1</span>' in html
+    login_as(client, make_user())
+    client.set_cookie("lang", "ru")
+    assert "Войдите" not in client.get("/ideas").get_data(as_text=True)
+    assert "Проголосовать" in client.get("/ideas").get_data(as_text=True)
