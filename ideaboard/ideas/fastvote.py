@@ -134,9 +134,13 @@ class VoteFastPath:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if we pass
         try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):
             return None
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            form.setdefault(name, value)  # the first, as request.form.get() reads it
+        return form
 
     def _session(self, cookies) -> dict | None:
         value = cookies.get(self.session_cookie)

@@ -20,7 +20,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -51,13 +50,13 @@ _DELETE = (
     .where(_votes.c.idea_id == bindparam("p_idea"), _votes.c.user_id == bindparam("p_user"))
     .returning(_votes.c.id)
 )
-_INSERTS = {
-    name: insert(_votes)
+# SQLite's insert; PostgreSQL does the whole toggle in one statement (_PG_TOGGLE).
+_INSERT = (
+    sqlite_insert(_votes)
     .values(idea_id=bindparam("p_idea"), user_id=bindparam("p_user"), created_at=bindparam("p_at"))
     .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
     .returning(_votes.c.id)
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+)
 _new_count = _ideas.c.vote_count + bindparam("p_delta")
 # One UPDATE moves the count and rescores from the row's own new count, so the score can
 # never lag a concurrent toggle, and the row is locked once.
@@ -78,10 +77,9 @@ def _toggle_sqlite(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
     if removed:
         delta, voted = -removed, False
     else:
-        # Decided from RETURNING, not rowcount: psycopg reports rowcount -1 for
-        # INSERT ... ON CONFLICT, which would count a vote that was never written.
+        # Decided from RETURNING, which names the row only if this statement wrote it.
         params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow()}
-        inserted = run(_INSERTS["sqlite"], params).first() is not None
+        inserted = run(_INSERT, params).first() is not None
         if not inserted:
             # A concurrent request of the same member voted first: the vote stands.
             return True, None, None
