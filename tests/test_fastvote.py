@@ -9,7 +9,7 @@ request of theirs go through Flask (so the rest of the suite tests the Flask rou
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 
 import pytest
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from ideaboard.extensions import db
 from ideaboard.ideas.fastvote import _identifier
-from ideaboard.models import Idea, Vote
+from ideaboard.models import Idea, Vote, utcnow
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
@@ -146,7 +146,7 @@ def _cases(fast_app):
     staff = make_user(role="staff")
     live = make_idea()
     deleted = make_idea()
-    deleted.deleted_at = datetime.now()
+    deleted.deleted_at = utcnow()
     db.session.commit()
     client, token = sign_in(fast_app, member)
     staff_client, staff_token = sign_in(fast_app, staff)
@@ -198,7 +198,7 @@ def test_another_browser_with_the_cookie_goes_to_flask(fast_app):
 def test_an_expired_or_due_sign_in_goes_to_flask(make_fast_app):
     """Past the idle timeout Flask signs the member out; a due activity stamp is Flask's
     to write (a new cookie)."""
-    now = [datetime.utcnow()]
+    now = [utcnow()]
     app = make_fast_app(CLOCK=lambda: now[0])
     with app.app_context():
         idea = make_idea()
