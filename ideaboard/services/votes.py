@@ -90,15 +90,17 @@ def _toggle_sqlite(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
 
 
 # PostgreSQL does the whole toggle in one statement (one round trip instead of three):
-# delete the member's vote, or, if there was none, insert it; then move the count by what
-# was actually written and rescore, under the idea's row lock, and say which it was.
-_PG_TOGGLE = text(
-    """
-    WITH gone AS (
-        DELETE FROM votes WHERE idea_id = :p_idea AND user_id = :p_user RETURNING id
+# delete the member's vote from the target idea, or, if there was none, insert it; then
+# move the count by what was actually written and rescore, under the idea's row lock, and
+# say which it was. `target` (the idea's id and age bonus) comes first, from the caller.
+_PG_TOGGLE_REST = """
+    gone AS (
+        DELETE FROM votes
+        WHERE idea_id = (SELECT id FROM target) AND user_id = :p_user
+        RETURNING id
     ), added AS (
         INSERT INTO votes (idea_id, user_id, created_at)
-        SELECT :p_idea, :p_user, :p_at WHERE NOT EXISTS (SELECT 1 FROM gone)
+        SELECT target.id, :p_user, :p_at FROM target WHERE NOT EXISTS (SELECT 1 FROM gone)
         ON CONFLICT (idea_id, user_id) DO NOTHING
         RETURNING id
     ), moved AS (
@@ -107,20 +109,30 @@ _PG_TOGGLE = text(
     )
     UPDATE ideas
     SET vote_count = ideas.vote_count + moved.delta,
-        trending_score = log10(1 + ideas.vote_count + moved.delta) + :p_bonus
-    FROM moved
-    WHERE ideas.id = :p_idea
-    RETURNING ideas.vote_count, ideas.trending_score, moved.removed
-    """
+        trending_score = log10(1 + ideas.vote_count + moved.delta) + target.bonus
+    FROM moved, target
+    WHERE ideas.id = target.id
+    RETURNING ideas.vote_count, ideas.trending_score, moved.removed, moved.delta
+"""
+# The ORM path checked can_vote() on the loaded idea and knows its bonus.
+_PG_TOGGLE = text(
+    "WITH target AS (SELECT CAST(:p_idea AS integer) AS id, CAST(:p_bonus AS float8) AS bonus),"
+    + _PG_TOGGLE_REST
 ).bindparams(bindparam("p_at", type_=DateTime()), bindparam("p_bonus", type_=Float()))
+
+
+def _pg_outcome(row) -> tuple[bool, int, float, bool]:
+    """(voted, count, score, changed) from a _PG_TOGGLE* row."""
+    count, score, removed, delta = row
+    # Nothing removed means the vote stands: added now, or by a concurrent request of the
+    # same member (the insert then did nothing, and neither did the count).
+    return not removed, count, score, delta != 0
 
 
 def _toggle_postgresql(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
     params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow(), "p_bonus": bonus}
-    count, score, removed = run(_PG_TOGGLE, params).one()
-    # Nothing removed means the vote stands: added now, or by a concurrent request of the
-    # same member (the insert then did nothing, and neither did the count).
-    return not removed, count, score
+    voted, count, score, changed = _pg_outcome(run(_PG_TOGGLE, params).one())
+    return (voted, count, score) if changed else (True, None, None)
 
 
 def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: datetime) -> tuple:
@@ -164,9 +176,10 @@ _TARGET = (
 )
 
 
-# The fast path on PostgreSQL: vote_target() and the toggle as one statement, one round trip.
-# The age bonus is age_bonus() in SQL: the exact epoch difference (numeric) as a double,
-# divided as a double, so the score is the same number Python computes.
+# The fast path on PostgreSQL: vote_target() as the target, so the check and the toggle are
+# one statement, one round trip. The age bonus is age_bonus() in SQL: the exact epoch
+# difference (numeric) as a double, divided as a double, so the score is the same number
+# Python computes.
 _PG_TOGGLE_FOR_SESSION = text(
     """
     WITH target AS (
@@ -176,26 +189,8 @@ _PG_TOGGLE_FOR_SESSION = text(
         FROM ideas JOIN users ON users.id = :p_user
         WHERE ideas.id = :p_idea AND ideas.deleted_at IS NULL
           AND users.session_token = :p_token AND users.role = :p_role
-    ), gone AS (
-        DELETE FROM votes
-        WHERE idea_id = (SELECT id FROM target) AND user_id = :p_user
-        RETURNING id
-    ), added AS (
-        INSERT INTO votes (idea_id, user_id, created_at)
-        SELECT target.id, :p_user, :p_at FROM target WHERE NOT EXISTS (SELECT 1 FROM gone)
-        ON CONFLICT (idea_id, user_id) DO NOTHING
-        RETURNING id
-    ), moved AS (
-        SELECT (SELECT count(*) FROM added) - (SELECT count(*) FROM gone) AS delta,
-               (SELECT count(*) FROM gone) AS removed
-    )
-    UPDATE ideas
-    SET vote_count = ideas.vote_count + moved.delta,
-        trending_score = log10(1 + ideas.vote_count + moved.delta) + target.bonus
-    FROM moved, target
-    WHERE ideas.id = target.id
-    RETURNING ideas.vote_count, moved.removed, moved.delta
-    """
+    ),"""
+    + _PG_TOGGLE_REST
 ).bindparams(
     bindparam("p_at", type_=DateTime()),
     bindparam("p_epoch", type_=DateTime()),
@@ -224,8 +219,8 @@ def toggle_for_session(
         row = conn.execute(_PG_TOGGLE_FOR_SESSION, params).first()
         if row is None:
             return None
-        count, removed, delta = row
-        return not removed, count, delta != 0
+        voted, count, _score, changed = _pg_outcome(row)
+        return voted, count, changed
     target = vote_target(conn, idea_id, user_id, token)
     if target is None or target.role != role:
         return None
