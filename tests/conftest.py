@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,14 +162,21 @@ def make_app(database_url):
             db.engine.dispose()
 
 
-@pytest.fixture
-def app(make_app):
-    """A fresh app over empty tables (plus the `general` board)."""
-    app = make_app()
+@contextmanager
+def fresh_app(make_app, **overrides):
+    """An app with `overrides` over empty tables (plus the `general` board), in its context."""
+    app = make_app(**overrides)
     _reset(app)
     with app.app_context():
         yield app
         db.session.remove()
+
+
+@pytest.fixture
+def app(make_app):
+    """A fresh app over empty tables (plus the `general` board)."""
+    with fresh_app(make_app) as app:
+        yield app
 
 
 @pytest.fixture
@@ -194,7 +202,6 @@ def auth(client):
 @pytest.fixture
 def count_queries(app):
     """Count SQL statements run inside a `with count_queries() as n:` block (n.count)."""
-    from contextlib import contextmanager
 
     class Counter:
         count = 0

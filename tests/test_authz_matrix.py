@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, StatusChange, User, Vote
 
-from .conftest import _reset
+from .conftest import fresh_app
 from .factories import reload
 from .routes import (
     CHEAP_HASH,
@@ -40,11 +40,8 @@ from .routes import (
 @pytest.fixture
 def app(make_app):
     """The usual fresh app, with cheap password hashing (see routes.CHEAP_HASH)."""
-    app = make_app(PASSWORD_HASH_METHOD=CHEAP_HASH)
-    _reset(app)
-    with app.app_context():
+    with fresh_app(make_app, PASSWORD_HASH_METHOD=CHEAP_HASH) as app:
         yield app
-        db.session.remove()
 
 
 MATRIX = sorted(e for e in ROUTES if e != "static")

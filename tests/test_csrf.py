@@ -12,16 +12,14 @@ from sqlalchemy import func, select
 from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, StatusChange, User, Vote
 
-from .conftest import _reset
+from .conftest import fresh_app
 from .factories import login_as, make_idea, make_user
 
 
 @pytest.fixture
 def csrf_app(make_app):
     """An app with CSRF protection on, as in production."""
-    app = make_app(WTF_CSRF_ENABLED=True)
-    _reset(app)
-    with app.app_context():
+    with fresh_app(make_app, WTF_CSRF_ENABLED=True) as app:
         yield app
 
 

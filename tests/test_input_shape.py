@@ -23,18 +23,15 @@ from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, User
 from ideaboard.services.text import clean_line
 
-from .conftest import _reset
+from .conftest import fresh_app
 from .routes import CHEAP_HASH, ROUTES, World, db_snapshot, form, sign_in, snapshot_diff, url
 
 
 @pytest.fixture
 def app(make_app):
     """The usual fresh app, with cheap password hashing (see routes.CHEAP_HASH)."""
-    app = make_app(PASSWORD_HASH_METHOD=CHEAP_HASH)
-    _reset(app)
-    with app.app_context():
+    with fresh_app(make_app, PASSWORD_HASH_METHOD=CHEAP_HASH) as app:
         yield app
-        db.session.remove()
 
 
 ACCEPTED = {200, 303, 400, 413, 422}
