@@ -93,3 +93,36 @@ def test_a_row_shows_what_changed_since_it_was_cached(app, client):
     client.set_cookie("lang", "ru")
     assert "Войдите" not in client.get("/ideas").get_data(as_text=True)
     assert "Проголосовать" in client.get("/ideas").get_data(as_text=True)
+
+
+ODD_QUERY = "/ideas?q=%22row%22+%3Cb%3E+%D0%BE%D1%82%D1%87%D1%91%D1%82&sort=new"
+
+
+def test_every_row_sends_back_to_its_own_page(app, client):
+    """Rows are shared by all pages and searches, yet each links back to the page it is on."""
+    idea = make_idea(title="Row отчёт", body="a row body")
+    db.session.commit()
+    visitor = app.test_client()
+    member = make_user()
+    login_as(client, member)
+    for path in ("/ideas?sort=new", ODD_QUERY, "/ideas?sort=new&_=2"):
+        for who in (visitor, client):
+            html = who.get(path).get_data(as_text=True)
+            token = None
+            if who is client:
+                token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+            expected = _macro_rows(app, [get_idea(idea.id)], set(), token, path)
+            assert _rows_of(html) == _rows_of(expected), (path, who is client)
+            assert rows._BACK not in html and rows._TOKEN not in html
+
+
+def test_a_new_search_reuses_rendered_rows(app, client, monkeypatch):
+    make_idea(title="Reused row", body="shared words")
+    db.session.commit()
+    assert "Reused row" in client.get("/ideas?q=shared").get_data(as_text=True)
+    rendered = []
+    real_put = rows._rows.put
+    monkeypatch.setattr(rows._rows, "put", lambda k, v: (rendered.append(k), real_put(k, v)))
+    html = client.get("/ideas?q=words&sort=new").get_data(as_text=True)
+    assert "Reused row" in html and "next=/ideas?q%3Dwords%26sort%3Dnew" in html
+    assert rendered == []

@@ -1,37 +1,41 @@
 """The rows of idea lists, each rendered once per distinct content and reused by every page.
 
 A list row is a pure function of what it shows: the idea's title, status, kind, counts,
-board and author name, whether the viewer voted, whether the viewer may vote, the page it
-sends back to, the language and the site's root. Rendering twenty rows through Jinja macro
+board and author name, whether the viewer voted, whether the viewer may vote, the language
+and the site's root. Rendering twenty rows through Jinja macro
 calls was most of a board page's cost (about 60% of 5.6 ms), and it was paid again for every
 member, every search and every page after each write. Here each row is keyed by exactly
 those values, so a cached row is never stale (whatever changes what a row shows changes
 its key) and needs no invalidation; a bounded per-process LRU holds them.
 
-The one per-session part of a member's row, the CSRF token of its vote form, is rendered as
-a stand-in and replaced in the joined rows, so members share rows too.
+Two parts of a row belong to the request, not to the idea: the CSRF token of a member's
+vote form, and the page the vote (or a visitor's sign-in link) sends back to, which is the
+list's own URL with its query. Both are rendered as stand-ins and replaced in the joined
+rows, so members share rows, and every page, sort and search shares them too (a search
+with a query no one asked before still finds its rows rendered).
 """
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
 from ideaboard.cache import PageStore
 
 MAX_ROWS = 5000
-_TOKEN = "ROWTOKEN0idearows0ROWTOKEN"  # letters and digits: escaping leaves it as it is
+# Letters and digits only: HTML escaping and URL quoting leave them as they are.
+_TOKEN = "ROWTOKEN0idearows0ROWTOKEN"
+_BACK = "ROWBACK0idearows0ROWBACK"
 
 _rows = PageStore(max_entries=MAX_ROWS)
 
 
-def row_key(idea, voted: bool, member: bool, back: str, locale: str, root: str) -> tuple:
+def row_key(idea, voted: bool, member: bool, locale: str, root: str) -> tuple:
     """Every value the idea_row macro shows: see the module doc."""
     return (
         locale,
         root,
-        back,
         member,
         voted,
         idea.id,
@@ -53,13 +57,21 @@ def idea_rows(ideas, voted_ids, token: str | None, back: str) -> Markup:
     parts = []
     for idea in ideas:
         voted = idea.id in voted_ids
-        key = row_key(idea, voted, member, back, locale, root)
+        key = row_key(idea, voted, member, locale, root)
         html = _rows.get(key)
         if html is None:
-            html = str(macro(idea, voted, _TOKEN if member else None, back))
+            html = str(macro(idea, voted, _TOKEN if member else None, _BACK))
             _rows.put(key, html)
         parts.append(html)
     joined = "".join(parts)
     if member:
-        joined = joined.replace(_TOKEN, str(escape(token)))
-    return Markup(joined)  # noqa: S704 - the macro's autoescaped output; the token escaped above
+        # The vote form's hidden fields: the token and the path, each HTML-escaped.
+        joined = joined.replace(_TOKEN, str(escape(token))).replace(_BACK, str(escape(back)))
+    else:
+        # The sign-in link: the whole href, as url_for writes it with the real path.
+        joined = joined.replace(
+            str(escape(url_for("auth.login", next=_BACK))),
+            str(escape(url_for("auth.login", next=back))),
+        )
+    # The macro's autoescaped output; the token and the path escaped above.
+    return Markup(joined)  # noqa: S704
