@@ -129,3 +129,35 @@ def test_sqlite_write_transaction_with_ddl_stays_atomic(tmp_path):
     with engine.connect() as conn:
         assert "t" not in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_sqlite_log_is_copied_into_the_database_every_so_many_writes(tmp_path):
+    """Every CHECKPOINT_EVERY gated commits the write-ahead log is copied into the database
+    file (after the commit has let the next writer in), not only when SQLite's own, much
+    larger, threshold is crossed."""
+    import os
+
+    import sqlalchemy as sa
+
+    from ideaboard import database
+    from ideaboard.database import GatedConnection, configure_sqlite, engine_options
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    path = tmp_path / "log.db"
+    engine = sa.create_engine(url, **engine_options(url, {}))
+    configure_sqlite(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (body BLOB)")
+    GatedConnection.commits_since_checkpoint = 0  # other tests' commits in this process
+    size = os.path.getsize(path)
+    blob = os.urandom(8192)
+    for _ in range(database.CHECKPOINT_EVERY - 1):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
+    assert os.path.getsize(path) == size, "copied before CHECKPOINT_EVERY commits"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
+    assert os.path.getsize(path) >= size + database.CHECKPOINT_EVERY * len(blob)
+    with engine.connect() as conn:  # and nothing was lost on the way
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == database.CHECKPOINT_EVERY
+    engine.dispose()
