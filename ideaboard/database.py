@@ -169,12 +169,108 @@ def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
         return
     if statement.lstrip()[:9].upper().startswith(_READS):
         return
+    _become_writer(conn, cursor)
+
+
+def _become_writer(conn, cursor) -> None:
     cursor.execute("COMMIT")  # the reads, outside the gate: the gate is for writers only
     raw = conn.connection.dbapi_connection
     if isinstance(raw, GatedConnection):
         raw.take_writer_gate()
     cursor.execute("BEGIN IMMEDIATE")
     conn.info["sqlite_writer"] = True
+
+
+class _Rows:
+    """What a Result gives the hot paths: .all(), .first(), .one() and .scalar_one()."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def all(self) -> list:
+        return self.rows
+
+    def first(self):
+        return self.rows[0] if self.rows else None
+
+    def one(self):
+        (row,) = self.rows
+        return row
+
+    def scalar_one(self):
+        return self.one()[0]
+
+
+class _Compiled:
+    """A Core statement compiled once for SQLite: its SQL, parameter order and converters."""
+
+    __slots__ = ("sql", "names", "fixed", "convert", "results", "writes")
+
+    def __init__(self, stmt, dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names = list(compiled.positiontup)
+        binds = compiled.binds
+        # Values the statement carries itself (the 1 in "1 + vote_count").
+        self.fixed = {name: binds[name].effective_value for name in self.names}
+        self.convert = {
+            name: proc
+            for name in self.names
+            if (proc := binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        # The columns it returns (a SELECT's or a RETURNING's), as SQLAlchemy converts them.
+        procs = [
+            col.type.dialect_impl(dialect).result_processor(dialect, None)
+            for col in stmt.exported_columns
+        ]
+        self.results = procs if any(procs) else None
+        self.writes = not self.sql.lstrip()[:9].upper().startswith(_READS)
+
+    def rows(self, raw: list) -> list:
+        if self.results is None:
+            return raw
+        procs = self.results
+        return [tuple(p(v) if p else v for p, v in zip(procs, row, strict=True)) for row in raw]
+
+
+def sqlite_runner(conn):
+    """A Run (statement, params) -> rows for a few fixed Core statements on `conn`, a
+    SQLite Connection, straight on its DB-API cursor.
+
+    For the hottest path only (the vote toggle): SQLAlchemy's execute costs about 0.07 ms
+    of CPU per statement, and a vote's writes run one at a time, at the writer gate, so
+    every microsecond there is a microsecond every other voter waits. The same statements
+    and the same transaction rules: the first write commits the reads and queues at the
+    gate (_become_writer), and the caller commits or rolls back through `conn`. Nothing
+    here is seen by SQLAlchemy's execute events (the page cache's), so callers bump what
+    they changed themselves.
+    """
+    if not conn.in_transaction():
+        conn.begin()  # as SQLAlchemy's autobegin would: BEGIN, as a reader (_sqlite_begin)
+    cursor = conn.connection.dbapi_connection.cursor()
+    dialect = conn.dialect
+    cache = _COMPILED.setdefault(id(dialect), {})
+
+    def run(stmt, params: dict) -> _Rows:
+        compiled = cache.get(id(stmt))
+        if compiled is None:
+            compiled = cache[id(stmt)] = _Compiled(stmt, dialect)
+        if compiled.writes and not conn.info.get("sqlite_writer", True):
+            _become_writer(conn, cursor)
+        convert, fixed = compiled.convert, compiled.fixed
+        values = []
+        for name in compiled.names:
+            value = params[name] if name in params else fixed[name]
+            values.append(convert[name](value) if name in convert else value)
+        return _Rows(compiled.rows(cursor.execute(compiled.sql, values).fetchall()))
+
+    return run
+
+
+#: Compiled statements by dialect and statement (module-level constants, so ids are stable).
+_COMPILED: dict[int, dict[int, _Compiled]] = {}
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -305,3 +305,56 @@ def test_with_redis_the_vote_moves_every_workers_pages_and_shares_the_limit(make
         other_client.set_cookie("session", client.get_cookie("session").value)
         via_flask, resp = handled_by_flask(other, lambda: vote(other_client, ideas[2].id, token))
         assert via_flask and resp.status_code == 429
+
+
+def _at_once(calls):
+    """Run the calls in threads released together; return their responses in order."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    answers = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        answers[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return answers
+
+
+def test_many_members_voting_at_once_on_the_fast_path_keep_counts_exact(fast_app):
+    """Twelve members toggle two ideas at once, three rounds: every answer is the fast
+    path's 200, and each idea's count equals its rows after every round."""
+    ideas = [make_idea(), make_idea()]
+    signed_in = [sign_in(fast_app, make_user()) for _ in range(12)]
+    calls = [
+        partial(handled_by_flask, fast_app, partial(vote, client, idea.id, token))
+        for client, token in signed_in
+        for idea in ideas
+    ]
+    for round_ in range(3):
+        answers = _at_once(calls)
+        assert [(via_flask, r.status_code) for via_flask, r in answers] == [(False, 200)] * 24
+        db.session.commit()  # a fresh snapshot (SQLite): the threads' writes are in
+        for idea in ideas:
+            count, rows, score, created = _state(idea.id)
+            assert count == rows == (12 if round_ % 2 == 0 else 0)
+            assert score == trending_score(count, created)
+
+
+def test_one_member_clicking_in_many_tabs_at_once_makes_one_vote(fast_app):
+    """Simultaneous fast toggles by one member: one row at most, and every fragment shows
+    the idea's real count."""
+    idea = make_idea()
+    client, token = sign_in(fast_app, make_user())
+    answers = _at_once([partial(vote, client, idea.id, token) for _ in range(8)])
+    assert {r.status_code for r in answers} == {200}
+    db.session.commit()  # a fresh snapshot (SQLite): the threads' writes are in
+    count, rows, _score, _created = _state(idea.id)
+    assert count == rows and rows in (0, 1)
+    shown = {re.search(r'vote-count">(\d+)<', r.get_data(as_text=True)).group(1) for r in answers}
+    assert shown <= {"0", "1"}

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ideaboard.database import sqlite_runner
 from ideaboard.extensions import db
 from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.permissions import can_vote
@@ -43,7 +44,8 @@ _votes = Vote.__table__
 _ideas = Idea.__table__
 _users = User.__table__
 
-#: Runs a statement with parameters: Session.execute or Connection.execute.
+#: Runs a statement with parameters: Session.execute, Connection.execute, or (the SQLite
+#: fast path) database.sqlite_runner(), which gives rows the same way.
 Run = Callable[[Executable, dict], Result]
 _DELETE = (
     delete(_votes)
@@ -136,8 +138,8 @@ def _toggle_postgresql(run: Run, idea_id: int, user_id: int, bonus: float) -> tu
 
 
 def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: datetime) -> tuple:
-    """The toggle itself, through `run` (a Session's or a Connection's execute) inside its
-    transaction, on a `dialect` database: (voted, count, score).
+    """The toggle itself, through `run` (see Run) inside its transaction, on a `dialect`
+    database: (voted, count, score).
 
     count and score are None when nothing changed (the member's concurrent request voted
     first). Safe under concurrency: a delete or insert that found nothing to do changes no
@@ -221,26 +223,25 @@ def toggle_for_session(
             return None
         voted, count, _score, changed = _pg_outcome(row)
         return voted, count, changed
-    target = vote_target(conn, idea_id, user_id, token)
-    if target is None or target.role != role:
+    # Straight on the DB-API cursor: the writes queue at SQLite's one writer, where every
+    # bit of Python overhead is paid by every voter waiting behind (database.sqlite_runner).
+    run = sqlite_runner(conn)
+    target = vote_target(run, idea_id, user_id, token)
+    if target is None or target[1] != role:
         return None
-    voted, count, _score = toggle_on(conn.execute, "sqlite", idea_id, user_id, target.created_at)
+    voted, count, _score = toggle_on(run, "sqlite", idea_id, user_id, target[0])
     if count is None:
-        return voted, current_count(conn, idea_id), False
+        return voted, run(_COUNT, {"p_idea": idea_id}).scalar_one(), False
     return voted, count, True
 
 
-def vote_target(conn: Connection, idea_id: int, user_id: int, token: str):
+def vote_target(run: Run, idea_id: int, user_id: int, token: str):
     """(created_at, role) if this signed-in member may vote on this idea now, else None."""
     params = {"p_idea": idea_id, "p_user": user_id, "p_token": token}
-    return conn.execute(_TARGET, params).first()
+    return run(_TARGET, params).first()
 
 
 _COUNT = select(_ideas.c.vote_count).where(_ideas.c.id == bindparam("p_idea"))
-
-
-def current_count(conn: Connection, idea_id: int) -> int:
-    return conn.execute(_COUNT, {"p_idea": idea_id}).scalar_one()
 
 
 def has_voted(user: User | None, idea: Idea) -> bool:
