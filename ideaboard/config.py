@@ -53,7 +53,8 @@ class Config:
     LANGUAGES = ("en", "ru")
 
     # hide_parameters: SQL logging and errors never show values (mail bodies hold reset links).
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
+    # No pool_pre_ping: database.ping_when_idle() pings only connections that sat idle.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
     MAX_CONTENT_LENGTH = 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

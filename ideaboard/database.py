@@ -6,11 +6,13 @@ import fcntl
 import math
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 
 from .extensions import db
 
@@ -282,7 +284,46 @@ def configure_sqlite(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _sqlite_upgrade)
 
 
+#: A pooled connection that has been idle longer than this (seconds) is pinged before use.
+PING_AFTER_IDLE = 1.0
+
+
+def _checked_in(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Pool pre-ping, for connections that have been idle: a dropped connection is found
+    and replaced before a request uses it, without a round trip on every checkout.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request,
+    which on PostgreSQL cost about an eighth of a vote toggle's time. A connection checked
+    in less than PING_AFTER_IDLE ago was just working; if the server went away since, the
+    request's statement fails with a disconnect (a 503, nothing written), and SQLAlchemy
+    then discards every connection of the pool that is older than the failure, so the
+    next request starts on a new one.
+    """
+    if event.contains(engine, "checkin", _checked_in):
+        return
+    dialect = engine.dialect
+
+    def checkout(dbapi_connection, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise DisconnectionError() from error  # the pool connects afresh
+            raise
+
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", checkout)
+
+
 def configure_database(app: Flask) -> None:
     """Attach per-connection settings to the app's engine (creating it does not connect)."""
     with app.app_context():
         configure_sqlite(db.engine)
+        ping_when_idle(db.engine)
