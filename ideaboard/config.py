@@ -55,6 +55,9 @@ class Config:
     # hide_parameters: SQL logging and errors never show values (mail bodies hold reset links).
     # No pool_pre_ping: database.ping_when_idle() pings only connections that sat idle.
     SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
+    # Seconds a pooled connection may sit idle and still be used without a ping first;
+    # 0 pings on every checkout (as pool_pre_ping does).
+    DB_PING_AFTER_IDLE = float(os.environ.get("DB_PING_AFTER_IDLE", "1"))
     MAX_CONTENT_LENGTH = 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

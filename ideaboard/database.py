@@ -284,24 +284,20 @@ def configure_sqlite(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _sqlite_upgrade)
 
 
-#: A pooled connection that has been idle longer than this (seconds) is pinged before use.
-PING_AFTER_IDLE = 1.0
-
-
 def _checked_in(_dbapi_connection, record) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
-def ping_when_idle(engine: Engine) -> None:
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Pool pre-ping, for connections that have been idle: a dropped connection is found
     and replaced before a request uses it, without a round trip on every checkout.
 
     SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request,
     which on PostgreSQL cost about an eighth of a vote toggle's time. A connection checked
-    in less than PING_AFTER_IDLE ago was just working; if the server went away since, the
-    request's statement fails with a disconnect (a 503, nothing written), and SQLAlchemy
-    then discards every connection of the pool that is older than the failure, so the
-    next request starts on a new one.
+    in less than `idle_seconds` (DB_PING_AFTER_IDLE) ago was just working; if the server
+    went away since, the request's statement fails with a disconnect (a 503, nothing
+    written), and SQLAlchemy then discards every connection of the pool older than the
+    failure, so the next request starts on a new one. 0 pings on every checkout.
     """
     if event.contains(engine, "checkin", _checked_in):
         return
@@ -309,7 +305,7 @@ def ping_when_idle(engine: Engine) -> None:
 
     def checkout(dbapi_connection, record, _proxy) -> None:
         since = record.info.pop("idle_since", None)
-        if since is not None and time.monotonic() - since < PING_AFTER_IDLE:
+        if since is not None and time.monotonic() - since < idle_seconds:
             return
         try:
             dialect.do_ping(dbapi_connection)
@@ -326,4 +322,4 @@ def configure_database(app: Flask) -> None:
     """Attach per-connection settings to the app's engine (creating it does not connect)."""
     with app.app_context():
         configure_sqlite(db.engine)
-        ping_when_idle(db.engine)
+        ping_when_idle(db.engine, app.config["DB_PING_AFTER_IDLE"])

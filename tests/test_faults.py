@@ -1,15 +1,17 @@
 """When the database fails: a clear 503, nothing half-written, and the next request works."""
 
+import time
+
 import pytest
 from flask import has_request_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from ideaboard import create_app, database
+from ideaboard import create_app
 from ideaboard.extensions import db
 from ideaboard.models import Vote
 
-from .conftest import BACKEND, _config
+from .conftest import BACKEND, _config, fresh_app
 from .factories import login_as, make_idea, make_user, reload
 
 
@@ -66,40 +68,40 @@ def _drop_the_apps_connections() -> int:
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="kills PostgreSQL connections")
-def test_connections_dropped_while_idle_are_replaced_before_a_page_uses_them(
-    app, client, monkeypatch
-):
+def test_connections_dropped_while_idle_are_replaced_before_a_page_uses_them(make_app):
     """The server dropped every pooled connection (a restart, a failover): once they have
     sat idle, the next page finds that out by a ping and is served on a new connection."""
-    make_idea(title="Still on the board")
-    db.session.commit()
-    db.session.remove()
-    assert client.get("/ideas").status_code == 200  # the pool holds a working connection
-    assert _drop_the_apps_connections() >= 1
-    monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # as if a second had gone by
-    resp = client.get("/ideas")
-    assert resp.status_code == 200 and b"Still on the board" in resp.data
+    with fresh_app(make_app, DB_PING_AFTER_IDLE=0.0) as app:  # as if a second had gone by
+        client = app.test_client()
+        make_idea(title="Still on the board")
+        db.session.commit()
+        db.session.remove()
+        assert client.get("/ideas").status_code == 200  # the pool holds a used connection
+        assert _drop_the_apps_connections() >= 1
+        resp = client.get("/ideas")
+        assert resp.status_code == 200 and b"Still on the board" in resp.data
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="kills PostgreSQL connections")
-def test_connections_dropped_while_busy_cost_one_503_then_pages_work(app, client, monkeypatch):
+def test_connections_dropped_while_busy_cost_one_503_then_pages_work(make_app):
     """Connections used a moment ago are not pinged: if the server dropped them in that
     moment, one request answers the retry page (nothing written), and the pool is renewed
     for the next."""
-    idea, member = make_idea(), make_user()
-    db.session.commit()
-    db.session.remove()
-    login_as(client, member)
-    assert client.get("/ideas").status_code == 200
-    monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)  # all of them count as warm
-    assert _drop_the_apps_connections() >= 1
-    resp = client.post(f"/ideas/{idea.id}/vote")
-    assert resp.status_code == 503 and b"Nothing was saved" in resp.data
-    assert client.post(f"/ideas/{idea.id}/vote").status_code == 303
-    assert reload(idea).vote_count == 1
+    with fresh_app(make_app, DB_PING_AFTER_IDLE=3600.0) as app:  # all of them count as warm
+        client = app.test_client()
+        idea, member = make_idea(), make_user()
+        db.session.commit()
+        db.session.remove()
+        login_as(client, member)
+        assert client.get("/ideas").status_code == 200
+        assert _drop_the_apps_connections() >= 1
+        resp = client.post(f"/ideas/{idea.id}/vote")
+        assert resp.status_code == 503 and b"Nothing was saved" in resp.data
+        assert client.post(f"/ideas/{idea.id}/vote").status_code == 303
+        assert reload(idea).vote_count == 1
 
 
-def test_a_connection_used_a_moment_ago_is_not_pinged(tmp_path, monkeypatch):
+def test_a_connection_used_a_moment_ago_is_not_pinged(tmp_path):
     """No round trip before each request's statements while connections are busy; one
     ping after a connection has sat idle."""
     import sqlalchemy as sa
@@ -108,7 +110,7 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(tmp_path, monkeypatch):
 
     url = f"sqlite:///{tmp_path / 'ping.db'}"
     engine = sa.create_engine(url, **engine_options(url, {}))
-    ping_when_idle(engine)
+    ping_when_idle(engine, 0.5)
     sent = []
     with engine.connect() as conn:
         conn.connection.dbapi_connection.set_trace_callback(sent.append)
@@ -116,7 +118,7 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(tmp_path, monkeypatch):
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 2")
     assert sent == ["SELECT 2"] * 3
-    monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)
+    time.sleep(0.6)  # idle for longer than that
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 2")
     assert sent[3:] == ["SELECT 1", "SELECT 2"]  # the ping, then the work
