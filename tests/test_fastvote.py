@@ -214,6 +214,25 @@ def test_an_expired_or_due_sign_in_goes_to_flask(make_fast_app):
         assert via_flask and resp.status_code != 200 and _state(idea.id)[:2] == before
 
 
+def test_a_token_it_checked_before_still_expires(make_fast_app, monkeypatch):
+    """The fast path remembers the tokens it has checked, but not past their age: a CSRF
+    token older than WTF_CSRF_TIME_LIMIT goes to Flask, which refuses it, even right after
+    the same token voted."""
+    import time
+
+    app = make_fast_app(WTF_CSRF_TIME_LIMIT=60)
+    with app.app_context():
+        idea = make_idea()
+        client, token = sign_in(app, make_user())
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert not via_flask and resp.status_code == 200
+        later = time.time() + 120
+        monkeypatch.setattr(time, "time", lambda: later)
+        before = _state(idea.id)[:2]
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        assert via_flask and resp.status_code == 400 and _state(idea.id)[:2] == before
+
+
 def test_https_needs_a_same_origin_referer_as_flask_wtf_does(make_fast_app):
     app = make_fast_app(BASE_URL="https://board.example")
     with app.app_context():
