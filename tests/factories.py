@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 from sqlalchemy import select
@@ -75,6 +76,23 @@ def login_as(client, user: User, **request) -> None:
         sess["_user_id"] = login_id(user, remember=False, at=now)
         sess["_seen_at"] = int(now)
         sess["_fresh"] = True
+
+
+def at_once(calls):
+    """Run the calls in threads released together by a barrier; their results, in order."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
 
 
 def reload(obj):

@@ -3,7 +3,7 @@
 Runs on the suite's database: SQLite in the first pass, PostgreSQL in the second.
 """
 
-import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -12,26 +12,15 @@ from ideaboard.extensions import db
 from ideaboard.models import Vote
 from ideaboard.services import votes
 
-from .factories import login_as, make_idea, make_user, reload
+from .factories import at_once, login_as, make_idea, make_user, reload
 
 THREADS = 16
 
 
 def _run_all(app, jobs):
-    """Run jobs (client, path) in threads released together by a barrier; return statuses."""
-    barrier = threading.Barrier(len(jobs))
-    statuses = [None] * len(jobs)
-
-    def worker(i, client, path):
-        barrier.wait()
-        statuses[i] = client.post(path).status_code
-
-    threads = [threading.Thread(target=worker, args=(i, c, p)) for i, (c, p) in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return statuses
+    """POST every job (client, path) at once; return the statuses."""
+    answers = at_once([partial(client.post, path) for client, path in jobs])
+    return [r.status_code for r in answers]
 
 
 def _rows(idea):

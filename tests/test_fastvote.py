@@ -23,7 +23,7 @@ from ideaboard.models import Idea, Vote, utcnow
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
-from .factories import PASSWORD, make_idea, make_user
+from .factories import PASSWORD, at_once, make_idea, make_user
 
 
 @pytest.fixture
@@ -326,25 +326,6 @@ def test_with_redis_the_vote_moves_every_workers_pages_and_shares_the_limit(make
         assert via_flask and resp.status_code == 429
 
 
-def _at_once(calls):
-    """Run the calls in threads released together; return their responses in order."""
-    import threading
-
-    barrier = threading.Barrier(len(calls))
-    answers = [None] * len(calls)
-
-    def run(i, call):
-        barrier.wait()
-        answers[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return answers
-
-
 def test_many_members_voting_at_once_on_the_fast_path_keep_counts_exact(fast_app):
     """Twelve members toggle two ideas at once, three rounds: every answer is the fast
     path's 200, and each idea's count equals its rows after every round."""
@@ -356,7 +337,7 @@ def test_many_members_voting_at_once_on_the_fast_path_keep_counts_exact(fast_app
         for idea in ideas
     ]
     for round_ in range(3):
-        answers = _at_once(calls)
+        answers = at_once(calls)
         assert [(via_flask, r.status_code) for via_flask, r in answers] == [(False, 200)] * 24
         db.session.commit()  # a fresh snapshot (SQLite): the threads' writes are in
         for idea in ideas:
@@ -370,7 +351,7 @@ def test_one_member_clicking_in_many_tabs_at_once_makes_one_vote(fast_app):
     the idea's real count."""
     idea = make_idea()
     client, token = sign_in(fast_app, make_user())
-    answers = _at_once([partial(vote, client, idea.id, token) for _ in range(8)])
+    answers = at_once([partial(vote, client, idea.id, token) for _ in range(8)])
     assert {r.status_code for r in answers} == {200}
     db.session.commit()  # a fresh snapshot (SQLite): the threads' writes are in
     count, rows, _score, _created = _state(idea.id)
