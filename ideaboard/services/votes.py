@@ -44,7 +44,7 @@ _votes = Vote.__table__
 _ideas = Idea.__table__
 _users = User.__table__
 
-#: Runs a statement with parameters: Session.execute, Connection.execute, or (the SQLite
+#: Runs a statement with parameters: Session.execute, Connection.execute, or (the vote
 #: fast path) database.driver_runner(), which gives rows the same way.
 Run = Callable[[Executable, dict], Result]
 _DELETE = (
