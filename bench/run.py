@@ -348,11 +348,14 @@ class Database:
             return Database.postgres(f"{base}/{name}{tag}{sep}{query}", owned=True)
         return Database("sqlite", instance=BENCH / f"instance-{tag}", owned=True)
 
+    def libpq_url(self) -> str:
+        """The database's URL as psycopg.connect() takes it (no SQLAlchemy driver name)."""
+        url = re.sub(r"^postgresql\+psycopg://", "postgresql://", self.url)
+        return re.sub(r"^postgres://", "postgresql://", url)
+
     def admin_url(self) -> str:
         """The same server's `postgres` database, for CREATE/DROP DATABASE."""
-        url = re.sub(r"^postgresql\+psycopg://", "postgresql://", self.url)
-        url = re.sub(r"^postgres://", "postgresql://", url)
-        base, _, rest = url.rpartition("/")
+        base, _, rest = self.libpq_url().rpartition("/")
         _name, sep, query = rest.partition("?")
         return f"{base}/postgres{sep}{query}"
 
@@ -479,8 +482,7 @@ def vacuum_if_no_autovacuum(db: Database) -> None:
         return
     import psycopg
 
-    url = re.sub(r"^postgresql\+psycopg://", "postgresql://", db.url)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(db.libpq_url(), autocommit=True) as conn:
         if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
             return
         started = time.perf_counter()

@@ -130,6 +130,10 @@ def engine_options(url: str, options: dict) -> dict:
 _READS = ("SELECT", "PRAGMA", "BEGIN", "EXPLAIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
+def _reads_only(statement: str) -> bool:
+    return statement.lstrip()[:9].upper().startswith(_READS)
+
+
 def _sqlite_connect(dbapi_connection, _record) -> None:
     # SQLAlchemy's "begin" event issues BEGIN itself (pysqlite's own handling is unreliable).
     dbapi_connection.isolation_level = None
@@ -169,7 +173,7 @@ def _sqlite_upgrade(conn, cursor, statement, *_args) -> None:
     """
     if conn.info.get("sqlite_writer", True):
         return
-    if statement.lstrip()[:9].upper().startswith(_READS):
+    if _reads_only(statement):
         return
     _become_writer(conn, cursor)
 
@@ -230,7 +234,7 @@ class _Compiled:
             for col in getattr(stmt, "exported_columns", ())
         ]
         self.results = procs if any(procs) else None
-        self.writes = not self.sql.lstrip()[:9].upper().startswith(_READS)
+        self.writes = not _reads_only(self.sql)
 
     def values(self, params: dict):
         """The parameters as the driver takes them: in order for "?" (a name used twice is
@@ -267,7 +271,7 @@ def driver_runner(conn):
     cursor = conn.connection.dbapi_connection.cursor()
     dialect = conn.dialect
     sqlite = dialect.name == "sqlite"
-    cache = _COMPILED.setdefault(id(dialect), {})
+    cache = _COMPILED.setdefault((type(dialect), dialect.paramstyle), {})
 
     def run(stmt, params: dict) -> _Rows:
         compiled = cache.get(id(stmt))
@@ -281,8 +285,9 @@ def driver_runner(conn):
     return run
 
 
-#: Compiled statements by dialect and statement (module-level constants, so ids are stable).
-_COMPILED: dict[int, dict[int, _Compiled]] = {}
+#: Compiled statements by the kind of dialect (a dialect object's id could be reused by
+#: another engine's), then by statement (module-level constants, so their ids are stable).
+_COMPILED: dict[tuple, dict[int, _Compiled]] = {}
 
 
 def configure_sqlite(engine: Engine) -> None:
