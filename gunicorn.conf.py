@@ -28,8 +28,8 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # the signed-in pages 1.5-3x faster than sync workers (4 or 5), 2x8, 3x2 or 4x4 threads,
 # and anonymous pages as well as any of them.
 # gthread, except that each worker accepts only while it holds no more connections than
-# any other (ideaboard/serving.py): kept-alive connections no longer pile up on one worker.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "ideaboard.serving.BalancedThreadWorker")
+# any other (ideaboard/perf/worker.py): kept-alive connections no longer pile up on one worker.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "ideaboard.perf.worker.BalancedThreadWorker")
 workers = _int("GUNICORN_WORKERS", _int("WEB_CONCURRENCY", _cores + 1))
 threads = _int("GUNICORN_THREADS", 4)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
@@ -95,7 +95,7 @@ def post_worker_init(worker) -> None:
 
 def child_exit(server, worker) -> None:
     """In the master, once a worker has exited: free its entry in the connection table."""
-    if worker_class.startswith("ideaboard.serving."):
-        from ideaboard import serving
+    if worker_class.startswith("ideaboard.perf.worker."):
+        from ideaboard.perf import worker as balanced
 
-        serving.release(worker.pid)
+        balanced.release(worker.pid)

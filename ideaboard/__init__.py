@@ -24,11 +24,11 @@ def _default_instance() -> str | None:
 
 def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
-    from . import assets, cache, cli, errors, htmx, i18n, mail, markup, seclog, security
+    from . import assets, cli, errors, htmx, i18n, mail, markup, seclog, security
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
-    from .ideas import fastvote
+    from .perf import fastvote, pagecache
 
     app = Flask(
         __name__,
@@ -70,7 +70,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     configure_database(app)
     # Order matters: after_request hooks run last-registered first, so the page cache
     # (registered first) stores what compression (next) produced.
-    cache.init_app(app)
+    pagecache.init_app(app)
     fastvote.init_app(app)  # inside ProxyFix (security), in front of the visitor cache
     assets.init_app(app)
     security.init_app(app)

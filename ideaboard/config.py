@@ -47,7 +47,7 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")  # the `ideaboard` loggers (security events)
     REDIS_URL = os.environ.get("REDIS_URL")
     RATELIMIT_ENABLED = _bool(os.environ.get("RATELIMIT_ENABLED"), True)
-    # htmx vote clicks answered before Flask (ideas/fastvote.py); false sends all to Flask.
+    # htmx vote clicks answered before Flask (perf/fastvote.py); false sends all to Flask.
     VOTE_FAST_PATH = _bool(os.environ.get("VOTE_FAST_PATH"), True)
     BABEL_DEFAULT_LOCALE = os.environ.get("IDEABOARD_LOCALE", "en")
     LANGUAGES = ("en", "ru")

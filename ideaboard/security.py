@@ -137,7 +137,7 @@ def _stamp_sign_in(_app, user: User, **_extra) -> None:
 def sign_in_state(sess: Mapping, now: float, config: Mapping) -> str:
     """What a session's sign-in needs before anything reads it: "none" (no sign-in), "ok",
     "end" (past its absolute lifetime, or idle too long) or "touch" (fine, but its
-    last-activity stamp is due). Pure, so the vote fast path (ideas/fastvote.py) judges
+    last-activity stamp is due). Pure, so the vote fast path (perf/fastvote.py) judges
     a session exactly as Flask's requests do."""
     value = sess.get("_user_id")
     if value is None:

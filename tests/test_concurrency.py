@@ -67,7 +67,7 @@ def test_sqlite_writers_queue_on_the_writer_gate(tmp_path):
     import threading
     import time
 
-    from ideaboard.database import GatedConnection
+    from ideaboard.perf.writergate import GatedConnection
 
     path = str(tmp_path / "gate.db")
     first = sqlite3.connect(path, factory=GatedConnection, isolation_level=None)
@@ -105,7 +105,7 @@ def test_sqlite_write_transaction_with_ddl_stays_atomic(tmp_path):
     migration's CREATE TABLE and its data go in, or out, together."""
     import sqlalchemy as sa
 
-    from ideaboard.database import configure_sqlite, engine_options
+    from ideaboard.perf.writergate import configure_sqlite, engine_options
 
     url = f"sqlite:///{tmp_path / 'atomic.db'}"
     engine = sa.create_engine(url, **engine_options(url, {}))
@@ -128,8 +128,8 @@ def test_sqlite_log_is_copied_into_the_database_every_so_many_writes(tmp_path):
 
     import sqlalchemy as sa
 
-    from ideaboard import database
-    from ideaboard.database import GatedConnection, configure_sqlite, engine_options
+    from ideaboard.perf import writergate
+    from ideaboard.perf.writergate import GatedConnection, configure_sqlite, engine_options
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
     path = tmp_path / "log.db"
@@ -140,13 +140,13 @@ def test_sqlite_log_is_copied_into_the_database_every_so_many_writes(tmp_path):
     GatedConnection.commits_since_checkpoint = 0  # other tests' commits in this process
     size = os.path.getsize(path)
     blob = os.urandom(8192)
-    for _ in range(database.CHECKPOINT_EVERY - 1):
+    for _ in range(writergate.CHECKPOINT_EVERY - 1):
         with engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
     assert os.path.getsize(path) == size, "copied before CHECKPOINT_EVERY commits"
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
-    assert os.path.getsize(path) >= size + database.CHECKPOINT_EVERY * len(blob)
+    assert os.path.getsize(path) >= size + writergate.CHECKPOINT_EVERY * len(blob)
     with engine.connect() as conn:  # and nothing was lost on the way
-        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == database.CHECKPOINT_EVERY
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == writergate.CHECKPOINT_EVERY
     engine.dispose()

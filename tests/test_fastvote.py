@@ -1,4 +1,4 @@
-"""The vote click's fast path (ideas/fastvote.py): the same answer as the Flask route, or
+"""The vote click's fast path (perf/fastvote.py): the same answer as the Flask route, or
 no answer at all (Flask's then), and never a write it should not make.
 
 Members here sign in through the real form, with CSRF on, as a browser does; the helpers
@@ -18,8 +18,8 @@ from flask_login.utils import _create_identifier
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
-from ideaboard.ideas.fastvote import _identifier
 from ideaboard.models import Idea, Vote, utcnow
+from ideaboard.perf.fastvote import _identifier
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip

@@ -194,7 +194,7 @@ def test_redis_restart_never_replays_old_versions(make_app):
 def test_version_file_is_shared_between_processes_and_survives_replacement(tmp_path):
     """Two workers (two stores on one file) see each other's bumps, also after the file is
     deleted or replaced under them, and never see a value twice."""
-    from ideaboard.cache import FileVersionStore
+    from ideaboard.perf.pagecache import FileVersionStore
 
     path = tmp_path / "ideaboard.db.version"
     one, two = FileVersionStore(path), FileVersionStore(path)

@@ -1,4 +1,4 @@
-"""List rows rendered once and reused (ideas/rows.py): the same HTML as the macro, never
+"""List rows rendered once and reused (perf/rows.py): the same HTML as the macro, never
 another member's token, never a stale value."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from flask import render_template_string
 
 from ideaboard.extensions import db
-from ideaboard.ideas import rows
+from ideaboard.perf import rows
 from ideaboard.services import votes
 from ideaboard.services.ideas import get_idea
 

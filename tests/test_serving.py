@@ -1,5 +1,5 @@
 """gunicorn with the production settings shares kept-alive connections out evenly between
-its workers (ideaboard/serving.py), and a worker killed with its connections is replaced
+its workers (ideaboard/perf/worker.py), and a worker killed with its connections is replaced
 without anyone being refused."""
 
 from __future__ import annotations

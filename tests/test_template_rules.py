@@ -22,8 +22,8 @@ PACKAGE = ROOT / "ideaboard"
 #: Files allowed to mark text safe, and why.
 MARKUP_ALLOWED = {
     "ideaboard/markup.py": "the sanitiser: bleach's output is the only HTML made from user text",
-    "ideaboard/cache.py": "fragments rendered by our own autoescaped templates, embedded whole",
-    "ideaboard/ideas/rows.py": "list rows rendered by our own autoescaped macro, joined",
+    "ideaboard/perf/pagecache.py": "fragments from our autoescaped templates, embedded whole",
+    "ideaboard/perf/rows.py": "list rows rendered by our own autoescaped macro, joined",
 }
 
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)

@@ -9,20 +9,20 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from ideaboard import cache as page_cache
 from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
+from ideaboard.perf import pagecache as page_cache
+from ideaboard.perf.fastvote import member_limit_key
+from ideaboard.perf.rows import idea_rows
 from ideaboard.permissions import can_comment, can_edit_comment, can_edit_idea, is_staff
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, NotFound, ValidationError
 
-from .fastvote import member_limit_key
 from .forms import CommentForm, IdeaForm
-from .rows import idea_rows
 
 bp = Blueprint("ideas", __name__)
 

@@ -57,7 +57,7 @@ def trending_score(votes: int, created_at: datetime) -> float:
 def trending_score_sql(votes, bonus):
     """trending_score() as an SQL expression over vote-count and age-bonus expressions.
 
-    `log10` is built into PostgreSQL; on SQLite, database.py registers Python's math.log10
+    `log10` is built into PostgreSQL; on SQLite, perf/writergate.py registers Python's math.log10
     on every connection, so both give the same number as trending_score().
     """
     return func.log10(1 + votes) + bonus

@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ideaboard.database import driver_runner
 from ideaboard.extensions import db
 from ideaboard.models import Idea, User, Vote, utcnow
+from ideaboard.perf.driver import driver_runner
 from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
@@ -45,7 +45,7 @@ _ideas = Idea.__table__
 _users = User.__table__
 
 #: Runs a statement with parameters: Session.execute, Connection.execute, or (the vote
-#: fast path) database.driver_runner(), which gives rows the same way.
+#: fast path) perf.driver.driver_runner(), which gives rows the same way.
 Run = Callable[[Executable, dict], Result]
 _DELETE = (
     delete(_votes)
@@ -164,7 +164,7 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     return VoteResult(voted=voted, count=count)
 
 
-# can_vote() for the fast path (ideas/fastvote.py), as one read: the idea is live and the
+# can_vote() for the fast path (perf/fastvote.py), as one read: the idea is live and the
 # session's login still stands (its token is the member's current one, as in
 # security._load_user). The role tells whether a write limit applies (staff are exempt).
 _TARGET = (
@@ -208,7 +208,7 @@ def toggle_for_session(
     (voted, count, changed), or None, with nothing written, when the rule says no: the
     idea is gone or deleted, or the sign-in no longer stands (see vote_target()).
     """
-    # Straight on the DB-API cursor (database.driver_runner): on SQLite the writes queue
+    # Straight on the DB-API cursor (perf.driver.driver_runner): on SQLite the writes queue
     # at the one writer, where every bit of Python overhead is paid by every voter waiting
     # behind; on PostgreSQL SQLAlchemy's execute was a tenth of the fast path's CPU.
     run = driver_runner(conn)

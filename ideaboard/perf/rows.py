@@ -21,7 +21,7 @@ from flask import current_app, request, url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
-from ideaboard.cache import PageStore
+from ideaboard.perf.pagecache import PageStore
 
 MAX_ROWS = 5000
 # Letters and digits only: HTML escaping and URL quoting leave them as they are.

@@ -49,8 +49,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from werkzeug.wrappers import Request
 
-from .extensions import db
-from .models import ContentVersion
+from ideaboard.extensions import db
+from ideaboard.models import ContentVersion
 
 log = logging.getLogger("ideaboard.cache")
 
@@ -393,7 +393,7 @@ class VisitorFastPath:
         return self.wsgi_app(environ, start_response)
 
     def _lookup(self, environ):
-        from .i18n import locale_of
+        from ideaboard.i18n import locale_of
 
         req = Request(environ)
         cookies = req.cookies

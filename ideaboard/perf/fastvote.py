@@ -52,9 +52,9 @@ from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
 
 from ideaboard import security
-from ideaboard.cache import current_cache
 from ideaboard.extensions import db, limiter
 from ideaboard.i18n import LOCALE_COOKIE, locale_from
+from ideaboard.perf.pagecache import current_cache
 from ideaboard.services import votes
 
 log = logging.getLogger("ideaboard.fastvote")
