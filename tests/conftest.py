@@ -236,7 +236,8 @@ def shared_fixture(name: str) -> Path:
     return path
 
 
-TEST_REDIS = "redis://127.0.0.1:6379/15"
+#: The Redis database the tests use (and flush); another one for a second run at once.
+TEST_REDIS = os.environ.get("IDEABOARD_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 def redis_or_skip():
