@@ -28,7 +28,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
-    from .perf import fastvote, pagecache
+    from .perf import fastvote, observe, pagecache
 
     app = Flask(
         __name__,
@@ -68,10 +68,8 @@ def create_app(config: dict | object | None = None) -> Flask:
         default_translation_directories=str(_ROOT / "translations"),
     )
     configure_database(app)
-    # Order matters: after_request hooks run last-registered first, so the page cache
-    # (registered first) stores what compression (next) produced.
     pagecache.init_app(app)
-    fastvote.init_app(app)  # inside ProxyFix (security), in front of the visitor cache
+    observe.init_app(app)
     assets.init_app(app)
     security.init_app(app)
     htmx.init_app(app)
@@ -91,4 +89,23 @@ def create_app(config: dict | object | None = None) -> Flask:
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
+
+    # The WSGI stack, outermost first: each layer answers what it can and passes the rest
+    # inward, to Flask last. Layers that answer without Flask tell perf.observe, so hooks
+    # that must see every request subscribe there. Nothing else replaces app.wsgi_app.
+    app.wsgi_app = wsgi_stack(
+        app,
+        security.proxy_fix,  # the client's address and scheme, from PROXY_HOPS proxies
+        fastvote.VoteFastPath,  # an htmx vote click from a list, without a Flask request
+        pagecache.VisitorFastPath,  # a visitor's cached page, without a Flask request
+    )
     return app
+
+
+def wsgi_stack(app: Flask, *layers):
+    """Flask's WSGI app wrapped in `layers`, the first outermost. A layer is called with
+    (app, the app it wraps) and returns its WSGI app, or None to stay out."""
+    inner = app.wsgi_app
+    for layer in reversed(layers):
+        inner = layer(app, inner) or inner
+    return inner

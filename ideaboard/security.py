@@ -199,12 +199,16 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+def proxy_fix(app: Flask, wsgi_app):
+    """The WSGI layer that takes the client's address and scheme from PROXY_HOPS trusted
+    proxies (None when the app is not behind one)."""
+    hops = app.config.get("PROXY_HOPS", 0)
+    return ProxyFix(wsgi_app, x_for=hops, x_proto=hops, x_host=0) if hops else None
+
+
 def init_app(app: Flask) -> None:
     # Before any blueprint adds its rules, so every <int:...> gets the bound.
     app.url_map.converters["int"] = IdConverter
-    hops = app.config.get("PROXY_HOPS", 0)
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
     user_logged_in.connect(_stamp_sign_in, app)

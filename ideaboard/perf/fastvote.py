@@ -57,6 +57,8 @@ from ideaboard.i18n import LOCALE_COOKIE, locale_from
 from ideaboard.perf.pagecache import current_cache
 from ideaboard.services import votes
 
+from . import observe
+
 log = logging.getLogger("ideaboard.fastvote")
 
 _PATH = re.compile(r"/ideas/([1-9][0-9]{0,9})/vote\Z")
@@ -144,10 +146,24 @@ class VoteFastPath:
         ):
             match = _PATH.match(environ.get("PATH_INFO", ""))
             if match:
+                started = time.perf_counter()
                 answer = self._answer(environ, int(match.group(1)))
                 if answer is not None:
-                    status, headers, body = answer
+                    status, headers, body, user_id = answer
                     start_response(status, headers)
+                    if observe.listening():
+                        observe.answered(
+                            self.app,
+                            observe.Answer(
+                                via=observe.VIA_VOTE_FAST_PATH,
+                                method="POST",
+                                path=environ["PATH_INFO"],
+                                endpoint=ENDPOINT,
+                                status=200,
+                                user_id=user_id,
+                                seconds=time.perf_counter() - started,
+                            ),
+                        )
                     return [body]
         return self.wsgi_app(environ, start_response)
 
@@ -267,7 +283,10 @@ class VoteFastPath:
             locale = locale_from(
                 cookies.get(LOCALE_COOKIE), environ.get("HTTP_ACCEPT_LANGUAGE", ""), self.app.config
             )
-            return self._response(environ, form, idea_id, voted, count, sess, limits, locale)
+            status, headers, body = self._response(
+                environ, form, idea_id, voted, count, sess, limits, locale
+            )
+            return status, headers, body, login.user_id
 
     def _toggle(self, idea_id: int, login: security.LoginId):
         """(voted, count, limits) once committed; None, with nothing written, to pass."""
@@ -367,7 +386,3 @@ class VoteFastPath:
             *extra,
         ]
         return "200 OK", headers, body
-
-
-def init_app(app: Flask) -> None:
-    app.wsgi_app = VoteFastPath(app, app.wsgi_app)

@@ -52,6 +52,8 @@ from werkzeug.wrappers import Request
 from ideaboard.extensions import db
 from ideaboard.models import ContentVersion
 
+from . import observe
+
 log = logging.getLogger("ideaboard.cache")
 
 #: Endpoints whose visitor pages depend only on the URL, the locale and the content.
@@ -134,12 +136,13 @@ class SharedPageStore:
         if raw is None:
             return None
         head, _, body = raw.partition(b"\n")
-        status, headers, final = json.loads(head)
-        return status, body, [tuple(h) for h in headers], final and [tuple(h) for h in final]
+        status, headers, final, endpoint = json.loads(head)
+        final = final and [tuple(h) for h in final]
+        return status, body, [tuple(h) for h in headers], final, endpoint
 
     def put(self, key: tuple, item) -> None:
-        status, body, headers, final = item
-        head = json.dumps([status, headers, final], separators=(",", ":")).encode()
+        status, body, headers, final, endpoint = item
+        head = json.dumps([status, headers, final, endpoint], separators=(",", ":")).encode()
         try:
             self._redis.set(self._name(key), head + b"\n" + body, ex=self.TTL)
         except Exception:  # noqa: BLE001
@@ -374,10 +377,10 @@ def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
 class VisitorFastPath:
     """WSGI middleware: a visitor's cached page without the cost of a Flask request."""
 
-    def __init__(self, app: Flask, wsgi_app, cache: PageCache) -> None:
+    def __init__(self, app: Flask, wsgi_app) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self.cache = cache
+        self.cache = app.extensions["ideaboard_cache"]
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -385,10 +388,24 @@ class VisitorFastPath:
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "GET" and self.cache.enabled:
+            started = time.perf_counter()
             hit = self._lookup(environ)
             if hit is not None:
-                status, body, headers = hit
+                status, body, headers, endpoint = hit
                 start_response(status, headers)
+                if observe.listening():
+                    observe.answered(
+                        self.app,
+                        observe.Answer(
+                            via=observe.VIA_VISITOR_CACHE,
+                            method="GET",
+                            path=environ.get("PATH_INFO", ""),
+                            endpoint=endpoint,
+                            status=200,
+                            user_id=None,
+                            seconds=time.perf_counter() - started,
+                        ),
+                    )
                 return [body]
         return self.wsgi_app(environ, start_response)
 
@@ -412,7 +429,7 @@ class VisitorFastPath:
         entry = self.cache.pages.get(key)
         if entry is None or entry[3] is None:
             return None
-        status, body, _kept, final = entry
+        status, body, _kept, final, endpoint = entry
         headers = [
             (name, _NONCE.sub(f"'nonce-{secrets.token_urlsafe(18)}'", value))
             if name == "Content-Security-Policy"
@@ -420,7 +437,7 @@ class VisitorFastPath:
             for name, value in final
         ]
         headers.append(("Content-Length", str(len(body))))
-        return "200 OK", body, headers  # only 200 responses are stored
+        return "200 OK", body, headers, endpoint  # only 200 responses are stored
 
 
 def _mark_changed(session_: Session, *args) -> None:
@@ -507,18 +524,23 @@ def init_app(app: Flask) -> None:
         hit = cache.pages.get(key)
         if hit is None:
             return None
-        status, body, headers, _final = hit
+        status, body, headers, _final, _endpoint = hit
         g.page_cache_hit = True
         return Response(body, status=status, headers=headers)
 
-    # Registered before flask-compress (see create_app), so it runs after compression
-    # and keeps the encoded body, ready to serve as is.
+    # Registered before flask-compress (create_app calls init_app before assets.init_app),
+    # so it runs after compression and keeps the encoded body, ready to serve as is; in
+    # the other order pages would only be kept uncompressed (see the encoding check).
     @app.after_request
     def _store(resp: Response) -> Response:
         key = g.pop("page_cache_key", None)
         if key is None or g.get("page_cache_hit"):
             return resp
         if resp.status_code != 200 or resp.direct_passthrough or "Set-Cookie" in resp.headers:
+            return resp
+        # Whatever order the hooks run in, a body is kept only under the encoding it has:
+        # an encoded body under a key for clients that asked for none would be unreadable.
+        if resp.headers.get("Content-Encoding", "identity") not in (key[-1], "identity"):
             return resp
         body = resp.get_data()
         if len(body) <= MAX_BODY:
@@ -536,7 +558,5 @@ def init_app(app: Flask) -> None:
                 # Flask adds "Vary: Cookie" after every hook, when it saves the session.
                 vary = [v.strip() for v in resp.headers.get("Vary", "").split(",") if v.strip()]
                 final.append(("Vary", ", ".join([*vary, *(["Cookie"] * ("Cookie" not in vary))])))
-            cache.pages.put(key, (resp.status_code, body, headers, final))
+            cache.pages.put(key, (resp.status_code, body, headers, final, request.endpoint))
         return resp
-
-    app.wsgi_app = VisitorFastPath(app, app.wsgi_app, cache)
