@@ -60,7 +60,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1/ideaboard_loadtest"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"  # the tests use /15
 LOOPBACK = "127.0.0.1"
 USER_AGENT = "ideaboard-loadtest/1"
-PASSWORD = "bench password 123"  # ideaboard/seed.py BENCH_PASSWORD
+PASSWORD = "bench password 123"  # bench/seed.py BENCH_PASSWORD
 STAFF_EMAIL = "bench-staff@bench.test"
 # Cheap but real: the members are hashed (once, by the seed) and checked (at each sign-in)
 # with scrypt at N=1024 instead of production's N=131072, through the app's own
@@ -296,24 +296,23 @@ def base_env(db: Database, s: Settings, secret: str) -> dict[str, str]:
 
 
 def prepare(db: Database, s: Settings, env: dict[str, str]) -> dict:
-    """An empty database, migrated and seeded with `flask bench seed` (a few seconds)."""
+    """An empty database, migrated and seeded with bench/seed.py (a few seconds)."""
     db.reset()
     spec = app_spec({"PASSWORD_HASH_METHOD": s.hash_method})
-    flask = [str(VENV_BIN / "flask"), "--app", spec]
 
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [*flask, *args], cwd=ROOT, env=env, text=True, capture_output=True, timeout=600
-        )
+    def run(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
         if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+            raise RuntimeError(f"{' '.join(cmd[1:3])} failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
-    run("db", "upgrade")
+    run(str(VENV_BIN / "flask"), "--app", spec, "db", "upgrade")
     state = db.dir / "state.json"
     out = run(
-        "bench",
-        "seed",
+        sys.executable,
+        str(BENCH / "seed.py"),
+        "--app",
+        spec,
         "--ideas",
         str(s.ideas),
         "--votes",

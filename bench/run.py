@@ -137,7 +137,7 @@ SCENARIOS = [
     ),
 ]
 BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
-# Words the seed's titles and bodies use (ideaboard/seed.py), common and rare, English and
+# Words the seed's titles and bodies use (bench/seed.py), common and rare, English and
 # Russian, whole and as prefixes; search.lua asks for one or two of them per request.
 SEARCH_WORDS = (
     "export,invoices,calendar,dashboards,offline,reports,sync,tasks,pdf,android,templates,"
@@ -418,7 +418,7 @@ def state_candidates(db: Database) -> list[Path]:
     paths = [db.scratch() / "state.json"]
     if db.backend == "sqlite":
         paths.append(db.instance / "bench" / "state.json")
-    paths.append(BENCH / "state.json")  # `flask bench seed`'s default --state
+    paths.append(BENCH / "state.json")  # bench/seed.py's default --state
     return paths
 
 
@@ -447,11 +447,6 @@ def _state_fits(state: dict, info: dict) -> bool:
         and info["ideas"] >= state.get("ideas", 0)
         and info["bench_members"] >= state.get("members", 0)
     )
-
-
-def seed_command_available(env: dict[str, str]) -> bool:
-    done = flask_cli(env, "bench", "seed", "--help", timeout=120)
-    return done.returncode == 0
 
 
 def wipe(db: Database) -> None:
@@ -540,12 +535,6 @@ def ensure_data(
             f"not a bench seed of {sizes}, and it is not the benchmark's own database.\n"
             "       Set BENCH_RESEED=1 to empty and seed it, or point at another database."
         )
-    if not seed_command_available(env):
-        sys.exit(
-            "bench: `flask --app wsgi bench seed` is not available in this checkout, so the "
-            "database cannot be seeded.\n       Seed it yourself, or run with --no-seed on "
-            "existing data with bench members."
-        )
     if not empty:
         wipe(db)
         db.ensure_exists()
@@ -554,12 +543,13 @@ def ensure_data(
             raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
     state_path = db.scratch() / "state.json"
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["bench", "seed", "--state", str(state_path)]
+    args = []
     for key in SIZE_KEYS:
         args += [f"--{key}", str(sizes[key])]
-    log(f"seeding {db.describe()}: {' '.join(args[4:])} (minutes at 100k ideas)")
+    log(f"seeding {db.describe()}: {' '.join(args)} (minutes at 100k ideas)")
     started = time.perf_counter()
-    done = flask_cli(env, *args, timeout=7200)
+    cmd = [sys.executable, str(BENCH / "seed.py"), "--state", str(state_path), *args]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, timeout=7200, text=True, capture_output=True)
     if done.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
     log(f"seeded in {time.perf_counter() - started:.0f} s: {done.stdout.strip().splitlines()[-3:]}")

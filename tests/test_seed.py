@@ -1,4 +1,4 @@
-"""`flask bench seed`: bulk benchmark data that is as consistent as the services keep it."""
+"""bench/seed.py: bulk benchmark data that is as consistent as the services keep it."""
 
 import json
 import re
@@ -6,9 +6,9 @@ import re
 import pytest
 from sqlalchemy import func, select, update
 
+from bench.seed import BENCH_PASSWORD, STAFF_EMAIL, _fix_counts, _rescore, seed_command
 from ideaboard.extensions import db
 from ideaboard.models import Board, Comment, Idea, Status, StatusChange, User, Vote
-from ideaboard.seed import BENCH_PASSWORD, STAFF_EMAIL, _fix_counts, _rescore
 from ideaboard.services import accounts, votes
 from ideaboard.services.ideas import IdeaQuery, list_ideas, trending_score
 from ideaboard.services.search import match_clause, query_terms
@@ -22,10 +22,10 @@ def _count(model, *where) -> int:
 
 
 def _seed(app, state, sizes, *extra):
-    args = ["bench", "seed", "--state", str(state), *extra]
+    args = ["--state", str(state), *extra]
     for name, value in sizes.items():
         args += [f"--{name}", str(value)]
-    result = app.test_cli_runner().invoke(args=args)
+    result = app.test_cli_runner().invoke(seed_command, args)
     db.session.commit()  # then read what the command's own connection wrote
     return result
 
