@@ -38,8 +38,8 @@ test: install
 	fi
 
 lint: install
-	$(BIN)/ruff check ideaboard tests
-	$(BIN)/ruff format --check ideaboard tests
+	$(BIN)/ruff check ideaboard tests bench
+	$(BIN)/ruff format --check ideaboard tests bench
 
 # Re-extract strings and merge them into the catalogs (then translate and commit the .po).
 messages: install
@@ -53,7 +53,7 @@ clean:
 # 32 connections; seeds bench/instance (SQLite) first if needed. Never part of `make test`.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--only board_anon,vote --seconds 5".
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1/bench
-.PHONY: bench bench-postgres bench-growth
+.PHONY: bench bench-postgres bench-growth bench-seed
 
 bench: install
 	env -u DATABASE_URL $(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -67,6 +67,14 @@ bench-postgres: install
 bench-growth: install
 	env -u DATABASE_URL $(BIN)/python bench/run.py --growth \
 		--only board_anon,idea_anon,roadmap_anon $(BENCH_ARGS)
+
+# The benchmark's data in the app's own database (DATABASE_URL, else instance/), migrated
+# first: 100,000 ideas by default; SEED_ARGS passes options, e.g.
+# SEED_ARGS="--ideas 10000 --votes 100000 --comments 20000".
+# `make bench` seeds its own database by itself; this is for trying the app at that size.
+bench-seed: install
+	$(FLASK) db upgrade
+	$(BIN)/python bench/seed.py $(SEED_ARGS)
 
 # Load and fault run (bench/loadtest.py): security.md part 4 as assertions (burst of votes,
 # staff status changes, rate limits across workers, a worker killed during writes, integrity

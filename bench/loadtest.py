@@ -20,6 +20,8 @@ Prints a table and writes bench/results/loadtest-<UTC time>-<backend>.json; p95 
 compared with bench/results/loadtest-baseline-<backend>.json. Exits non-zero on any failure.
 Every loop is bounded by a count and a deadline, and only http://127.0.0.1:<port> is loaded.
 Standard library only (threads + http.client); the app itself is imported for the checks.
+The server, the database, the CPU watch and the quiet wait are bench/harness.py's, shared
+with bench/run.py.
 """
 
 from __future__ import annotations
@@ -31,14 +33,11 @@ import http.client
 import json
 import math
 import os
-import platform
 import queue
 import random
 import re
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -48,19 +47,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-VENV_BIN = Path(sys.executable).parent
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
-RESULTS = BENCH / "results"
-WORK = BENCH / "work"
+# `python bench/loadtest.py` puts bench/ first on the path, not the project root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.harness import BENCH, LOOPBACK, RESULTS, ROOT, WORK, Database, Server, log
+
 SQLITE_DIR = BENCH / "instance" / "loadtest"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1/ideaboard_loadtest"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"  # the tests use /15
-LOOPBACK = "127.0.0.1"
 USER_AGENT = "ideaboard-loadtest/1"
-PASSWORD = "bench password 123"  # ideaboard/seed.py BENCH_PASSWORD
+PASSWORD = "bench password 123"  # bench/seed.py BENCH_PASSWORD
 STAFF_EMAIL = "bench-staff@bench.test"
 # Cheap but real: the members are hashed (once, by the seed) and checked (at each sign-in)
 # with scrypt at N=1024 instead of production's N=131072, through the app's own
@@ -83,11 +80,6 @@ SEARCH_WORDS = (
     "notifications slack excel crash keyboard отчёты шаблоны"
 ).split()
 STATUS_CYCLE = ("under_review", "planned", "in_progress", "shipped")
-_START = time.monotonic()
-
-
-def log(msg: str) -> None:
-    print(f"[loadtest {time.monotonic() - _START:6.1f}s] {msg}", flush=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -226,57 +218,23 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 # the database
 
 
-class Database:
+def scratch_database(url: str | None) -> Database:
     """SQLite in bench/instance/loadtest, or a PostgreSQL scratch database; ours to empty."""
+    if not url:
+        return Database.sqlite(SQLITE_DIR, owned=True)
+    if not url.startswith(("postgresql://", "postgres://")):
+        sys.exit(f"loadtest: --database-url must be a PostgreSQL URL, not {url!r}")
+    name = harness.dbname_of(url)
+    if "loadtest" not in name:
+        sys.exit(
+            f"loadtest: refusing to drop {name!r}: the scratch database's "
+            "name must contain 'loadtest'"
+        )
+    return Database.postgresql(url, BENCH / "instance" / f"loadtest-pg-{name}", owned=True)
 
-    def __init__(self, url: str | None):
-        self.url = url
-        self.backend = "postgresql" if url else "sqlite"
-        if url:
-            if not url.startswith(("postgresql://", "postgres://")):
-                sys.exit(f"loadtest: --database-url must be a PostgreSQL URL, not {url!r}")
-            if "loadtest" not in self.dbname():
-                sys.exit(
-                    f"loadtest: refusing to drop {self.dbname()!r}: the scratch database's "
-                    "name must contain 'loadtest'"
-                )
-            self.dir = BENCH / "instance" / f"loadtest-pg-{self.dbname()}"
-        else:
-            self.dir = SQLITE_DIR
 
-    def dbname(self) -> str:
-        return self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
-
-    def describe(self) -> str:
-        if self.url:
-            return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
-        return f"sqlite:///{self.dir / 'ideaboard.db'} (WAL)"
-
-    def app_url(self) -> str:
-        """The URL the app's own config takes (for the checks run in this process)."""
-        return self.url or f"sqlite:///{self.dir / 'ideaboard.db'}"
-
-    def env(self) -> dict[str, str]:
-        if self.url:
-            return {"DATABASE_URL": self.url, "IDEABOARD_INSTANCE": str(self.dir)}
-        return {"IDEABOARD_INSTANCE": str(self.dir)}
-
-    def reset(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob("ideaboard.db*"):
-            stale.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir / "state.json").unlink()
-        if not self.url:
-            return
-        import psycopg
-
-        base, _, rest = self.url.rpartition("/")
-        _name, sep, query = rest.partition("?")
-        admin = f"{base}/postgres{sep}{query}".replace("postgres://", "postgresql://", 1)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname()}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.dbname()}"')
+def describe(db: Database) -> str:
+    return db.describe() + (" (WAL)" if db.backend == "sqlite" else "")
 
 
 def app_spec(config: dict) -> str:
@@ -296,38 +254,14 @@ def base_env(db: Database, s: Settings, secret: str) -> dict[str, str]:
 
 
 def prepare(db: Database, s: Settings, env: dict[str, str]) -> dict:
-    """An empty database, migrated and seeded with `flask bench seed` (a few seconds)."""
-    db.reset()
+    """An empty database, migrated and seeded with bench/seed.py (a few seconds)."""
+    db.recreate()
     spec = app_spec({"PASSWORD_HASH_METHOD": s.hash_method})
-    flask = [str(VENV_BIN / "flask"), "--app", spec]
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [*flask, *args], cwd=ROOT, env=env, text=True, capture_output=True, timeout=600
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-        return done.stdout
-
-    run("db", "upgrade")
-    state = db.dir / "state.json"
-    out = run(
-        "bench",
-        "seed",
-        "--ideas",
-        str(s.ideas),
-        "--votes",
-        str(s.votes),
-        "--comments",
-        str(s.comments),
-        "--members",
-        str(s.members),
-        "--state",
-        str(state),
-        "--seed",
-        str(s.seed),
-    )
-    log(f"seeded: {out.strip().splitlines()[-3]}")
+    harness.migrate(env, app=spec)
+    state = db.folder / "state.json"
+    args = ["--ideas", str(s.ideas), "--votes", str(s.votes), "--comments", str(s.comments)]
+    args += ["--members", str(s.members), "--seed", str(s.seed)]
+    harness.seed(env, state, args, app=spec, timeout=600)
     return json.loads(state.read_text())
 
 
@@ -380,206 +314,10 @@ class AppDB:
 # gunicorn
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn -c gunicorn.conf.py on a free loopback port; our own child, stopped by PID."""
-
-    live: list[Server] = []
-
-    def __init__(self, name: str, spec: str, env: dict[str, str], workers: int, extra=()):
-        self.name = name
-        self.spec = spec
-        self.port = free_port()
-        self.workers = workers
-        self.env = dict(env, GUNICORN_BIND=f"{LOOPBACK}:{self.port}", GUNICORN_WORKERS=str(workers))
-        self.extra = list(extra)
-        self.log_path = WORK / f"loadtest-{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Server:
-        WORK.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), *self.extra, self.spec]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        Server.live.append(self)
-        self.wait_ready()
-        log(
-            f"gunicorn ({self.name}) pid {self.proc.pid}, workers {self.worker_pids()}, "
-            f"on http://{LOOPBACK}:{self.port}"
-        )
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
-            if len(self.worker_pids()) >= self.workers and healthy(self.port):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz in {timeout:.0f} s")
-
-    def worker_pids(self) -> list[int]:
-        """The master's children: read from /proc, so only processes this run started."""
-        if not self.proc:
-            return []
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == self.proc.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
-
-    def tree_pids(self) -> list[int]:
-        return ([self.proc.pid] if self.proc else []) + self.worker_pids()
-
-    def connections(self, pid: int) -> int:
-        """Established connections to our port held by one of our workers."""
-        inodes = set()
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-        port = f":{self.port:04X}"
-        count = 0
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with contextlib.suppress(OSError):
-                for line in Path(table).read_text().splitlines()[1:]:
-                    f = line.split()
-                    if f[1].endswith(port) and f[3] == "01" and f[9] in inodes:
-                        count += 1
-        return count
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group
-                proc.wait(timeout=10)
-        self.proc = None
-        self._log.close()
-        if self in Server.live:
-            Server.live.remove(self)
-
-
-def _busy_jiffies() -> int:
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return sum(f) - f[3] - f[4]
-
-
-def _iowait_jiffies() -> int:
-    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[5])
-
-
-def _pid_jiffies(pid: int) -> int:
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(f[11]) + int(f[12])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def pg_backends(dbname: str) -> list[int]:
-    """PostgreSQL server processes serving our scratch database (their title names it)."""
-    if not dbname:
-        return []
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                title = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-                if title.startswith("postgres: ") and f" {dbname} " in title:
-                    pids.append(int(entry.name))
-    return pids
-
-
-class CpuWatch:
-    """Cores used during a phase: by gunicorn, by its PostgreSQL backends, by this load
-    generator, and by everything else on the machine (other people's work)."""
-
-    def __init__(self, server: Server, dbname: str = "") -> None:
-        self.server, self.dbname = server, dbname
-        self.t0 = time.monotonic()
-        self.busy0 = _busy_jiffies()
-        self.iowait0 = _iowait_jiffies()
-        self.start = {pid: _pid_jiffies(pid) for pid in self._pids()}
-        self.self0 = time.process_time()
-
-    def _pids(self) -> list[int]:
-        return self.server.tree_pids() + pg_backends(self.dbname)
-
-    def _used(self, pids: list[int]) -> int:
-        return sum(max(_pid_jiffies(p) - self.start.get(p, 0), 0) for p in pids)
-
-    def stop(self) -> dict:
-        hz = os.sysconf("SC_CLK_TCK")
-        secs = max(time.monotonic() - self.t0, 1e-6)
-        busy = (_busy_jiffies() - self.busy0) / hz
-        server = self._used(self.server.tree_pids()) / hz
-        database = self._used(pg_backends(self.dbname)) / hz
-        client = time.process_time() - self.self0
-        iowait = (_iowait_jiffies() - self.iowait0) / hz
-        workers = {
-            str(pid): round(self._used([pid]) / hz / secs, 2) for pid in self.server.worker_pids()
-        }
-        return {
-            # Per worker: a gthread worker accepts greedily and keeps its keep-alive
-            # connections, so one busy worker (one core, one GIL) can leave others idle.
-            "per_worker": workers,
-            # Cores idle while waiting for the disk (anyone's I/O, fsync included): a
-            # PostgreSQL commit waits for its fsync, so disk contention slows writes too.
-            "iowait": round(iowait / secs, 2),
-            "server": round(server / secs, 2),
-            "database": round(database / secs, 2),
-            "load_generator": round(client / secs, 2),
-            "other": round(max(busy - server - database - client, 0) / secs, 2),
-        }
-
-
-def healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
-        conn.request("GET", "/healthz", headers={"User-Agent": USER_AGENT})
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
+def serve(name: str, spec: str, env: dict[str, str], workers: int, extra=()) -> Server:
+    """gunicorn serving `spec` with `workers` workers; its log in bench/work/loadtest-<name>.log."""
+    log_path = WORK / f"loadtest-{name}.log"
+    return Server(spec, env, log_path, workers=workers, extra=extra, name=name)
 
 
 def log_problems(text: str) -> dict:
@@ -590,18 +328,6 @@ def log_problems(text: str) -> dict:
         "worker_timeouts": text.count("WORKER TIMEOUT"),
         "first_traceback": text[text.find("Traceback") :][:1500] if "Traceback" in text else "",
     }
-
-
-def redis_answers(url: str | None) -> bool:
-    if not url:
-        return False
-    parts = urllib.parse.urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or LOOPBACK, parts.port or 6379), 2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------------------
@@ -1199,7 +925,9 @@ class LockSampler(threading.Thread):
         self.cpu: list[tuple[float, dict[int, int]]] = []
 
     def _cpu(self) -> None:
-        self.cpu.append((time.monotonic(), {p: _pid_jiffies(p) for p in self.server.worker_pids()}))
+        self.cpu.append(
+            (time.monotonic(), {p: harness.pid_jiffies(p) for p in self.server.worker_pids()})
+        )
 
     def run(self) -> None:
         if not self.url:
@@ -1273,7 +1001,7 @@ def run_mixed(server: Server, rec: Recorder, w: World, s: Settings, dbname: str)
         f"mixed: {n_readers} readers, {n_members} members, 1 staff, 1 API client for "
         f"{s.mixed_seconds:.0f} s; burst of {s.burst_voters} voters at +{s.burst_at:.0f} s"
     )
-    cpu = CpuWatch(server, dbname)
+    cpu = harness.CpuWatch(server, dbname)
     locks = LockSampler(
         s.database_url, dbname, max(deadline, burst_deadline) + REQUEST_TIMEOUT, server
     )
@@ -1359,7 +1087,7 @@ def run_ratelimit(
     env = dict(env, RATELIMIT_ENABLED="true", GUNICORN_ACCESSLOG=str(access))
     extra = ["--access-logformat", ACCESS_FORMAT]
     out: dict = {}
-    with Server("ratelimit", spec, env, workers=3, extra=extra) as srv:
+    with serve("ratelimit", spec, env, workers=3, extra=extra) as srv:
         workers = srv.worker_pids()
         out["workers"] = workers
 
@@ -1425,7 +1153,7 @@ def run_ratelimit(
 def run_kill(spec: str, env: dict, rec: Recorder, w: World, s: Settings, targets: list[int]):
     writers = w.burst[: s.kill_writers]
     info: dict = {"writers": len(writers), "targets": len(targets)}
-    with Server("kill", spec, env, workers=2) as srv:
+    with serve("kill", spec, env, workers=2) as srv:
         for c in writers:
             c.close()
             c.port = srv.port
@@ -1733,66 +1461,34 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
-def cpu_busy(seconds: float = 1.0) -> float:
-    def sample():
-        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return f[3] + f[4], sum(f[:8])
-
-    try:
-        i0, t0 = sample()
-        time.sleep(seconds)
-        i1, t1 = sample()
-        return round(1 - (i1 - i0) / (t1 - t0), 3) if t1 > t0 else 0.0
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def wait_for_quiet(s: Settings) -> float:
-    """Other work on the machine skews the timings: wait a while (bounded) for a calmer moment."""
-    busy = cpu_busy()
-    deadline = time.monotonic() + s.quiet_wait
-    while busy > QUIET_BUSY and time.monotonic() < deadline:
-        busy = cpu_busy(2.0)
-    if busy > QUIET_BUSY:
-        log(f"note: the machine is {busy:.0%} busy (other processes) as the mixed phase starts")
-    return busy
-
-
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
-
-
 # --------------------------------------------------------------------------------------
 # the run
 
 
 def main(argv: list[str] | None = None) -> int:
     s = parse_args(argv)
-    db = Database(s.database_url)
+    harness.set_log("loadtest", elapsed=True)
+    harness.exit_on_signals()
+    db = scratch_database(s.database_url)
     started = datetime.now(UTC)
     t_begin = time.monotonic()
     run_id = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    if s.redis_url and not redis_answers(s.redis_url):
+    if s.redis_url and not harness.redis_answers(s.redis_url):
         log(f"Redis at {s.redis_url} does not answer: running without REDIS_URL")
         s.redis_url = None
     env = base_env(db, s, secret)
 
     def overtime() -> None:  # the whole run is bounded, whatever hangs
         log(f"the run exceeded {s.max_total_s:.0f} s: stopping the servers and giving up")
-        for srv in list(Server.live):
-            with contextlib.suppress(Exception):
-                srv.stop()
+        Server.stop_all()
         os._exit(3)
 
     watchdog = threading.Timer(s.max_total_s, overtime)
     watchdog.daemon = True
     watchdog.start()
-    busy = cpu_busy()
-    log(f"{db.describe()}; Redis {s.redis_url or 'none'}; machine {busy:.0%} busy before the run")
+    busy = harness.cpu_busy()
+    log(f"{describe(db)}; Redis {s.redis_url or 'none'}; machine {busy:.0%} busy before the run")
 
     log(
         f"preparing: {s.ideas:,} ideas, {s.votes:,} votes, {s.comments:,} comments, "
@@ -1838,16 +1534,15 @@ def main(argv: list[str] | None = None) -> int:
     rec = Recorder()
     report: dict = {
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
+        "commit": harness.git_commit() or "unknown",
         "machine": {
-            "nproc": os.cpu_count(),
-            "python": platform.python_version(),
+            **harness.machine(),  # nproc and python as before; cpu, ram_gib and kernel too
             "busy_before": busy,
             "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         },
         "database": {
             "backend": db.backend,
-            "url": db.describe(),
+            "url": describe(db),
             "ideas": s.ideas,
             "votes": s.votes,
             "comments": s.comments,
@@ -1865,7 +1560,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     try:
         # ---- phase 1: sign in, then the mixed load with the burst (3 workers)
-        with Server("mixed", spec, env, workers=3) as srv:
+        with serve("mixed", spec, env, workers=3) as srv:
             report["gunicorn"] = {"workers": 3, "pids": srv.worker_pids()}
             staff = Client(srv.port, rec, STAFF_EMAIL)
             staff.user_id = staff_id
@@ -1920,7 +1615,11 @@ def main(argv: list[str] | None = None) -> int:
                 run_id=run_id,
             )
             warm_up(srv, rec, world)
-            report["machine"]["busy_at_mixed_start"] = wait_for_quiet(s)
+            report["machine"]["busy_at_mixed_start"] = harness.wait_for_quiet(
+                s.quiet_wait,
+                QUIET_BUSY,
+                "note: the machine is {busy:.0%} busy (other processes) as the mixed phase starts",
+            )
             t0 = time.monotonic()
             report["burst"] = run_mixed(srv, rec, world, s, db.dbname())
             durations["mixed"] = time.monotonic() - t0
@@ -2043,8 +1742,7 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
     finally:
-        for srv in list(Server.live):
-            srv.stop()
+        Server.stop_all()
         with contextlib.suppress(Exception):
             appdb.close()
 
@@ -2203,7 +1901,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"Ideaboard load and fault run {report['date']} commit {report['commit']} — "
-        f"{db.describe()}, Redis {s.redis_url or 'none'}, {report['seconds']} s"
+        f"{describe(db)}, Redis {s.redis_url or 'none'}, {report['seconds']} s"
     )
     print(
         f"{s.ideas:,} ideas, {s.members} members; mixed phase {s.users} users for "
@@ -2238,5 +1936,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

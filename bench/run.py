@@ -8,7 +8,8 @@ for this machine, that every page is reported against. Prints a table and writes
 to bench/results/<UTC time>-<backend>-<N>ideas.json.
 
 Every load loop is bounded in time (-d) and in requests (a per-thread cap in the wrk
-scripts) and targets http://127.0.0.1:<port> only.
+scripts) and targets http://127.0.0.1:<port> only. The server, the database, the CPU watch
+and the quiet wait are bench/harness.py's, shared with bench/loadtest.py.
 """
 
 from __future__ import annotations
@@ -19,13 +20,9 @@ import gzip
 import json
 import math
 import os
-import platform
 import re
-import resource
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,21 +33,17 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_BIN = Path(sys.executable).parent
+# `python bench/run.py` puts bench/ first on the path, not the project root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.harness import BENCH, GUNICORN_CONF, LOOPBACK, RESULTS, ROOT, Database, Server, log
+
 LUA = BENCH / "lua"
-RESULTS = BENCH / "results"
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 DEFAULT_INSTANCE = BENCH / "instance"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1/bench"
 USER_AGENT = "ideaboard-bench/1 (wrk)"  # also in lua/common.lua: minted sessions are bound to it
-LOOPBACK = "127.0.0.1"
 FRONTEND_BUDGET = 60 * 1024  # "under 60 KB compressed on first load"
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def env_int(name: str, default: int) -> int:
@@ -137,7 +130,7 @@ SCENARIOS = [
     ),
 ]
 BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
-# Words the seed's titles and bodies use (ideaboard/seed.py), common and rare, English and
+# Words the seed's titles and bodies use (bench/seed.py), common and rare, English and
 # Russian, whole and as prefixes; search.lua asks for one or two of them per request.
 SEARCH_WORDS = (
     "export,invoices,calendar,dashboards,offline,reports,sync,tasks,pdf,android,templates,"
@@ -290,99 +283,40 @@ def parse_settings(argv: list[str] | None) -> Settings:
 # Databases
 
 
-@dataclass
-class Database:
-    """Where the data lives: a SQLite instance folder or a PostgreSQL URL."""
+def database_from_env() -> Database:
+    """DATABASE_URL if set, else SQLite in IDEABOARD_INSTANCE, else bench/instance (ours)."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return postgres(url, owned=False)
+    instance = os.environ.get("IDEABOARD_INSTANCE", "").strip()
+    path = Path(instance).resolve() if instance else DEFAULT_INSTANCE
+    return Database.sqlite(path, owned=path == DEFAULT_INSTANCE)
 
-    backend: str  # "sqlite" | "postgresql"
-    instance: Path | None = None
-    url: str | None = None
-    owned: bool = False  # the benchmark's own: it may replace the data without asking
 
-    @classmethod
-    def from_env(cls) -> Database:
-        url = os.environ.get("DATABASE_URL", "").strip()
-        if url:
-            return cls.postgres(url, owned=False)
-        instance = os.environ.get("IDEABOARD_INSTANCE", "").strip()
-        path = Path(instance).resolve() if instance else DEFAULT_INSTANCE
-        return cls("sqlite", instance=path, owned=path == DEFAULT_INSTANCE)
+def postgres(url: str, owned: bool) -> Database:
+    """A PostgreSQL database; its files (state, cookies) in bench/instance/pg-<name>."""
+    if not harness.is_postgres_url(url):
+        sys.exit(f"bench: only PostgreSQL URLs are supported in DATABASE_URL, not {url!r}")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", harness.dbname_of(url))
+    return Database.postgresql(url, BENCH / "instance" / f"pg-{name}", owned=owned)
 
-    @classmethod
-    def postgres(cls, url: str, owned: bool) -> Database:
-        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            sys.exit(f"bench: only PostgreSQL URLs are supported in DATABASE_URL, not {url!r}")
-        return cls("postgresql", url=url, owned=owned)
 
-    def env(self) -> dict[str, str]:
-        """Variables that point the app at this database (and only this one)."""
-        if self.backend == "postgresql":
-            return {"DATABASE_URL": self.url, "IDEABOARD_INSTANCE": str(self.scratch())}
-        return {"IDEABOARD_INSTANCE": str(self.instance), "DATABASE_URL": ""}
-
-    def scratch(self) -> Path:
-        """A folder for this database's files (state, cookies), never inside the app's data."""
-        if self.backend == "sqlite":
-            return self.instance
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dbname())
-        return BENCH / "instance" / f"pg-{name}"
-
-    def dbname(self) -> str:
-        return self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
-
-    def describe(self) -> str:
-        if self.backend == "postgresql":
-            return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
-        return f"sqlite:///{self.instance / 'ideaboard.db'}"
-
-    def sibling(self, ideas: int, explicit: str | None) -> Database:
-        """The database for the growth comparison at `ideas` ideas."""
-        if explicit:
-            if explicit.startswith("postgres"):
-                return Database.postgres(explicit, owned=True)
-            return Database("sqlite", instance=Path(explicit).resolve(), owned=True)
-        tag = f"{ideas // 1000}k" if ideas % 1000 == 0 else str(ideas)
-        if self.backend == "postgresql":
-            base, _, rest = self.url.rpartition("/")
-            name, sep, query = rest.partition("?")
-            return Database.postgres(f"{base}/{name}{tag}{sep}{query}", owned=True)
-        return Database("sqlite", instance=BENCH / f"instance-{tag}", owned=True)
-
-    def libpq_url(self) -> str:
-        """The database's URL as psycopg.connect() takes it (no SQLAlchemy driver name)."""
-        url = re.sub(r"^postgresql\+psycopg://", "postgresql://", self.url)
-        return re.sub(r"^postgres://", "postgresql://", url)
-
-    def admin_url(self) -> str:
-        """The same server's `postgres` database, for CREATE/DROP DATABASE."""
-        base, _, rest = self.libpq_url().rpartition("/")
-        _name, sep, query = rest.partition("?")
-        return f"{base}/postgres{sep}{query}"
-
-    def ensure_exists(self) -> bool:
-        """Create the PostgreSQL database if it is missing; True if it was created."""
-        if self.backend != "postgresql":
-            self.instance.mkdir(parents=True, exist_ok=True)
-            return not (self.instance / "ideaboard.db").exists()
-        import psycopg
-
-        name = self.dbname()
-        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if exists:
-                return False
-            log(f"creating PostgreSQL database {name!r}")
-            conn.execute(f'CREATE DATABASE "{name}"')
-            return True
+def growth_sibling(db: Database, ideas: int, explicit: str | None) -> Database:
+    """The database for the growth comparison at `ideas` ideas."""
+    if explicit:
+        if explicit.startswith("postgres"):
+            return postgres(explicit, owned=True)
+        return Database.sqlite(Path(explicit), owned=True)
+    tag = f"{ideas // 1000}k" if ideas % 1000 == 0 else str(ideas)
+    if db.backend == "postgresql":
+        base, _, rest = db.url.rpartition("/")
+        name, sep, query = rest.partition("?")
+        return postgres(f"{base}/{name}{tag}{sep}{query}", owned=True)
+    return Database.sqlite(BENCH / f"instance-{tag}", owned=True)
 
 
 def app_env(db: Database, secret: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(db.env())
-    if not env.get("DATABASE_URL"):
-        env.pop("DATABASE_URL", None)
+    env = db.app_env()
     env.update(
         {
             "SECRET_KEY": secret,
@@ -395,11 +329,6 @@ def app_env(db: Database, secret: str) -> dict[str, str]:
         env.pop("REDIS_URL")
     env.pop("GUNICORN_BIND", None)
     return env
-
-
-def flask_cli(env: dict[str, str], *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
-    cmd = [str(VENV_BIN / "flask"), "--app", "wsgi", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, text=True, capture_output=True)
 
 
 def appside(env: dict[str, str], *args: str, timeout: int = 900) -> dict:
@@ -415,10 +344,10 @@ SIZE_KEYS = ("ideas", "votes", "comments", "members")
 
 def state_candidates(db: Database) -> list[Path]:
     """Where a seed record for this database may be: the benchmark's own first."""
-    paths = [db.scratch() / "state.json"]
+    paths = [db.folder / "state.json"]
     if db.backend == "sqlite":
-        paths.append(db.instance / "bench" / "state.json")
-    paths.append(BENCH / "state.json")  # `flask bench seed`'s default --state
+        paths.append(db.folder / "bench" / "state.json")
+    paths.append(BENCH / "state.json")  # bench/seed.py's default --state
     return paths
 
 
@@ -447,27 +376,6 @@ def _state_fits(state: dict, info: dict) -> bool:
         and info["ideas"] >= state.get("ideas", 0)
         and info["bench_members"] >= state.get("members", 0)
     )
-
-
-def seed_command_available(env: dict[str, str]) -> bool:
-    done = flask_cli(env, "bench", "seed", "--help", timeout=120)
-    return done.returncode == 0
-
-
-def wipe(db: Database) -> None:
-    """Empty one of the benchmark's own databases before seeding it again."""
-    if db.backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                (db.instance / f"ideaboard.db{suffix}").unlink()
-        return
-    import psycopg
-
-    name = db.dbname()
-    log(f"dropping and recreating PostgreSQL database {name!r}")
-    with psycopg.connect(db.admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def vacuum_if_no_autovacuum(db: Database) -> None:
@@ -507,9 +415,7 @@ def ensure_data(
     Only the benchmark's own databases are ever emptied; another database is used as it
     is, seeded only if it is empty, or refused (BENCH_RESEED=1 overrides)."""
     created = db.ensure_exists()
-    upgrade = flask_cli(env, "db", "upgrade", timeout=600)
-    if upgrade.returncode != 0:
-        raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
+    harness.migrate(env)
     info = app_info(db, s, env)
     state = seed_state(db, info)
     if state and state.get("hot_idea_id") != info["hot_idea_id"]:
@@ -540,29 +446,16 @@ def ensure_data(
             f"not a bench seed of {sizes}, and it is not the benchmark's own database.\n"
             "       Set BENCH_RESEED=1 to empty and seed it, or point at another database."
         )
-    if not seed_command_available(env):
-        sys.exit(
-            "bench: `flask --app wsgi bench seed` is not available in this checkout, so the "
-            "database cannot be seeded.\n       Seed it yourself, or run with --no-seed on "
-            "existing data with bench members."
-        )
     if not empty:
-        wipe(db)
-        db.ensure_exists()
-        upgrade = flask_cli(env, "db", "upgrade", timeout=600)
-        if upgrade.returncode != 0:
-            raise RuntimeError(f"flask db upgrade failed:\n{upgrade.stderr[-3000:]}")
-    state_path = db.scratch() / "state.json"
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["bench", "seed", "--state", str(state_path)]
+        db.recreate()
+        harness.migrate(env)
+    args = []
     for key in SIZE_KEYS:
         args += [f"--{key}", str(sizes[key])]
-    log(f"seeding {db.describe()}: {' '.join(args[4:])} (minutes at 100k ideas)")
+    log(f"seeding {db.describe()}: {' '.join(args)} (minutes at 100k ideas)")
     started = time.perf_counter()
-    done = flask_cli(env, *args, timeout=7200)
-    if done.returncode != 0:
-        raise RuntimeError(f"seeding failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
-    log(f"seeded in {time.perf_counter() - started:.0f} s: {done.stdout.strip().splitlines()[-3:]}")
+    harness.seed(env, db.folder / "state.json", args)
+    log(f"seeded in {time.perf_counter() - started:.0f} s")
     state = seed_state(db)
     info = app_info(db, s, env, hot=state["hot_idea_id"] if state else None)
     return info, state
@@ -570,110 +463,6 @@ def ensure_data(
 
 # --------------------------------------------------------------------------------------
 # gunicorn
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn with gunicorn.conf.py on a free loopback port; our child, stopped by PID."""
-
-    live: list[Server] = []
-
-    def __init__(self, app_spec: str, env: dict[str, str], log_path: Path):
-        self.app_spec = app_spec
-        self.port = free_port()
-        self.env = dict(env, GUNICORN_BIND=f"{LOOPBACK}:{self.port}")
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def __enter__(self) -> Server:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), self.app_spec]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        Server.live.append(self)
-        self.wait_ready()
-        log(f"gunicorn {self.app_spec} pid {self.proc.pid} on {self.base}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"gunicorn did not answer /healthz in {timeout:.0f} s")
-
-    def log_size(self) -> int:
-        self._log.flush()
-        return self.log_path.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read().decode("utf-8", "replace")
-
-    def tree_pids(self) -> list[int]:
-        return ([self.proc.pid] if self.proc else []) + self.worker_pids()
-
-    def worker_pids(self) -> list[int]:
-        if not self.proc:
-            return []
-        try:
-            out = subprocess.run(
-                ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True
-            ).stdout
-        except OSError:
-            return []
-        return [int(x) for x in out.split()]
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of the master and workers
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # Our own child's process group (start_new_session): master and its workers.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        self.proc = None
-        self._log.close()
-        if self in Server.live:
-            Server.live.remove(self)
-
-
-def stop_all_servers(*_args) -> None:
-    for server in list(Server.live):
-        with contextlib.suppress(Exception):
-            server.stop()
 
 
 def gunicorn_settings(env: dict[str, str]) -> dict:
@@ -815,75 +604,6 @@ def run_wrk(
     return result
 
 
-def cpu_busy(seconds: float = 1.0) -> float:
-    """The machine's CPU use over `seconds` (0..1), from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return idle, sum(fields[:8])
-
-    try:
-        idle0, total0 = sample()
-        time.sleep(seconds)
-        idle1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-    total = total1 - total0
-    return round(1 - (idle1 - idle0) / total, 3) if total > 0 else 0.0
-
-
-def _jiffies_busy() -> int:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-
-
-def _pid_jiffies(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-class CpuWatch:
-    """Cores used during a measured run: by the server, by wrk, and by everything else
-    (other work on the machine; on PostgreSQL this includes the database server)."""
-
-    def __init__(self, server_pids: list[int]) -> None:
-        self.pids = server_pids
-        self.t0 = time.monotonic()
-        self.busy0 = _jiffies_busy()
-        self.server0 = _pid_jiffies(server_pids)
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.child0 = ru.ru_utime + ru.ru_stime
-
-    def stop(self) -> dict:
-        hz = os.sysconf("SC_CLK_TCK")
-        secs = max(time.monotonic() - self.t0, 1e-6)
-        busy = (_jiffies_busy() - self.busy0) / hz
-        server = (_pid_jiffies(self.pids) - self.server0) / hz
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        load = ru.ru_utime + ru.ru_stime - self.child0  # wrk: the child that just exited
-        return {
-            "server": round(server / secs, 2),
-            "wrk": round(load / secs, 2),
-            "other": round(max(busy - server - load, 0) / secs, 2),
-        }
-
-
-def wait_for_quiet(s: Settings) -> float:
-    """Other work on the machine skews every number: note it, and wait a while if asked."""
-    busy = cpu_busy()
-    deadline = time.monotonic() + s.quiet_wait
-    while busy > s.quiet_threshold and time.monotonic() < deadline:
-        busy = cpu_busy(2.0)
-    if busy > s.quiet_threshold:
-        log(f"  note: the machine was {busy:.0%} busy before this scenario (other processes)")
-    return busy
-
-
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Timeout)\b.*)$", re.MULTILINE)
 
 
@@ -901,12 +621,29 @@ def server_errors(text: str) -> dict:
     }
 
 
+def cpu_cores(c: dict, dbname: str) -> dict:
+    """The cores of a measured run as the JSON has always had them: the server, wrk and
+    everything else (the database server included); on PostgreSQL also its part of that."""
+    cores = {
+        "server": c["server"],
+        "wrk": c["load_generator"],
+        "other": round(c["other"] + c["database"], 2),
+    }
+    if dbname:
+        cores["database"] = c["database"]
+    return cores
+
+
 def measure(
     wrk: str, s: Settings, server: Server, sc: Scenario, env_extra: dict[str, str]
 ) -> Measure:
     if sc.accept:
         env_extra = dict(env_extra, BENCH_ACCEPT=sc.accept)
-    busy = wait_for_quiet(s)
+    busy = harness.wait_for_quiet(
+        s.quiet_wait,
+        s.quiet_threshold,
+        "  note: the machine was {busy:.0%} busy before this scenario (other processes)",
+    )
     if s.warmup:
         run_wrk(
             wrk,
@@ -921,7 +658,8 @@ def measure(
         )
     mark = server.log_size()
     load_before = os.getloadavg()[0]
-    cpu = CpuWatch(server.tree_pids())
+    dbname = harness.dbname_of(server.env.get("DATABASE_URL", ""))
+    cpu = harness.CpuWatch(server, dbname, load="children")
     r = run_wrk(
         wrk,
         s,
@@ -934,7 +672,7 @@ def measure(
         sc.connections,
     )
     r["connections"] = sc.connections or s.connections
-    r["cpu_cores"] = cpu.stop()
+    r["cpu_cores"] = cpu_cores(cpu.stop(), dbname)
     r["machine_busy_before"] = busy
     r["loadavg_1m_before"] = round(load_before, 2)
     r["server_errors"] = server_errors(server.log_since(mark))
@@ -1094,54 +832,6 @@ def check_pages(base: str, paths: dict[str, str], cookie_line: list[str], check_
 
 # --------------------------------------------------------------------------------------
 # Machine and report
-
-
-def machine() -> dict:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return {
-        "nproc": int(nproc) if nproc.isdigit() else os.cpu_count(),
-        "cpu": cpu or platform.processor(),
-        "ram_gib": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def git_commit() -> str | None:
-    """The checked-out commit, read from .git (no git command is run)."""
-    git = ROOT / ".git"
-    try:
-        if git.is_file():  # a worktree: "gitdir: <path>"
-            git = Path(git.read_text().split(":", 1)[1].strip())
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref:"):
-            return head[:7]
-        ref = head.split(":", 1)[1].strip()
-        common = git
-        if (git / "commondir").exists():
-            common = (git / (git / "commondir").read_text().strip()).resolve()
-        for base in (git, common):
-            if (base / ref).exists():
-                return (base / ref).read_text().strip()[:7]
-        packed = common / "packed-refs"
-        if packed.exists():
-            for line in packed.read_text().splitlines():
-                if line.endswith(" " + ref):
-                    return line.split()[0][:7]
-    except (OSError, IndexError):
-        return None
-    return None
 
 
 def versions() -> dict:
@@ -1348,20 +1038,22 @@ def measure_bare(wrk: str, s: Settings, env: dict[str, str], work: Path) -> Meas
 
 def main(argv: list[str] | None = None) -> int:
     s = parse_settings(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _f: (stop_all_servers(), sys.exit(128 + signum)))
+    harness.exit_on_signals()
     try:
         return _main(s)
     finally:
-        stop_all_servers()
+        Server.stop_all()
 
 
 def _main(s: Settings) -> int:
     wrk = ensure_wrk()
-    db = Database.from_env()
+    db = database_from_env()
     secret = secrets.token_urlsafe(32)
     env = app_env(db, secret)
-    work = BENCH / "work"  # logs and minted sessions of the latest run (gitignored)
+    redis = env.get("REDIS_URL")
+    if redis and not harness.redis_answers(redis):
+        sys.exit(f"bench: BENCH_REDIS_URL={redis} does not answer PING: start Redis or unset it")
+    work = harness.WORK  # logs and minted sessions of the latest run (gitignored)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     started = datetime.now(UTC)
@@ -1391,8 +1083,8 @@ def _main(s: Settings) -> int:
     report = {
         "label": s.label,
         "date": started.isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": machine(),
+        "commit": harness.git_commit(),
+        "machine": harness.machine(),
         "versions": versions(),
         "load": {
             "tool": wrk_version(wrk),
@@ -1485,7 +1177,7 @@ def run_growth(
     Both servers run side by side (the idle one costs nothing) and each scenario is measured
     on the small and the large database alternately, `growth_rounds` times; the medians are
     compared, so a slow moment of the machine does not land on one side only."""
-    small_db = db.sibling(s.growth_ideas, s.growth_target)
+    small_db = growth_sibling(db, s.growth_ideas, s.growth_target)
     small_env = app_env(small_db, secret)
     large_env = app_env(db, secret)
     scale = s.growth_ideas / max(s.ideas, 1)

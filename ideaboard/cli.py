@@ -133,8 +133,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(boards_cli)
     app.cli.add_command(demo)
     from .backup import backup_command, restore_command
-    from .seed import bench_cli
 
-    app.cli.add_command(bench_cli)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)

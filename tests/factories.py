@@ -102,11 +102,13 @@ def reload(obj):
 
 
 def bench_seed(app, tmp_path, sizes: list[str]) -> dict:
-    """Fill the test database with `flask bench seed` at `sizes`; the state it wrote."""
+    """Fill the test database with bench/seed.py at `sizes`; the state it wrote."""
     import json
 
+    from bench.seed import seed_command
+
     state = tmp_path / "state.json"
-    result = app.test_cli_runner().invoke(args=["bench", "seed", "--state", str(state), *sizes])
+    result = app.test_cli_runner().invoke(seed_command, ["--state", str(state), *sizes])
     assert result.exit_code == 0, result.output
     db.session.commit()
     return json.loads(state.read_text())

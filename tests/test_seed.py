@@ -1,4 +1,4 @@
-"""`flask bench seed`: bulk benchmark data that is as consistent as the services keep it."""
+"""bench/seed.py: bulk benchmark data that is as consistent as the services keep it."""
 
 import json
 import re
@@ -6,9 +6,9 @@ import re
 import pytest
 from sqlalchemy import func, select, update
 
+from bench.seed import BENCH_PASSWORD, STAFF_EMAIL, _fix_counts, _rescore, seed_command
 from ideaboard.extensions import db
 from ideaboard.models import Board, Comment, Idea, Status, StatusChange, User, Vote
-from ideaboard.seed import BENCH_PASSWORD, STAFF_EMAIL, _fix_counts, _rescore
 from ideaboard.services import accounts, votes
 from ideaboard.services.ideas import IdeaQuery, list_ideas, trending_score
 from ideaboard.services.search import match_clause, query_terms
@@ -22,10 +22,10 @@ def _count(model, *where) -> int:
 
 
 def _seed(app, state, sizes, *extra):
-    args = ["bench", "seed", "--state", str(state), *extra]
+    args = ["--state", str(state), *extra]
     for name, value in sizes.items():
         args += [f"--{name}", str(value)]
-    result = app.test_cli_runner().invoke(args=args)
+    result = app.test_cli_runner().invoke(seed_command, args)
     db.session.commit()  # then read what the command's own connection wrote
     return result
 
@@ -168,3 +168,14 @@ def test_bench_seed_refuses_a_database_with_ideas_unless_forced(app, tmp_path):
     assert _count(Board) == 2
     assert votes.count_mismatches() == []
     assert json.loads(state.read_text())["hot_idea_id"] > 20
+
+
+def test_bench_seed_refreshes_cached_pages(app, client, tmp_path):
+    """The seed writes around the ORM session, yet no visitor keeps the page from before."""
+    before = client.get("/ideas?sort=top")  # cached while the board is empty
+    small = {"ideas": 20, "votes": 50, "comments": 10, "members": 30, "boards": 1}
+    assert _seed(app, tmp_path / "state.json", small).exit_code == 0
+    hot = json.loads((tmp_path / "state.json").read_text())["hot_idea_id"]
+    after = client.get("/ideas?sort=top")
+    assert before.status_code == after.status_code == 200
+    assert f'href="/ideas/{hot}-'.encode() in after.data
