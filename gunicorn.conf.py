@@ -2,7 +2,8 @@
 
 Tuned for a small machine (the benchmark's is 2 cores). Every value can be overridden from
 the environment, so one file serves the app, the benchmark and the bare endpoint it is
-compared with (bench/bare.py). `make bench` measured the choices below; see bench/README.md.
+compared with (bench/bare.py). `make bench` measured the choices below; the figures are in
+docs/performance.md ("gunicorn: workers, threads, GIL, recycling").
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # The app is CPU-bound Python (templates, Markdown, SQLAlchemy) with short waits on the
 # database, so a process per core plus one, each with a few threads that cover those waits.
 # The gthread worker also keeps connections alive, which browsers and proxies use.
-# Measured on 2 cores (PostgreSQL, 100k ideas, 32 connections): 3 workers x 4 threads served
-# the signed-in pages 1.5-3x faster than sync workers (4 or 5), 2x8, 3x2 or 4x4 threads,
-# and anonymous pages as well as any of them.
+# Of the shapes measured (sync workers, 2x8, 3x2, 4x4 threads), 3 workers x 4 threads served
+# the signed-in pages fastest on 2 cores.
 # gthread, except that each worker accepts only while it holds no more connections than
 # any other (ideaboard/perf/worker.py): kept-alive connections no longer pile up on one worker.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "ideaboard.perf.worker.BalancedThreadWorker")
@@ -48,10 +48,8 @@ limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
 
 # Recycle a worker after this many requests so a slow leak cannot grow without bound; the
 # jitter keeps them from restarting together. High on purpose: a restart drops the worker's
-# keep-alive connections and empties its caches (pages, list rows). At a few thousand
-# requests/s a lower value (10,000) restarted every worker every few seconds under load
-# (clients saw connection resets), and 200,000 still restarted workers in the middle of a
-# benchmark run (wrk counted the dropped connections as errors).
+# keep-alive connections and empties its caches (pages, list rows); lower values restarted
+# workers in the middle of load, and clients saw connection resets.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 1_000_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100_000)
 
@@ -72,9 +70,8 @@ proc_name = "ideaboard"
 # How long a thread may hold the GIL while another waits (Python's default: 5 ms). A
 # thread back from the database or the socket waits that long behind one that is
 # rendering; so does the worker's own loop that hands out requests. With SQLite a writer
-# waits so while holding the write lock, and every other writer with it. Measured (2 cores,
-# 100k ideas): 0.5 ms took vote toggles on SQLite from 666 to 1,173/s and the signed-in
-# board page's p99 from 415 to 45 ms; nothing got slower.
+# waits so while holding the write lock, and every other writer with it. 0.5 ms made vote
+# toggles and the signed-in pages' p99 much better, and nothing slower.
 switch_interval = float(os.environ.get("GUNICORN_SWITCH_INTERVAL", "") or 0.0005)
 
 

@@ -37,8 +37,8 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Pool pre-ping, for connections that have been idle: a dropped connection is found
     and replaced before a request uses it, without a round trip on every checkout.
 
-    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request,
-    which on PostgreSQL cost about an eighth of a vote toggle's time. A connection checked
+    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request, a
+    measurable share of a vote toggle on PostgreSQL (docs/performance.md). A connection checked
     in less than `idle_seconds` (DB_PING_AFTER_IDLE) ago was just working; if the server
     went away since, the request's statement fails with a disconnect (a 503, nothing
     written), and SQLAlchemy then discards every connection of the pool older than the

@@ -3,9 +3,9 @@
 gunicorn's gthread workers all watch one listening socket, and whichever wakes first
 accepts. Connections that stay open (a proxy's keep-alive pool to its upstream, HTTP
 clients, the benchmark's 32) are shared out once, at random, and then stay where they
-landed: one worker could hold 26 of 32 connections while two others held 4 and 2. Each
-worker runs Python on at most one core at a time, so the whole server then ran at about
-one core of two, and the same benchmark measured half or twice as fast from run to run.
+landed, most of them on one worker. Each worker runs Python on at most one core at a
+time, so the whole server then ran on about one core, and the same benchmark measured half
+or twice as fast from run to run.
 
 Here every worker publishes how many connections it holds in a small table in shared
 memory, made by the master before it forks. When a connection waits, a worker accepts it
@@ -13,8 +13,7 @@ only if no live worker holds fewer; otherwise it looks again a millisecond later
 which time the worker holding the fewest has usually taken it. A worker that is stuck
 cannot hold connections back: after 50 ms of waiting any worker takes it, and a worker
 that died without clearing its entry is skipped. Connections end up shared within one or
-two of each other. (Measured: 30 connections opened at once went 27-29 to one worker of
-three under plain gthread, in four runs of four; tests/test_serving.py.)
+two of each other (tests/test_serving.py; the figures: docs/performance.md, "gunicorn").
 """
 
 from __future__ import annotations

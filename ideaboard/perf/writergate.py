@@ -28,9 +28,9 @@ class GatedConnection(sqlite3.Connection):
     Checkpoints (copying the write-ahead log into the database file) run after the gate is
     released, every CHECKPOINT_EVERY gated commits of the process. SQLite's own automatic
     checkpoint runs inside the commit that crosses its threshold, so it ran with the gate
-    held: every ~90 vote toggles, one commit took 15 ms instead of 0.1 ms while every other
-    writer queued behind it. SQLite's threshold stays, raised, as the backstop for writers
-    that commit a lot at once (a seed, an import).
+    held: that commit took a hundredfold longer while every other writer queued behind it
+    (docs/performance.md, "SQLite writes queue, briefly"). SQLite's threshold stays, raised,
+    as the backstop for writers that commit a lot at once (a seed, an import).
     """
 
     #: Gated commits of this process since its last checkpoint (shared by its connections).

@@ -18,9 +18,8 @@ from ideaboard.models import Idea
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 8
 # Below this many matches a search fetches them all and sorts them; at or above it, it
-# walks the sort's index and keeps the matching ideas, which stops after one page.
-# Measured at 100,000 ideas: the two plans cost the same (about 2 ms) near 250 matches;
-# at 500 the sort took 3.5 ms and the walk 1.9 ms; at 30 the walk took 6-8 ms.
+# walks the sort's index and keeps the matching ideas, which stops after one page. The two
+# plans cost the same near this many (measured: docs/performance.md, "Search picks its plan").
 FEW_MATCHES = 250
 
 # A generated column on PostgreSQL (see the stored_search_vector migration).
@@ -40,12 +39,12 @@ def walks_sort_index(terms: list[str]) -> bool:
     """True when the terms match so many ideas that walking the sort's index is cheaper.
 
     SQLite only. Its planner otherwise drives every search from the full-text match list:
-    it looks up and sorts every match, which for a common word (8,000 of 100,000 ideas)
-    costs 20-200 ms. Walking the sort's index and testing each idea against the match list
-    finds a page of a common word after a few hundred ideas (a few ms), but would read the
-    whole index for a rare one. So count the matches first, up to FEW_MATCHES, from the
-    full-text index alone (under a millisecond), and choose. PostgreSQL's planner makes
-    this choice itself from the GIN index's statistics.
+    it looks up and sorts every match, slow for a common word. Walking the sort's index
+    and testing each idea against the match list finds a page of a common word after a few
+    hundred ideas, but would read the whole index for a rare one. So count the matches
+    first, up to FEW_MATCHES, from the full-text index alone (cheap), and choose.
+    PostgreSQL's planner makes this choice itself from the GIN index's statistics. The
+    figures: docs/performance.md, "Search picks its plan by how many ideas match".
     """
     if db.session.get_bind().dialect.name == "postgresql":
         return False
