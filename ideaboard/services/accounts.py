@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ideaboard import mail
+from ideaboard import outbox
 from ideaboard.clock import now
 from ideaboard.extensions import db
 from ideaboard.models import AccountToken, OutboxMessage, OutboxStatus, Role, User
@@ -181,7 +181,7 @@ def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     user.session_token = new_session_token()
     _invalidate_reset_tokens(user.id)
-    mail.queue_mail(
+    outbox.queue_mail(
         user.email,
         _("Your Ideaboard password was changed"),
         "password_changed",
@@ -228,7 +228,7 @@ def update_account(user: User, display_name: str, email: str, current_password: 
         old_email = user.email
         user.email, user.email_key = new_email, email_key(new_email)
         _invalidate_reset_tokens(user.id)  # links sent to the old address die with it
-        mail.queue_mail(
+        outbox.queue_mail(
             old_email,
             _("Your Ideaboard email address was changed"),
             "email_changed",
@@ -265,7 +265,7 @@ def request_password_reset(email: str) -> None:
     if errors:
         raise ValidationError(errors)
     user_id = db.session.scalar(select(User.id).where(User.email_key == email_key(email)))
-    mail.queue_reset_request(email, user_id)
+    outbox.queue_reset_request(email, user_id)
     security_event("password_reset.requested", user_id=user_id)
 
 
@@ -296,7 +296,7 @@ def prepare_reset_message(row: OutboxMessage) -> bool:
     raw, expires = issue_reset_token(user)
     minutes = int(current_app.config["RESET_TOKEN_TTL"].total_seconds() // 60)
     subject = _("Reset your Ideaboard password")
-    text, html = mail.render_mail(
+    text, html = outbox.render_mail(
         "password_reset",
         to_name=user.display_name,
         link=_link("auth.reset_password", token=raw),
@@ -304,8 +304,8 @@ def prepare_reset_message(row: OutboxMessage) -> bool:
     )
     row.kind = "password_reset"
     row.to_addr = user.email
-    row.to_name = mail.header_text(user.display_name)[:120]
-    row.subject = mail.header_text(subject)
+    row.to_name = outbox.header_text(user.display_name)[:120]
+    row.subject = outbox.header_text(subject)
     row.text_body, row.html_body = text, html
     row.expires_at = expires
     return True
