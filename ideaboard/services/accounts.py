@@ -13,6 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ideaboard import outbox
@@ -100,21 +102,31 @@ def register_user(
     check_password_rules(errors, password or "")
     if role not in {r.value for r in Role}:
         errors["role"] = _("Unknown role.")
+    taken = {"email": _("An account with this email already exists. Sign in instead.")}
     if "email" not in errors and db.session.scalar(
         select(User.id).where(User.email_key == email_key(email))
     ):
-        errors["email"] = _("An account with this email already exists. Sign in instead.")
+        errors.update(taken)
     if errors:
         raise ValidationError(errors)
-    user = User(
-        email=email,
-        email_key=email_key(email),
-        display_name=display_name,
-        password_hash=hash_password(password),
-        role=role,
-    )
-    db.session.add(user)
-    db.session.flush()
+    # The insert decides, not the check above: of two sign-ups with one address at once,
+    # the second's insert finds the first's row (on PostgreSQL, after waiting for it to
+    # commit) and does nothing, and that sign-up is refused as a later one would be.
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    user = db.session.scalars(
+        insert(User)
+        .values(
+            email=email,
+            email_key=email_key(email),
+            display_name=display_name,
+            password_hash=hash_password(password),
+            role=role,
+        )
+        .on_conflict_do_nothing(index_elements=[User.email_key])
+        .returning(User)
+    ).first()
+    if user is None:
+        raise ValidationError(taken)
     security_event("account.registered", user_id=user.id, role=role, name=display_name)
     return user
 
