@@ -18,9 +18,20 @@ from .services import accounts, boards
 from .services.errors import ValidationError
 
 
+#: The command-line option behind each field a service names in its errors.
+_OPTIONS = {
+    "display_name": "--name",
+    "email": "--email",
+    "password": "--password",
+    "role": "--role",
+    "slug": "--slug",
+    "name": "--name",
+}
+
+
 def _fail(err: ValidationError) -> None:
     for field, message in err.errors.items():
-        click.echo(f"{field}: {message}", err=True)
+        click.echo(f"{_OPTIONS.get(field, field)}: {message}", err=True)
     sys.exit(1)
 
 

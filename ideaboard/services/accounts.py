@@ -25,6 +25,7 @@ from ideaboard.models.user import new_session_token
 from ideaboard.seclog import security_event
 
 from .errors import DomainError, NotAllowed, ValidationError
+from .names import check_display_name
 from .text import check_text, clean_line, fold_key
 
 PASSWORD_MIN = 10
@@ -99,6 +100,7 @@ def register_user(
     email = _normalise_email(errors, email)
     display_name = clean_line(display_name)
     check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    check_display_name(errors, "display_name", display_name)
     check_password_rules(errors, password or "")
     if role not in {r.value for r in Role}:
         errors["role"] = _("Unknown role.")
@@ -221,6 +223,7 @@ def update_account(user: User, display_name: str, email: str, current_password: 
     errors: dict[str, str] = {}
     display_name = clean_line(display_name)
     check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    check_display_name(errors, "display_name", display_name, user=user)
     new_email = _normalise_email(errors, email)
     email_changes = "email" not in errors and new_email != user.email
     if email_changes:
