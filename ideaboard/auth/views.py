@@ -114,6 +114,8 @@ def register():
 def login():
     """Sign in with email and password."""
     no_store()
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")))  # already in: go on, as /register
     form = LoginForm()
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data or "", form.password.data or "")
