@@ -42,6 +42,11 @@ def init_app(app: Flask) -> None:
     def _static_cache(resp: Response) -> Response:
         if request.endpoint != "static":
             return resp
+        if resp.status_code not in (200, 304):
+            # A missing file must not be remembered as missing by browsers and proxies:
+            # it may be deployed a moment later under the same name.
+            resp.headers["Cache-Control"] = "no-store"
+            return resp
         if resp.status_code == 200 and resp.direct_passthrough:
             # Buffer the (small) file so compression, which skips streams, applies to it.
             resp.direct_passthrough = False

@@ -115,12 +115,22 @@ def has_content(counts: dict[str, int]) -> bool:
 
 
 def _check_output(output: Path, live: Path | None, force: bool) -> Path:
-    output = output.expanduser().resolve()
-    if live is not None and output == live.resolve():
+    """The output path, made absolute without following links, if a backup may go there.
+
+    Never through a symbolic link (whoever made it chose where the database would land);
+    never over an existing file without --force.
+    """
+    output = output.expanduser().absolute()
+    if live is not None and output.resolve() == live.resolve():
         raise BackupError(f"The output {output} is the live database; choose another --output.")
+    if output.is_symlink():
+        raise BackupError(
+            f"{output} is a symbolic link; backups are never written through links. "
+            "Choose another --output."
+        )
     if output.is_dir():
         raise BackupError(f"{output} is a directory; give a file name with --output.")
-    if output.exists() and not force:
+    if os.path.lexists(output) and not force:
         raise BackupError(f"{output} already exists; choose another --output or use --force.")
     try:
         output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -129,16 +139,47 @@ def _check_output(output: Path, live: Path | None, force: bool) -> Path:
     return output
 
 
+def create_private(path: Path) -> int:
+    """Create `path` for writing, readable by the owner only: a new file, never an existing
+    one and never through a symbolic link (O_EXCL, O_NOFOLLOW). The open descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask
+    return fd
+
+
 def _private_temp(output: Path) -> Path:
-    """An empty file beside `output` readable by the owner only (backups hold password
+    """An empty new file beside `output` readable by the owner only (backups hold password
     hashes and session tokens)."""
     tmp = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(create_private(tmp))
+    except FileExistsError as err:
+        raise BackupError(f"{tmp} is in the way (a link, or a backup still running).") from err
     except OSError as err:
         raise BackupError(f"Cannot write to {output.parent}: {err.strerror}.") from err
-    os.close(fd)
     return tmp
+
+
+def _publish(tmp: Path, output: Path, force: bool) -> None:
+    """Give the finished backup its name: over an existing file only with --force, and
+    never over (or through) a link, even one that appeared while the backup ran."""
+    if output.is_symlink():
+        raise BackupError(f"{output} became a symbolic link; the backup was not written.")
+    if force:
+        os.replace(tmp, output)  # a rename replaces the name itself, never a link's target
+        return
+    try:
+        os.link(tmp, output)  # atomic, and fails if anything took the name meanwhile
+    except FileExistsError as err:
+        raise BackupError(f"{output} appeared while the backup ran; it was left alone.") from err
+    except OSError as err:  # a file system without hard links: check, then rename
+        if os.path.lexists(output):
+            raise BackupError(
+                f"{output} appeared while the backup ran; it was left alone."
+            ) from err
+        os.replace(tmp, output)
+        return
+    tmp.unlink()
 
 
 def _discard(path: Path) -> None:
@@ -267,7 +308,7 @@ def backup_sqlite(
                 dst.close()
         finally:
             src.close()
-        os.replace(tmp, output)
+        _publish(tmp, output, force)
     except sqlite3.Error as err:
         _discard(tmp)
         raise BackupError(f"SQLite backup failed: {err}.") from err
@@ -426,7 +467,7 @@ def backup_postgres(
             _run([pg_dump, "-Fc", f"--snapshot={snapshot}", f"--file={tmp}", uri], env)
             conn.rollback()
         _run([pg_restore, "--list", str(tmp)], env)  # the archive's table of contents reads
-        os.replace(tmp, output)
+        _publish(tmp, output, force)
     except BaseException:
         _discard(tmp)
         raise

@@ -12,15 +12,26 @@ import click
 from flask import Flask
 from sqlalchemy import func, select
 
+from .backup import create_private
 from .extensions import db
 from .models import Idea, Role, User
 from .services import accounts, boards
 from .services.errors import ValidationError
 
+#: The command-line option behind each field a service names in its errors.
+_OPTIONS = {
+    "display_name": "--name",
+    "email": "--email",
+    "password": "--password",
+    "role": "--role",
+    "slug": "--slug",
+    "name": "--name",
+}
+
 
 def _fail(err: ValidationError) -> None:
     for field, message in err.errors.items():
-        click.echo(f"{field}: {message}", err=True)
+        click.echo(f"{_OPTIONS.get(field, field)}: {message}", err=True)
     sys.exit(1)
 
 
@@ -52,7 +63,7 @@ def create_user(email: str, display_name: str, role: str, password: str) -> None
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON to this file (readable by you only) instead of standard output.",
+    help="Write the JSON to this new file (readable by you only) instead of standard output.",
 )
 def export_user(email: str, output: Path | None) -> None:
     """Export one user's own data (account, ideas, comments, votes) as JSON."""
@@ -73,12 +84,21 @@ def export_user(email: str, output: Path | None) -> None:
         click.echo(summary + ".", err=True)
         return
     try:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        # A new file only: an export holds personal data, so it never replaces a file nor
+        # follows a link someone left at that path.
+        fd = create_private(output)
+    except FileExistsError:
+        click.echo(
+            f"Cannot write {output}: something already exists there (a file or a link); "
+            "an export never replaces one. Choose another --output.",
+            err=True,
+        )
+        sys.exit(1)
     except OSError as err:
         click.echo(f"Cannot write {output}: {err.strerror}.", err=True)
         sys.exit(1)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     click.echo(f"{summary} to {output}.")
 
 

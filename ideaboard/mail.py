@@ -1,14 +1,14 @@
 """Mail: built safely, kept in an outbox, delivered after the response.
 
-A service that wants to send mail calls `queue_mail`: the message is rendered (a text
-part and an HTML part, from autoescaped templates in templates/email/) and written as an
-`OutboxMessage` row in the request's own transaction, so it exists exactly when the
-change it reports was committed. After the commit, the response registers a callback that
-delivers those rows once the response has been sent (`Response.call_on_close`): a slow or
-dead SMTP server never delays a page, never fails it, and never makes a password-reset
-answer take longer for a known address than for an unknown one. A delivery that fails
-leaves the row queued; `flask --app wsgi mail send` retries every queued row (run it from
-cron or a systemd timer).
+A service that wants to send mail calls `outbox.queue_mail`: the message is rendered (a
+text part and an HTML part, from autoescaped templates in templates/email/) and written as
+an `OutboxMessage` row in the request's own transaction, so it exists exactly when the
+change it reports was committed. This module delivers those rows: after the commit, the
+response registers a callback that delivers them once it has been sent
+(`Response.call_on_close`): a slow or dead SMTP server never delays a page, never fails
+it, and never makes a password-reset answer take longer for a known address than for an
+unknown one. A delivery that fails leaves the row queued; `flask --app wsgi mail send`
+retries every queued row (run it from cron or a systemd timer).
 
 MAIL_URL chooses the transport: `smtp://host:port` (add `?starttls=true`, or use
 `smtps://` for TLS from the start; `user:password@` for AUTH). Without it each message is
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -40,105 +39,26 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
-from flask import Flask, Response, current_app, g, has_request_context, render_template
-from flask_babel import force_locale, get_locale
+from flask import Flask, Response, current_app, g, has_request_context
+from flask_babel import force_locale
 from sqlalchemy import event, func, or_, select, update
 
 from .clock import now
 from .extensions import db
 from .models import OutboxMessage, OutboxStatus
+from .outbox import QUEUED_KEY, RESET_REQUEST, header_text
 from .seclog import escape_value
+from .services.accounts import prepare_reset_message
 
 log = logging.getLogger("ideaboard.mail")
 
-#: An outbox row that asks for a password-reset message, rendered (and its token made)
-#: only at delivery, so the request does the same work for known and unknown addresses.
-RESET_REQUEST = "reset_request"
 #: How long one deliverer holds a row before another may try it.
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 10
 
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-def header_text(value: str | None) -> str:
-    """`value` made safe for one header line: control and line-break runs become a space."""
-    return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
-
 
 class PermanentFailure(Exception):
     """The server refused the message for good (5xx), or it cannot be built."""
-
-
-# --- queueing ------------------------------------------------------------------------
-
-
-def render_mail(template: str, **context) -> tuple[str, str]:
-    context.setdefault("base_url", current_app.config["BASE_URL"])
-    text = render_template(f"email/{template}.txt", **context)
-    html = render_template(f"email/{template}.html", **context)
-    return text, html
-
-
-def _remember(row: OutboxMessage) -> None:
-    db.session.info.setdefault("mail_queued", []).append(row.id)
-
-
-def _locale() -> str:
-    return str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
-
-
-def queue_mail(
-    to_addr: str,
-    subject: str,
-    template: str,
-    *,
-    user_id: int | None = None,
-    to_name: str = "",
-    expires_at=None,
-    **context,
-) -> OutboxMessage:
-    """Render templates/email/<template>.{txt,html} and add it to the outbox (flushes)."""
-    text, html = render_mail(template, to_name=to_name, **context)
-    row = OutboxMessage(
-        kind=template,
-        status=OutboxStatus.QUEUED,
-        user_id=user_id,
-        to_addr=to_addr,
-        to_name=header_text(to_name)[:120],
-        subject=header_text(subject)[:255],
-        text_body=text,
-        html_body=html,
-        locale=_locale(),
-        expires_at=expires_at,
-        attempts=0,
-    )
-    db.session.add(row)
-    db.session.flush()
-    _remember(row)
-    log.info(
-        "mail queued id=%s to=%s subject=%s",
-        row.id,
-        escape_value(row.to_addr),
-        escape_value(row.subject),
-    )
-    return row
-
-
-def queue_reset_request(to_addr: str, user_id: int | None) -> OutboxMessage:
-    """Queue a password-reset message to be made at delivery (for any address; flushes)."""
-    row = OutboxMessage(
-        kind=RESET_REQUEST,
-        status=OutboxStatus.QUEUED,
-        user_id=user_id,
-        to_addr=to_addr,
-        locale=_locale(),
-        attempts=0,
-    )
-    db.session.add(row)
-    db.session.flush()
-    _remember(row)
-    return row
 
 
 # --- building and transports ---------------------------------------------------------
@@ -274,8 +194,6 @@ def _claim(message_id: int) -> OutboxMessage | None:
 
 def _prepare(row: OutboxMessage) -> None:
     """Render a reset request (making its token), or drop it when there is no account."""
-    from .services.accounts import prepare_reset_message
-
     with force_locale(row.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
         if not prepare_reset_message(row):
             _finish(row, OutboxStatus.DROPPED)
@@ -357,13 +275,13 @@ def _deliver_after_response(app: Flask, ids: tuple[int, ...]) -> None:
 
 
 def _after_commit(session_) -> None:
-    ids = session_.info.pop("mail_queued", None)
+    ids = session_.info.pop(QUEUED_KEY, None)
     if ids and has_request_context():
         g.setdefault("mail_committed", []).extend(ids)
 
 
 def _after_rollback(session_) -> None:
-    session_.info.pop("mail_queued", None)
+    session_.info.pop(QUEUED_KEY, None)
 
 
 @click.group("mail")

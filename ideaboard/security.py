@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, abort, current_app, g, request, session
+from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, user_logged_in
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from .extensions import db, login_manager
+from .htmx import is_htmx
 from .models import User
 from .models.base import MAX_INT
 
@@ -48,6 +49,24 @@ def safe_next(target: str | None, default: str = "/") -> str:
         if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned.startswith("//"):
             return default
     return target
+
+
+def sign_in_redirect() -> Response:
+    """Send an anonymous visitor to sign in, then back to where they were."""
+    back = request.full_path if request.method == "GET" else _referrer_path()
+    target = url_for("auth.login", next=safe_next(back, "/"))
+    if is_htmx():
+        resp = current_app.response_class("", 401)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    return redirect(target)
+
+
+def _referrer_path() -> str:
+    """The path of the page a form was posted from, if it was one of ours."""
+    ref = request.referrer or ""
+    host = request.host_url.rstrip("/")
+    return ref[len(host) :] if ref.startswith(host + "/") else "/"
 
 
 def no_store() -> None:
@@ -217,11 +236,7 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, _expire_sign_in)
     hsts = uses_hsts(app.config)
 
-    @login_manager.unauthorized_handler
-    def _unauthorized():
-        from .auth.views import sign_in_redirect
-
-        return sign_in_redirect()
+    login_manager.unauthorized_handler(sign_in_redirect)
 
     @app.before_request
     def _refuse_nul_in_query() -> None:

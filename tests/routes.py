@@ -94,6 +94,7 @@ ROUTES: dict[str, Route] = {
         auth_page=True,
         limits=("LOGIN_LIMIT_IP", "LOGIN_LIMIT_ACCOUNT"),
         ok=(422, 422),  # the matrix signs in with a wrong password: refused, never 401/403
+        ok_get=frozenset({200, 302}),  # a signed-in member is sent on
     ),
     "auth.logout": Route(("POST",), who=MEMBER, ok=(303, 303)),
     "auth.account": Route(
@@ -447,10 +448,11 @@ def sign_in(client, user: User | None, **request) -> None:
 
 
 def csrf_token(client) -> str:
-    """A valid CSRF token for `client`'s session (from the sign-in page's form)."""
+    """A valid CSRF token for `client`'s session (from the reset page's form, which is
+    shown signed in or not)."""
     import re
 
-    html = client.get("/login").get_data(as_text=True)
+    html = client.get("/reset").get_data(as_text=True)
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
 
 

@@ -126,6 +126,22 @@ BAD_NEXT = [
 ]
 
 
+def test_signed_in_member_opening_sign_in_is_sent_on(client, auth):
+    """A signed-in member who opens /login goes to `next` (a local path), not the form."""
+    auth(make_user())
+    resp = client.get("/login?next=/ideas%3Fsort%3Dtop")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/ideas?sort=top"
+    assert client.get("/login").headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", BAD_NEXT)
+def test_signed_in_member_opening_sign_in_never_leaves_the_site(client, auth, target):
+    """The same redirect takes only local paths; anything else goes home."""
+    auth(make_user())
+    resp = client.get("/login", query_string={"next": target})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"
+
+
 @pytest.mark.parametrize("target", BAD_NEXT)
 def test_next_never_leaves_the_site(client, target):
     """Sign-in only redirects to local paths; anything else goes home."""

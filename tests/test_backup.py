@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import stat
 import threading
@@ -369,6 +370,78 @@ def test_backup_never_overwrites_without_force(app, database_url, tmp_path):
         live = sa.make_url(database_url).database
         result = run(app, "backup", "--force", "--output", live)
         assert result.exit_code == 1 and "live database" in result.stderr
+
+
+def test_backup_is_never_written_through_a_symbolic_link(app, tmp_path):
+    """A link at the output path (to a file, or to nowhere yet) is refused with a message,
+    even with --force; neither the link nor what it points to is touched."""
+    make_content()
+    target = tmp_path / "victim.txt"
+    target.write_text("someone else's file")
+    dangling_target = tmp_path / "not-yet"
+    for link, points_to in (
+        (tmp_path / f"to-file{SUFFIX}", target),
+        (tmp_path / f"to-nowhere{SUFFIX}", dangling_target),
+    ):
+        link.symlink_to(points_to)
+        for extra in ([], ["--force"]):
+            result = run(app, "backup", *extra, "--output", str(link))
+            assert result.exit_code == 1 and "symbolic link" in result.stderr
+            assert link.is_symlink() and os.readlink(link) == str(points_to)
+    assert target.read_text() == "someone else's file"
+    assert not dangling_target.exists()
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_backup_refuses_a_link_planted_at_its_temporary_name(app, tmp_path):
+    """The half-written copy is created as a new file: a link waiting at its name is
+    refused, not followed."""
+    make_content()
+    out = tmp_path / f"fresh{SUFFIX}"
+    target = tmp_path / "victim.txt"
+    target.write_text("someone else's file")
+    (tmp_path / f".{out.name}.{os.getpid()}.partial").symlink_to(target)
+    result = run(app, "backup", "--output", str(out))
+    assert result.exit_code == 1 and "in the way" in result.stderr
+    assert target.read_text() == "someone else's file" and not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "dangling link"])
+def test_user_export_never_replaces_a_file_or_follows_a_link(app, tmp_path, kind):
+    """users export --output writes a new owner-only file; a file or a link already at the
+    path is refused with a message and left as it was."""
+    c = make_content()
+    target = tmp_path / "victim.txt"
+    out = tmp_path / "alice.json"
+    if kind == "file":
+        out.write_text("an older export")
+    else:
+        if kind == "link":
+            target.write_text("someone else's file")
+        out.symlink_to(target)
+    result = run(app, "users", "export", "--email", c["alice"].email, "--output", str(out))
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr and "never replaces" in result.stderr
+    if kind == "file":
+        assert out.read_text() == "an older export"
+    else:
+        assert out.is_symlink()
+        assert (
+            target.read_text() == "someone else's file" if kind == "link" else not target.exists()
+        )
+
+
+def test_user_export_file_is_owner_only_whatever_the_umask(app, tmp_path):
+    """The export is created readable and writable by its owner only, even under umask 0."""
+    c = make_content()
+    out = tmp_path / "alice.json"
+    old = os.umask(0)
+    try:
+        result = run(app, "users", "export", "--email", c["alice"].email, "--output", str(out))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_backup_defaults_to_a_timestamped_file_in_the_instance_folder(app, tmp_path):

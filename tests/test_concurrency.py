@@ -4,15 +4,16 @@ Runs on the suite's database: SQLite in the first pass, PostgreSQL in the second
 """
 
 from functools import partial
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
-from ideaboard.models import Vote
+from ideaboard.models import Idea, StatusChange, User, Vote
 from ideaboard.services import votes
 
-from .factories import at_once, login_as, make_idea, make_user, reload
+from .factories import PASSWORD, at_once, general_board, login_as, make_idea, make_user, reload
 
 THREADS = 16
 
@@ -59,6 +60,96 @@ def test_same_member_double_clicking_from_many_tabs(app):
     assert rows in (0, 1)
     assert reload(idea).vote_count == rows
     assert votes.count_mismatches() == []
+
+
+def _history(idea) -> list[tuple[str | None, str]]:
+    db.session.commit()
+    return [
+        (c.from_status, c.to_status)
+        for c in db.session.scalars(
+            select(StatusChange).where(StatusChange.idea_id == idea.id).order_by(StatusChange.id)
+        )
+    ]
+
+
+def _staff_clients(app, n):
+    clients = []
+    for _ in range(n):
+        client = app.test_client()
+        login_as(client, make_user("staff"))
+        clients.append(client)
+    return clients
+
+
+def test_staff_moving_one_idea_at_once_leave_one_consistent_history(app):
+    """Six staff change one idea's status at once: every recorded change starts where the
+    previous one ended, and the idea ends where the history does; no server error."""
+    idea = make_idea()
+    targets = ["planned", "planned", "planned", "in_progress", "shipped", "under_review"]
+    calls = [
+        partial(client.post, f"/ideas/{idea.id}/status", data={"status": to, "note": to})
+        for client, to in zip(_staff_clients(app, len(targets)), targets, strict=True)
+    ]
+    statuses = [r.status_code for r in at_once(calls)]
+    assert set(statuses) <= {303, 422}, statuses
+    history = _history(idea)
+    assert history[0] == (None, "heard")
+    for (_, before), (start, end) in pairwise(history):
+        assert start == before and start != end, history
+    assert len(history) - 1 == statuses.count(303), (history, statuses)
+    assert reload(idea).status == history[-1][1]
+
+
+def test_staff_making_the_same_move_at_once_record_it_once(app):
+    """Six staff move one idea to planned at once: one heard -> planned, the others are told
+    it already has that status (as they would be one after the other)."""
+    idea = make_idea()
+    clients = _staff_clients(app, 6)
+    answers = at_once(
+        [partial(c.post, f"/ideas/{idea.id}/status", data={"status": "planned"}) for c in clients]
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [303] + [422] * 5, statuses
+    refused = [r for r in answers if r.status_code == 422]
+    assert all(b"already has this status" in r.data for r in refused)
+    assert _history(idea) == [(None, "heard"), ("heard", "planned")]
+    assert reload(idea).status == "planned"
+
+
+def test_one_member_double_submitting_an_idea_makes_one_idea(app):
+    """Eight simultaneous submits of one new-idea form by one member make one idea, and
+    every submit lands on it."""
+    member = make_user()
+    form = {
+        "title": "Dark mode",
+        "body": "Please.",
+        "board": str(general_board().id),
+        "kind": "idea",
+    }
+    clients = []
+    for _ in range(8):
+        client = app.test_client()
+        login_as(client, member)
+        clients.append(client)
+    answers = at_once([partial(c.post, "/ideas/new", data=form) for c in clients])
+    assert {r.status_code for r in answers} == {303}
+    db.session.commit()
+    ideas = db.session.scalars(select(Idea).where(Idea.author_id == member.id)).all()
+    assert len(ideas) == 1
+    assert {r.headers["Location"] for r in answers} == {f"/ideas/{ideas[0].id}-dark-mode"}
+
+
+def test_concurrent_sign_ups_with_one_address_make_one_account(app):
+    """Eight sign-ups with one address at once: one account; the others get the refusal a
+    later sign-up gets (422, "already exists"), never a server error."""
+    form = {"email": "Same@Example.com", "display_name": "Sam", "password": PASSWORD}
+    answers = at_once([partial(app.test_client().post, "/register", data=form) for _ in range(8)])
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [303] + [422] * 7, statuses
+    refused = [r for r in answers if r.status_code == 422]
+    assert all(b"An account with this email already exists" in r.data for r in refused)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
 
 def test_sqlite_writers_queue_on_the_writer_gate(tmp_path):

@@ -15,7 +15,7 @@ import stat
 import pytest
 from sqlalchemy import func, select, update
 
-from ideaboard import mail
+from ideaboard import mail, outbox
 from ideaboard.extensions import db
 from ideaboard.models import OutboxMessage, User
 
@@ -104,7 +104,7 @@ def test_crlf_in_a_name_or_subject_never_makes_a_header(mail_app, sink):
     headers = got.raw.split(b"\r\n\r\n", 1)[0]
     assert not re.search(rb"^(Bcc|Cc):", headers, re.MULTILINE | re.IGNORECASE)
     # A subject with CR/LF is one header line too, whoever builds the message.
-    row = mail.queue_mail(
+    row = outbox.queue_mail(
         "victim@example.com",
         "Hello\r\nBcc: evil@example.com",
         "password_changed",
@@ -162,7 +162,7 @@ def test_mail_send_exits_non_zero_while_smtp_is_down(make_app, tmp_path):
     _reset(app)
     with app.app_context():
         user = make_user(email="cron@example.com")
-        mail.queue_mail(
+        outbox.queue_mail(
             user.email, "Hi", "password_changed", reset_url="http://127.0.0.1:5000/reset"
         )
         db.session.commit()
@@ -173,7 +173,7 @@ def test_mail_send_exits_non_zero_while_smtp_is_down(make_app, tmp_path):
 
 def test_rolled_back_mail_is_never_sent(mail_app, sink):
     """A message belongs to its transaction: rolled back, it never leaves."""
-    mail.queue_mail(
+    outbox.queue_mail(
         "nobody@example.com", "Hi", "password_changed", reset_url="http://127.0.0.1:5000/r"
     )
     db.session.rollback()

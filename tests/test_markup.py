@@ -311,3 +311,82 @@ def test_concurrent_renders_stay_correct():
     for t in threads:
         t.join(60)
     assert errors == [] and results == expected
+
+
+# --- cost: linear in the input ----------------------------------------------------------
+
+#: Shapes that made a parser or linkifier scan the same characters again and again: `(`
+#: after a URL (bleach's linkifier: 1.2 s at 10 KB, 4.8 s at 20 KB), `a-a-a-…` (the same
+#: pattern, from every hyphen), deep emphasis (html5lib walks every open element again).
+ADVERSARIAL = {
+    "url-then-open-parens": lambda n: "http://a.b/" + "(" * (n - 11),
+    "open-parens-then-url": lambda n: "(" * (n - 13) + "http://a.com/",
+    "url-then-close-parens": lambda n: "http://a.com/" + ")" * (n - 13),
+    "url-then-commas": lambda n: "http://a.com/" + "," * (n - 13),
+    "hyphenated-word": lambda n: "a-" * (n // 2),
+    "dotted-word": lambda n: "a." * (n // 2),
+    "www-then-dots": lambda n: "www." + "a." * (n // 2 - 2),
+    "dots-after-host": lambda n: "http://a" + "." * (n - 8),
+    "underscores": lambda n: "a" + "_" * (n - 1),
+    "at-signs": lambda n: "a" + "@" * (n - 1),
+    "open-brackets": lambda n: "[" * n,
+    "unclosed-links": lambda n: "[a](" * (n // 4),
+    "unclosed-images": lambda n: "![" * (n // 2),
+    "nested-emphasis": lambda n: "*" * (n // 2 - 1) + "a" + "*" * (n // 2 - 1),
+    "unclosed-strong": lambda n: "**a" * (n // 3),
+    "backticks-and-letters": lambda n: "`a" * (n // 2),
+    "angle-brackets": lambda n: "<" * n,
+    "ampersands": lambda n: "&" * n,
+    "schemes": lambda n: "http://" * (n // 7),
+    "wide-table": lambda n: "|a" * (n // 4) + "\n" + "|-" * (n // 4 - 1),
+}
+
+
+def _render_cpu_seconds(text: str, rounds: int = 5) -> float:
+    """The least process CPU time of a few uncached renders (others' load barely moves it).
+
+    As timeit does, the cyclic garbage collector is off while timing: when it runs depends
+    on what earlier tests left, not on the text.
+    """
+    import gc
+    import time
+
+    from ideaboard.markup import _render_cached
+
+    best = float("inf")
+    for _ in range(rounds):
+        _render_cached.cache_clear()
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.process_time()
+            render_markdown(text)
+            best = min(best, time.process_time() - started)
+        finally:
+            gc.enable()
+    return best
+
+
+@pytest.mark.parametrize("shape", list(ADVERSARIAL), ids=list(ADVERSARIAL))
+def test_rendering_hostile_text_costs_time_linear_in_its_length(shape):
+    """10 KB of a hostile shape renders in well under a second, and 20 KB costs at most
+    three times as much (a quadratic scan costs four)."""
+    make = ADVERSARIAL[shape]
+    small, large = make(10_000), make(20_000)
+    assert 9_000 <= len(small) <= 10_000 and len(large) >= 1.9 * len(small)
+    t_small = _render_cpu_seconds(small)
+    t_large = _render_cpu_seconds(large)
+    assert t_small < 0.5, f"{shape}: 10 KB took {t_small:.3f} s of CPU"
+    # A few milliseconds of slack: tiny timings are dominated by the clock and the allocator.
+    assert t_large <= 3 * t_small + 0.005, (
+        f"{shape}: 10 KB {t_small * 1000:.1f} ms, 20 KB {t_large * 1000:.1f} ms of CPU"
+    )
+
+
+def test_deep_inline_nesting_is_kept_as_typed_text():
+    """Emphasis nested past the limit shows its asterisks instead of more elements."""
+    from ideaboard.markup import MAX_INLINE_NESTING
+
+    tree = parse(render_markdown("*" * 200 + "deep" + "*" * 200))
+    assert len(tree.select("strong")) + len(tree.select("em")) == MAX_INLINE_NESTING
+    assert "deep" in tree.text and "*" in tree.text

@@ -203,6 +203,51 @@ def test_soft_delete_and_restore():
     assert idea.id in [i.id for i in ideas.list_ideas(ideas.IdeaQuery()).items]
 
 
+def test_deleting_keeps_who_when_and_why_until_restored():
+    """A deleted idea records who deleted it, when and why; restoring clears all three."""
+    author, staff = make_user(), make_user("staff")
+    idea = make_idea(author)
+    ideas.delete_idea(staff, idea, reason="  Duplicate of the dark-mode idea ")
+    db.session.commit()
+    gone = reload(idea)
+    assert gone.is_deleted and gone.deleted_at is not None
+    assert (gone.deleted_by_id, gone.deleted_reason) == (
+        staff.id,
+        "Duplicate of the dark-mode idea",
+    )
+    ideas.restore_idea(staff, gone)
+    db.session.commit()
+    back = reload(idea)
+    assert (back.deleted_at, back.deleted_by_id, back.deleted_reason) == (None, None, None)
+
+
+def test_deletion_reason_is_checked_like_other_text():
+    """A reason with control characters, or too long, is refused and nothing is hidden."""
+    author = make_user()
+    idea = make_idea(author)
+    for reason in ("bad\x07bell", "x" * (ideas.REASON_MAX + 1)):
+        with pytest.raises(ValidationError) as err:
+            ideas.delete_idea(author, idea, reason=reason)
+        assert "reason" in err.value.errors
+    assert not reload(idea).is_deleted
+
+
+def test_live_filter_is_the_partial_indexes_condition():
+    """The live-rows filter compiles to the very condition of every partial index over
+    ideas, so the planner can use those indexes for public lists."""
+    from ideaboard.models import Idea
+    from ideaboard.models.base import LIVE_SQL
+
+    assert str(Idea.live().compile()) == f"ideas.{LIVE_SQL}"
+    partial = [
+        ix for ix in Idea.__table__.indexes if ix.dialect_options["postgresql"]["where"] is not None
+    ]
+    assert len(partial) >= 9
+    for ix in partial:
+        assert str(ix.dialect_options["postgresql"]["where"]) == LIVE_SQL
+        assert str(ix.dialect_options["sqlite"]["where"]) == LIVE_SQL
+
+
 def test_list_sorts_filters_and_paginates():
     """Top sorts by votes, filters narrow by status and kind, pages do not overlap."""
     a, b, c = (

@@ -11,6 +11,7 @@ from ideaboard.markup import render_markdown
 from ideaboard.models import Idea
 from ideaboard.services import boards, ideas, roadmap
 from ideaboard.services.errors import NotFound
+from ideaboard.urls import idea_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -24,8 +25,6 @@ def _absolute(path: str) -> str:
 
 
 def idea_json(idea: Idea) -> dict:
-    from ideaboard.ideas.views import idea_url
-
     return {
         "id": idea.id,
         "title": idea.title,

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
-from ideaboard.htmx import is_htmx, render
+from ideaboard.htmx import render
 from ideaboard.seclog import security_event
 from ideaboard.security import no_referrer, no_store, safe_next
 from ideaboard.services import accounts
@@ -51,24 +51,6 @@ def _password_check_limit():
         methods=["POST"],
         deduct_when=_failed,
     )
-
-
-def sign_in_redirect():
-    """Send an anonymous visitor to sign in, then back to where they were."""
-    back = request.full_path if request.method == "GET" else _referrer_path()
-    target = url_for("auth.login", next=safe_next(back, "/"))
-    if is_htmx():
-        resp = current_app.response_class("", 401)
-        resp.headers["HX-Redirect"] = target
-        return resp
-    return redirect(target)
-
-
-def _referrer_path() -> str:
-    """The path of the page a form was posted from, if it was one of ours."""
-    ref = request.referrer or ""
-    host = request.host_url.rstrip("/")
-    return ref[len(host) :] if ref.startswith(host + "/") else "/"
 
 
 def _had_remember_cookie() -> bool:
@@ -132,6 +114,8 @@ def register():
 def login():
     """Sign in with email and password."""
     no_store()
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")))  # already in: go on, as /register
     form = LoginForm()
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data or "", form.password.data or "")

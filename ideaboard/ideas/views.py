@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from urllib.parse import quote
-
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
@@ -21,29 +18,11 @@ from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, NotFound, ValidationError
+from ideaboard.urls import board_url, idea_url
 
 from .forms import CommentForm, IdeaForm
 
 bp = Blueprint("ideas", __name__)
-
-_SLUG_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def slugify(title: str) -> str:
-    return "-".join(_SLUG_WORD.findall(title.lower()))[:60].strip("-") or "idea"
-
-
-def idea_url(idea: Idea, action: str | None = None, **kw) -> str:
-    """The idea's address (or one of its actions'); built directly, as lists need dozens."""
-    if action:
-        return f"{request.script_root}/ideas/{idea.id}/{action}"
-    if kw:
-        return url_for("ideas.show", idea_id=idea.id, slug=slugify(idea.title), **kw)
-    return f"{request.script_root}/ideas/{idea.id}-{quote(slugify(idea.title))}"
-
-
-def board_url(board) -> str:
-    return f"{request.script_root}/b/{quote(board.slug)}"
 
 
 @bp.app_context_processor

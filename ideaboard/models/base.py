@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import ColumnElement, DateTime, ForeignKey, Index, MetaData, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -32,3 +32,50 @@ class Base(DeclarativeBase):
 
 class CreatedMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow, nullable=False)
+
+
+#: What "live" (not deleted) means in SQL. Partial indexes over live rows use exactly this
+#: text, and SoftDeleteMixin.live() compiles to the same `<table>.deleted_at IS NULL`, so
+#: the planner matches a query's filter to those indexes.
+LIVE_SQL = "deleted_at IS NULL"
+
+
+def live_index(name: str, *columns: str) -> Index:
+    """An index over live rows only: every public list filters on SoftDeleteMixin.live()."""
+    return Index(name, *columns, sqlite_where=text(LIVE_SQL), postgresql_where=text(LIVE_SQL))
+
+
+class SoftDeleteMixin:
+    """Deleting hides a row from everyone but staff and keeps it: who, when and why.
+
+    For ideas now, and for comments, threads and replies as they come (moderators hide,
+    never delete: style.md rule 6). Every query for what the public sees filters on
+    `Model.live()`; `soft_delete` and `restore` are the only writers of these columns.
+    """
+
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    deleted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    deleted_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @classmethod
+    def live(cls) -> ColumnElement[bool]:
+        """The SQL filter for rows that are not deleted (the partial indexes' condition)."""
+        return cls.deleted_at.is_(None)
+
+    def soft_delete(self, by_id: int, reason: str = "", at: datetime | None = None) -> None:
+        """Hide the row, recording who, when and why."""
+        self.deleted_at = at or utcnow()
+        self.deleted_by_id = by_id
+        self.deleted_reason = reason or None
+
+    def restore(self) -> None:
+        """Show the row again; the record of its deletion goes with it."""
+        self.deleted_at = None
+        self.deleted_by_id = None
+        self.deleted_reason = None

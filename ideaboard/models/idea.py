@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, CreatedMixin, utcnow
+from .base import Base, CreatedMixin, SoftDeleteMixin, live_index, utcnow
 from .board import Board
 from .user import User
 
@@ -42,15 +42,8 @@ class Kind(enum.StrEnum):
 #: The roadmap line, in order; declined stands beside it.
 ROADMAP = (Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS, Status.SHIPPED)
 
-_LIVE = text("deleted_at IS NULL")
 
-
-def _live_index(name: str, *cols: str) -> Index:
-    """An index over ideas that are not deleted: every public list filters on that."""
-    return Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
-
-
-class Idea(CreatedMixin, Base):
+class Idea(SoftDeleteMixin, CreatedMixin, Base):
     __tablename__ = "ideas"
     __table_args__ = (
         CheckConstraint(
@@ -60,15 +53,15 @@ class Idea(CreatedMixin, Base):
         CheckConstraint("kind IN ('idea', 'problem', 'product')", name="kind_known"),
         CheckConstraint("vote_count >= 0", name="vote_count_nonnegative"),
         CheckConstraint("comment_count >= 0", name="comment_count_nonnegative"),
-        _live_index("ix_ideas_trending", "trending_score", "id"),
-        _live_index("ix_ideas_top", "vote_count", "id"),
-        _live_index("ix_ideas_new", "created_at", "id"),
-        _live_index("ix_ideas_board_trending", "board_id", "trending_score", "id"),
-        _live_index("ix_ideas_board_top", "board_id", "vote_count", "id"),
-        _live_index("ix_ideas_board_new", "board_id", "created_at", "id"),
-        _live_index("ix_ideas_status_top", "status", "vote_count", "id"),
-        _live_index("ix_ideas_board_status_top", "board_id", "status", "vote_count", "id"),
-        _live_index("ix_ideas_activity", "last_activity_at", "id"),
+        live_index("ix_ideas_trending", "trending_score", "id"),
+        live_index("ix_ideas_top", "vote_count", "id"),
+        live_index("ix_ideas_new", "created_at", "id"),
+        live_index("ix_ideas_board_trending", "board_id", "trending_score", "id"),
+        live_index("ix_ideas_board_top", "board_id", "vote_count", "id"),
+        live_index("ix_ideas_board_new", "board_id", "created_at", "id"),
+        live_index("ix_ideas_status_top", "status", "vote_count", "id"),
+        live_index("ix_ideas_board_status_top", "board_id", "status", "vote_count", "id"),
+        live_index("ix_ideas_activity", "last_activity_at", "id"),
         Index("ix_ideas_author", "author_id", "created_at"),
     )
 
@@ -87,17 +80,8 @@ class Idea(CreatedMixin, Base):
     last_activity_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     # Bumped on every edit: a form carrying an older version is a stale edit (409).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
-    deleted_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), default=None
-    )
-
     board: Mapped[Board] = relationship(lazy="raise")
     author: Mapped[User] = relationship(foreign_keys=[author_id], lazy="raise")
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.deleted_at is not None
 
     def __repr__(self) -> str:
         return f"<Idea {self.id} {self.status}>"

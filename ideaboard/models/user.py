@@ -39,6 +39,11 @@ class User(UserMixin, CreatedMixin, Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER.value)
     # Part of the login id: changing it signs the user out everywhere (password change, demotion).
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
+    # The user's latest idea as a digest of its title and text, and when it was posted. The
+    # UPDATE that records a new post decides whether it repeats the last one (a double
+    # submit), so two identical submits at once make one idea (services.ideas).
+    last_idea_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_idea_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"

@@ -47,6 +47,7 @@ def row_key(idea, voted: bool, member: bool, locale: str, root: str) -> tuple:
         idea.board.slug,
         idea.board.name,
         idea.author.display_name,
+        idea.author.is_staff,  # the author_name macro's staff badge
     )
 
 

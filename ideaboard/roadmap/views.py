@@ -10,6 +10,7 @@ from ideaboard.extensions import db
 from ideaboard.htmx import render
 from ideaboard.services import boards, ideas, roadmap
 from ideaboard.services.errors import NotFound, ValidationError
+from ideaboard.urls import idea_url
 
 from .forms import StatusForm
 
@@ -32,8 +33,6 @@ def index():
 @login_required
 def change_status(idea_id: int):
     """Move an idea to another status with an optional public note (staff)."""
-    from ideaboard.ideas.views import idea_url
-
     try:
         idea = ideas.get_idea(idea_id, current_user)
     except NotFound:

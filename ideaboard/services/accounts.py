@@ -13,9 +13,11 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ideaboard import mail
+from ideaboard import outbox
 from ideaboard.clock import now
 from ideaboard.extensions import db
 from ideaboard.models import AccountToken, OutboxMessage, OutboxStatus, Role, User
@@ -23,6 +25,7 @@ from ideaboard.models.user import new_session_token
 from ideaboard.seclog import security_event
 
 from .errors import DomainError, NotAllowed, ValidationError
+from .names import check_display_name
 from .text import check_text, clean_line, fold_key
 
 PASSWORD_MIN = 10
@@ -97,24 +100,35 @@ def register_user(
     email = _normalise_email(errors, email)
     display_name = clean_line(display_name)
     check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    check_display_name(errors, "display_name", display_name)
     check_password_rules(errors, password or "")
     if role not in {r.value for r in Role}:
         errors["role"] = _("Unknown role.")
+    taken = {"email": _("An account with this email already exists. Sign in instead.")}
     if "email" not in errors and db.session.scalar(
         select(User.id).where(User.email_key == email_key(email))
     ):
-        errors["email"] = _("An account with this email already exists. Sign in instead.")
+        errors.update(taken)
     if errors:
         raise ValidationError(errors)
-    user = User(
-        email=email,
-        email_key=email_key(email),
-        display_name=display_name,
-        password_hash=hash_password(password),
-        role=role,
-    )
-    db.session.add(user)
-    db.session.flush()
+    # The insert decides, not the check above: of two sign-ups with one address at once,
+    # the second's insert finds the first's row (on PostgreSQL, after waiting for it to
+    # commit) and does nothing, and that sign-up is refused as a later one would be.
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    user = db.session.scalars(
+        insert(User)
+        .values(
+            email=email,
+            email_key=email_key(email),
+            display_name=display_name,
+            password_hash=hash_password(password),
+            role=role,
+        )
+        .on_conflict_do_nothing(index_elements=[User.email_key])
+        .returning(User)
+    ).first()
+    if user is None:
+        raise ValidationError(taken)
     security_event("account.registered", user_id=user.id, role=role, name=display_name)
     return user
 
@@ -181,7 +195,7 @@ def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     user.session_token = new_session_token()
     _invalidate_reset_tokens(user.id)
-    mail.queue_mail(
+    outbox.queue_mail(
         user.email,
         _("Your Ideaboard password was changed"),
         "password_changed",
@@ -209,6 +223,7 @@ def update_account(user: User, display_name: str, email: str, current_password: 
     errors: dict[str, str] = {}
     display_name = clean_line(display_name)
     check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    check_display_name(errors, "display_name", display_name, user=user)
     new_email = _normalise_email(errors, email)
     email_changes = "email" not in errors and new_email != user.email
     if email_changes:
@@ -228,7 +243,7 @@ def update_account(user: User, display_name: str, email: str, current_password: 
         old_email = user.email
         user.email, user.email_key = new_email, email_key(new_email)
         _invalidate_reset_tokens(user.id)  # links sent to the old address die with it
-        mail.queue_mail(
+        outbox.queue_mail(
             old_email,
             _("Your Ideaboard email address was changed"),
             "email_changed",
@@ -265,7 +280,7 @@ def request_password_reset(email: str) -> None:
     if errors:
         raise ValidationError(errors)
     user_id = db.session.scalar(select(User.id).where(User.email_key == email_key(email)))
-    mail.queue_reset_request(email, user_id)
+    outbox.queue_reset_request(email, user_id)
     security_event("password_reset.requested", user_id=user_id)
 
 
@@ -296,7 +311,7 @@ def prepare_reset_message(row: OutboxMessage) -> bool:
     raw, expires = issue_reset_token(user)
     minutes = int(current_app.config["RESET_TOKEN_TTL"].total_seconds() // 60)
     subject = _("Reset your Ideaboard password")
-    text, html = mail.render_mail(
+    text, html = outbox.render_mail(
         "password_reset",
         to_name=user.display_name,
         link=_link("auth.reset_password", token=raw),
@@ -304,8 +319,8 @@ def prepare_reset_message(row: OutboxMessage) -> bool:
     )
     row.kind = "password_reset"
     row.to_addr = user.email
-    row.to_name = mail.header_text(user.display_name)[:120]
-    row.subject = mail.header_text(subject)
+    row.to_name = outbox.header_text(user.display_name)[:120]
+    row.subject = outbox.header_text(subject)
     row.text_body, row.html_body = text, html
     row.expires_at = expires
     return True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import defer, joinedload
 
 from ideaboard.extensions import db
@@ -132,7 +133,7 @@ _ORDER = {
 
 
 def _list_select(query: IdeaQuery) -> Select:
-    stmt = select(Idea).where(Idea.deleted_at.is_(None))
+    stmt = select(Idea).where(Idea.live())
     if query.board is not None:
         stmt = stmt.where(Idea.board_id == query.board.id)
     if query.status:
@@ -206,27 +207,47 @@ def _check_fields(
     return title, body, errors
 
 
-def _recent_duplicate(actor: User, title: str, body: str) -> Idea | None:
-    """The author's live idea with this exact title and text from the last few minutes.
+def _post_digest(title: str, body: str) -> str:
+    """What identifies a post's content: the SHA-256 of its title and text."""
+    return hashlib.sha256(f"{title}\x00{body}".encode("utf-8", "surrogatepass")).hexdigest()
 
-    The author's row is updated (to itself) first: on PostgreSQL that row lock, on SQLite
-    the write lock, makes a second submit of the same form wait for the first to commit,
-    and then see its idea.
+
+def _record_post(actor: User, digest: str, now: datetime) -> bool:
+    """Record `digest` as the author's latest idea, unless it already is, from the last
+    few minutes; True when recorded (a new post), False when it repeats the last one.
+
+    Compare-and-set in one UPDATE: of two identical submits at once, one records the post,
+    and the other's UPDATE (on PostgreSQL, after waiting for the first to commit; on
+    SQLite, behind the single writer) finds it there and changes nothing. Whatever that
+    second submit reads afterwards was committed by the first.
     """
-    db.session.execute(
+    recorded = db.session.execute(
         update(User)
-        .where(User.id == actor.id)
-        .values(role=User.role)
+        .where(
+            User.id == actor.id,
+            or_(
+                User.last_idea_digest.is_(None),
+                User.last_idea_digest != digest,
+                User.last_idea_at.is_(None),
+                User.last_idea_at < now - DUPLICATE_WINDOW,
+            ),
+        )
+        .values(last_idea_digest=digest, last_idea_at=now)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    return recorded == 1
+
+
+def _recent_duplicate(actor: User, title: str, body: str, now: datetime) -> Idea | None:
+    """The author's live idea with this exact title and text from the last few minutes."""
     return db.session.scalar(
         select(Idea)
         .where(
             Idea.author_id == actor.id,
-            Idea.created_at >= utcnow() - DUPLICATE_WINDOW,
+            Idea.created_at >= now - DUPLICATE_WINDOW,
             Idea.title == title,
             Idea.body == body,
-            Idea.deleted_at.is_(None),
+            Idea.live(),
         )
         .order_by(Idea.id.desc())
         .limit(1)
@@ -240,10 +261,15 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     title, body, errors = _check_fields(title, body, kind, board)
     if errors:
         raise ValidationError(errors)
-    existing = _recent_duplicate(actor, title, body)
-    if existing is not None:
-        return existing  # a double submit: the author lands on the idea they just posted
     now = utcnow()
+    # The UPDATE records this post as the author's latest, or finds it recorded a moment
+    # ago: a double submit, whose first submit has committed its idea by then. The read
+    # comes after it, so a double submit, like a post identical to an older one from the
+    # window (A, B, then A again), lands on the existing idea; one deleted since is not.
+    _record_post(actor, _post_digest(title, body), now)
+    existing = _recent_duplicate(actor, title, body, now)
+    if existing is not None:
+        return existing
     idea = Idea(
         board_id=board.id,
         author_id=actor.id,
@@ -307,27 +333,33 @@ def update_idea(
     return idea
 
 
-def delete_idea(actor: User, idea: Idea) -> None:
-    """Hide an idea from everyone but staff; kept so staff can restore it."""
+REASON_MAX = 500
+
+
+def delete_idea(actor: User, idea: Idea, reason: str = "") -> None:
+    """Hide an idea from everyone but staff, keeping who, when and why; staff can restore it."""
     if not can_delete_idea(actor, idea):
         raise NotAllowed(_("You can only delete your own ideas."))
-    idea.deleted_at = utcnow()
-    idea.deleted_by_id = actor.id
+    errors: dict[str, str] = {}
+    reason = clean_line(reason)
+    check_text(errors, "reason", reason, minimum=0, maximum=REASON_MAX, label=_("Reason"))
+    if errors:
+        raise ValidationError(errors)
+    idea.soft_delete(actor.id, reason)
 
 
 def restore_idea(actor: User, idea: Idea) -> None:
     """Bring a deleted idea back."""
     if not can_restore_idea(actor, idea):
         raise NotAllowed(_("Only staff can restore ideas."))
-    idea.deleted_at = None
-    idea.deleted_by_id = None
+    idea.restore()
 
 
 def most_active(limit: int = 8) -> list[Idea]:
     """Ideas with the latest activity, for the home page."""
     stmt = (
         with_author_and_board(select(Idea), body=False)
-        .where(Idea.deleted_at.is_(None))
+        .where(Idea.live())
         .order_by(Idea.last_activity_at.desc(), Idea.id.desc())
         .limit(limit)
     )

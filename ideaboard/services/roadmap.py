@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from flask_babel import gettext as _
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import func, literal, select, union_all, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
 from ideaboard.models import ROADMAP, Board, Idea, Status, StatusChange, User, utcnow
 from ideaboard.permissions import can_change_status
 
-from .errors import NotAllowed, ValidationError
+from .errors import Conflict, NotAllowed, NotFound, ValidationError
 from .ideas import with_author_and_board
 from .text import check_text
 
@@ -18,33 +19,60 @@ NOTE_MAX = 5_000
 COLUMN_LIMIT = 20
 #: Column totals are counted up to this many (bounded work on huge boards), then shown as "1000+".
 COUNT_CAP = 1000
+#: Compare-and-set attempts before a status change gives up (each failure means another
+#: change committed in between; on SQLite the second attempt always succeeds).
+STATUS_ATTEMPTS = 10
 
 
 def change_status(actor: User, idea: Idea, status: str, note: str = "") -> StatusChange:
-    """Move an idea along the roadmap, keeping the change and its public note."""
+    """Move an idea along the roadmap, keeping the change and its public note.
+
+    The UPDATE itself checks that the idea still has the status this change records as its
+    `from_status` (compare-and-set); when another change committed first, the status is
+    read again and the change is applied on top of it. So concurrent changes are recorded
+    one after the other, each starting where the previous one ended, exactly as if they
+    had been made in turn, and a change that the race made pointless (the idea already
+    has that status) is refused as it would be in turn: "already has this status", 422.
+    """
     if not can_change_status(actor, idea):
         raise NotAllowed(_("Only staff change an idea's status."))
     errors: dict[str, str] = {}
     note = (note or "").strip()
     if status not in {s.value for s in Status}:
         errors["status"] = _("Choose a status.")
-    elif status == idea.status:
-        errors["status"] = _("The idea already has this status.")
     check_text(errors, "note", note, minimum=0, maximum=NOTE_MAX, label=_("Note"))
     if errors:
         raise ValidationError(errors)
     now = utcnow()
+    current = idea.status
+    for _attempt in range(STATUS_ATTEMPTS):
+        if current == status:
+            raise ValidationError({"status": _("The idea already has this status.")})
+        moved = db.session.execute(
+            update(Idea)
+            .where(Idea.id == idea.id, Idea.status == current)
+            .values(status=status, last_activity_at=now)
+            .returning(Idea.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if moved is not None:
+            break
+        current = db.session.scalar(select(Idea.status).where(Idea.id == idea.id))
+        if current is None:  # deleted from the database meanwhile (not soft-deleted)
+            raise NotFound(_("This idea does not exist."))
+    else:
+        raise Conflict(_("The idea's status kept changing; try again."))
+    set_committed_value(idea, "status", status)
+    set_committed_value(idea, "last_activity_at", now)
     change = StatusChange(
         idea_id=idea.id,
-        from_status=idea.status,
+        from_status=current,
         to_status=status,
         by_id=actor.id,
         note=note,
         created_at=now,
     )
     change.by = actor
-    idea.status = status
-    idea.last_activity_at = now
     db.session.add(change)
     db.session.flush()
     return change
@@ -70,7 +98,7 @@ def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> di
     statuses = [s.value for s in (*ROADMAP, Status.DECLINED)]
 
     def live(status: str):
-        stmt = select(Idea.id).where(Idea.deleted_at.is_(None), Idea.status == status)
+        stmt = select(Idea.id).where(Idea.live(), Idea.status == status)
         return stmt.where(Idea.board_id == board.id) if board is not None else stmt
 
     counts = union_all(

@@ -67,7 +67,7 @@ def test_vote_with_htmx_toggles_in_place(page, browser_log):
     idea_id = post_idea(page, "Export to CSV", "We need **CSV export**:\n\n- ideas\n- votes\n")
     expect(page.locator(".idea-body strong")).to_have_text("CSV export")
     expect(page.locator(".idea-body li")).to_have_text(["ideas", "votes"])
-    expect(page.locator(".meta .author")).to_have_text("Ada")
+    expect(page.locator(".idea .meta .author")).to_have_text("Ada")
 
     vote = page.locator(f"form#vote-{idea_id}")
     button = vote.locator("button.vote-button")
