@@ -243,3 +243,35 @@ def test_sqlite_log_is_copied_into_the_database_every_so_many_writes(tmp_path):
             conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == writergate.CHECKPOINT_EVERY
         )
     engine.dispose()
+
+
+def test_members_taking_one_new_address_at_once_get_one_change(app):
+    """Four members moving to one address at once: one gets it; the others the refusal a
+    later change gets (422, "already exists"), never a server error."""
+    members = [make_user() for _ in range(4)]
+    clients = []
+    for member in members:
+        client = app.test_client()
+        login_as(client, member)
+        clients.append((client, member))
+    answers = at_once(
+        [
+            partial(
+                client.post,
+                "/account",
+                data={
+                    "display_name": member.display_name,
+                    "email": "Taken@Example.com",
+                    "current_password": PASSWORD,
+                },
+            )
+            for client, member in clients
+        ]
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [303] + [422] * 3, statuses
+    refused = [r for r in answers if r.status_code == 422]
+    assert all(b"An account with this email already exists" in r.data for r in refused)
+    db.session.commit()
+    owners = db.session.scalars(select(User).where(User.email_key == "taken@example.com")).all()
+    assert len(owners) == 1

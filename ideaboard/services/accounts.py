@@ -12,9 +12,11 @@ from importlib import resources
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ideaboard import outbox
@@ -241,7 +243,7 @@ def update_account(user: User, display_name: str, email: str, current_password: 
     user.display_name = display_name
     if email_changes:
         old_email = user.email
-        user.email, user.email_key = new_email, email_key(new_email)
+        _claim_email(user, new_email)
         _invalidate_reset_tokens(user.id)  # links sent to the old address die with it
         outbox.queue_mail(
             old_email,
@@ -253,6 +255,31 @@ def update_account(user: User, display_name: str, email: str, current_password: 
         )
         security_event("email.changed", user_id=user.id)
     db.session.flush()
+
+
+def _claim_email(user: User, new_email: str) -> None:
+    """Give the user `new_email`, unless another account holds it when this statement runs.
+
+    The check above was read earlier; this UPDATE decides. Two members taking one address
+    at once: on SQLite writers queue at the writer gate, so the second one's statement sees
+    the first's row; on PostgreSQL a transaction-scoped lock on the address makes the
+    second wait for the first to commit, and its statement then sees the row.
+    """
+    key = email_key(new_email)
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(func.hashtext("email:" + key))))
+    other = aliased(User)
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, ~exists().where(other.email_key == key, other.id != user.id))
+        .values(email=new_email, email_key=key)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if claimed is None:
+        raise ValidationError({"email": _("An account with this email already exists.")})
+    set_committed_value(user, "email", new_email)
+    set_committed_value(user, "email_key", key)
 
 
 def sign_out_everywhere(user: User) -> None:
