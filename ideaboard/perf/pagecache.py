@@ -51,6 +51,7 @@ from werkzeug.wrappers import Request
 
 from ideaboard.extensions import db
 from ideaboard.models import ContentVersion
+from ideaboard.security import configured_root
 
 from . import observe
 
@@ -362,11 +363,19 @@ def _encoding(accepted: str) -> str:
 
 
 def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
-    """The cache key of a page: the same for Flask's request and the fast path's."""
+    """The cache key of a page: the same for Flask's request and the fast path's.
+
+    It names every input the page's text depends on. The script root is in it although
+    only BASE_URL's is ever served (security.py refuses others, and so do the readers
+    here): every link on a page is built from it, so a page made under another root must
+    never be found under this one's key. Host and scheme are not: pages build absolute
+    URLs from BASE_URL only (tests/test_cache_keys.py holds every other input to that).
+    """
     return (
         version,
         owner,
         locale,
+        req.script_root,
         req.full_path,
         req.headers.get("HX-Request") == "true",
         req.headers.get("HX-History-Restore-Request") == "true",
@@ -381,6 +390,7 @@ class VisitorFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
         self.cache = app.extensions["ideaboard_cache"]
+        self.root = configured_root(app.config)
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -413,6 +423,8 @@ class VisitorFastPath:
         from ideaboard.i18n import locale_of
 
         req = Request(environ)
+        if req.script_root != self.root:
+            return None  # Flask refuses it (security.py)
         cookies = req.cookies
         if any(name in cookies for name in self.private_cookies):
             return None
@@ -507,10 +519,14 @@ def init_app(app: Flask) -> None:
         if g.pop("content_changed", False):
             cache.versions.bump()
 
+    root = configured_root(app.config)
+
     @app.before_request
     def _serve_cached():
         if not cache.enabled or request.method != "GET" or request.endpoint not in CACHEABLE:
             return None
+        if request.script_root != root:
+            return None  # refused before this hook; never cached, whatever the hooks' order
         owner = _owner()
         if owner is None:
             return None
