@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import request_started
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
 from .factories import login_as, make_board, make_comment, make_idea, make_user
@@ -196,3 +197,50 @@ def test_inputs_outside_the_page_key_leave_every_page_unchanged_or_are_refused(m
             if resp.status_code in (400, 404):
                 continue  # refused
             assert (resp.status_code, body(resp)) == (200, body(base)), (path, name)
+
+
+ENCODINGS = [
+    "",
+    "identity",
+    "gzip",
+    "GZIP",
+    "Gzip, deflate",
+    "*",
+    "gzip;q=0",
+    "x-gzip",
+    "br",
+    "deflate, gzip;q=0.5",
+    "identity;q=0, *",
+    "gzip;q=0.001, identity",
+]
+
+
+def test_each_accept_encoding_gets_the_coding_flask_compress_chooses(make_app):
+    """Whoever asked first, each client gets the page in the coding Flask-Compress
+    chooses for its own Accept-Encoding, and its repeat visit is a cache hit."""
+    oracle = make_app(PAGE_CACHE_ENABLED=False)
+    app = make_app()
+    _reset(app)
+    with app.app_context():
+        make_idea(title="Encoded idea")
+    flask_requests = []
+    request_started.connect(lambda sender, **_: flask_requests.append(1), app, weak=False)
+    want = {}
+    for header in ENCODINGS:
+        resp = oracle.test_client().get("/ideas", headers={"Accept-Encoding": header})
+        want[header] = resp.headers.get("Content-Encoding", "identity")
+    page = oracle.test_client().get("/ideas", headers={"Accept-Encoding": ""}).data
+    assert b"Encoded idea" in page and set(want.values()) == {"gzip", "identity"}
+    client = app.test_client()
+    for first in ENCODINGS:
+        with app.app_context():
+            app.extensions["ideaboard_cache"].versions.bump()  # an empty cache, then `first`
+        client.get("/ideas", headers={"Accept-Encoding": first})
+        for header in ENCODINGS:
+            before = len(flask_requests)
+            resp = client.get("/ideas", headers={"Accept-Encoding": header})
+            repeat = client.get("/ideas", headers={"Accept-Encoding": header})
+            coding = resp.headers.get("Content-Encoding", "identity")
+            assert coding == want[header], (first, header)
+            assert (gzip.decompress(resp.data) if coding == "gzip" else resp.data) == page
+            assert repeat.data == resp.data and len(flask_requests) - before <= 1, (first, header)

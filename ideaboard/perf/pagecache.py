@@ -43,12 +43,14 @@ from collections import OrderedDict
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask_compress.flask_compress import _choose_algorithm
 from markupsafe import Markup
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from werkzeug.wrappers import Request
 
+from ideaboard.assets import compress
 from ideaboard.extensions import db
 from ideaboard.models import ContentVersion
 from ideaboard.security import configured_root
@@ -359,7 +361,16 @@ def _owner() -> tuple | None:
 
 
 def _encoding(accepted: str) -> str:
-    return "gzip" if "gzip" in accepted else "identity"
+    """The content coding Flask-Compress gives a response to this Accept-Encoding.
+
+    Its own choice, by its own function over the same algorithms it compresses with, so
+    a page's key names the coding its body gets: a substring test ("gzip" in the header)
+    kept gzip bodies under the key of "GZIP" or "*" clients' neighbours, and plain bodies
+    (from "x-gzip" or "gzip;q=0") under gzip clients' keys. A body may still be plain
+    under a compressed coding's key (too small, or not compressible), which every client
+    reads; _store refuses the other way round.
+    """
+    return _choose_algorithm(compress.enabled_algorithms, accepted) or "identity"
 
 
 def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
