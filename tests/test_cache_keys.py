@@ -14,10 +14,15 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from flask import request_started
+from flask import request_started, url_for
+from markupsafe import escape
+
+from ideaboard.models.base import MAX_INT
+from ideaboard.perf import fastvote, rows
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
 from .factories import login_as, make_board, make_comment, make_idea, make_user
@@ -244,3 +249,87 @@ def test_each_accept_encoding_gets_the_coding_flask_compress_chooses(make_app):
             assert coding == want[header], (first, header)
             assert (gzip.decompress(resp.data) if coding == "gzip" else resp.data) == page
             assert repeat.data == resp.data and len(flask_requests) - before <= 1, (first, header)
+
+
+class _Texts(HTMLParser):
+    """The text of each element with one of the given classes."""
+
+    def __init__(self, classes: set[str]) -> None:
+        super().__init__()
+        self.classes, self.open, self.found = classes, [], []
+
+    def handle_starttag(self, tag, attrs):
+        names = set((dict(attrs).get("class") or "").split())
+        self.open.append((tag, names & self.classes, []))
+
+    def handle_endtag(self, tag):
+        while self.open:
+            name, wanted, text = self.open.pop()
+            if self.open:
+                self.open[-1][2].extend(text)
+            if wanted:
+                self.found.append("".join(text))
+            if name == tag:
+                break
+
+    def handle_data(self, data):
+        if self.open:
+            self.open[-1][2].append(data)
+
+
+def _texts(html: str, *classes: str) -> list[str]:
+    parser = _Texts(set(classes))
+    parser.feed(html)
+    return parser.found
+
+
+def test_placeholder_text_in_titles_and_names_is_shown_as_typed(app):
+    """Titles and author names spelling a row's stand-ins (the old fixed ones and today's)
+    are shown as typed to visitors and members, never replaced by their token or path."""
+    with app.test_request_context("/ideas"):
+        signin_href = str(escape(url_for("auth.login", next=rows._BACK)))
+    shapes = [
+        "ROWTOKEN0idearows0ROWTOKEN",
+        "ROWBACK0idearows0ROWBACK",
+        str(rows._TOKEN),
+        str(rows._BACK),
+        signin_href,
+        f'href="{signin_href}"',
+    ]
+    for shape in shapes:
+        author = make_user(name=shape[:60])
+        make_idea(author=author, title=f"Shape {shape}")
+    member = make_user()
+    for who in ("visitor", "member"):
+        client = app.test_client()
+        if who == "member":
+            login_as(client, member)
+        for _ in range(2):  # rendered, then cached
+            html = client.get("/ideas?sort=new").get_data(as_text=True)
+            titles = _texts(html, "idea-title")
+            names = _texts(html, "author")
+            assert sorted(titles) == sorted(f"Shape {s}" for s in shapes), who
+            assert sorted(names) == sorted(s[:60] for s in shapes), who
+
+
+def test_stand_ins_are_drawn_per_process_and_escaped_text_cannot_spell_them():
+    """Every stand-in replaced into rendered HTML (list rows, the vote fragment) is drawn
+    afresh by each process; the markup ones hold a character escaping always changes, and
+    the numeric ones are longer than any id or count."""
+    code = (
+        "from ideaboard.perf import fastvote, rows; "
+        "print(repr([str(rows._TOKEN), str(rows._BACK), fastvote._ID, fastvote._COUNT, "
+        "str(fastvote._TOKEN)]))"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    first, second = (eval(run) for run in runs)  # noqa: S307 - our own repr of strings
+    assert all(a != b for a, b in zip(first, second, strict=True)), (first, second)
+    for stand_in in (rows._TOKEN, rows._BACK, fastvote._TOKEN):
+        assert str(escape(str(stand_in))) != str(stand_in)
+    for number in (fastvote._ID, fastvote._COUNT):
+        assert number.isdigit() and len(number) > len(str(MAX_INT))

@@ -38,6 +38,7 @@ import hmac
 import io
 import logging
 import re
+import secrets
 import time
 from hashlib import sha512
 from types import SimpleNamespace
@@ -47,7 +48,7 @@ from flask import Flask
 from flask_wtf.csrf import same_origin
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from limits import parse_many
-from markupsafe import escape
+from markupsafe import Markup, escape
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
 
@@ -64,8 +65,13 @@ log = logging.getLogger("ideaboard.fastvote")
 _PATH = re.compile(r"/ideas/([1-9][0-9]{0,9})/vote\Z")
 _MAX_BODY = 4096
 ENDPOINT = "ideas.vote"  # whose Flask-Limiter bucket the votes count in
-# Stand-ins rendered into the macro once, then replaced by each answer's values.
-_ID, _COUNT, _TOKEN = "987654321987", "123456789123", "TOKEN0fastvote0TOKEN"
+# Stand-ins rendered into the macro once, then replaced by each answer's values. The
+# fragment shows no user content, yet no stand-in is guessable either: each is drawn when
+# the process starts. The id and count are 18 digits (real ones have at most 10, so
+# replacing one cannot spell another); the token is raw markup with `<`, which escaped
+# text never contains.
+_ID, _COUNT = (str(10**17 + secrets.randbelow(9 * 10**17)) for _ in range(2))
+_TOKEN = Markup(f"<votetoken {secrets.token_hex(16)}>")
 
 
 def member_limit_key(user_id: int) -> str:
