@@ -23,9 +23,9 @@ from flask import current_app, request, url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
+from ideaboard.config import Config
 from ideaboard.perf.pagecache import PageStore
 
-MAX_ROWS = 5000
 # Stand-ins for the two per-request values, replaced in the joined rows. No title or name
 # can spell one: each holds a nonce drawn when the process starts (nobody can know it),
 # and each is matched only as raw markup with a character autoescaping always changes in
@@ -36,7 +36,9 @@ _NONCE = secrets.token_hex(16)
 _TOKEN = Markup(f"<rowtoken {_NONCE}>")
 _BACK = Markup(f"<rowback {_NONCE}>")
 
-_rows = PageStore(max_entries=MAX_ROWS)
+# One store per process, for every app in it: rows are keyed by all they show, whatever app
+# renders them. ROW_CACHE_MAX_BYTES in the environment sizes it (about 2 KB a row).
+_rows = PageStore(max_bytes=Config.ROW_CACHE_MAX_BYTES)
 
 
 def row_key(idea, voted: bool, member: bool, locale: str, root: str) -> tuple:
