@@ -4,6 +4,7 @@ body has, and no content can spell a stand-in that is replaced per viewer."""
 
 from __future__ import annotations
 
+import ast
 import gzip
 import http.client
 import os
@@ -327,7 +328,7 @@ def test_stand_ins_are_drawn_per_process_and_escaped_text_cannot_spell_them():
         ).stdout
         for _ in range(2)
     ]
-    first, second = (eval(run) for run in runs)  # noqa: S307 - our own repr of strings
+    first, second = (ast.literal_eval(run) for run in runs)
     assert all(a != b for a, b in zip(first, second, strict=True)), (first, second)
     for stand_in in (rows._TOKEN, rows._BACK, fastvote._TOKEN):
         assert str(escape(str(stand_in))) != str(stand_in)
