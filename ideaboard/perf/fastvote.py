@@ -48,7 +48,7 @@ from flask import Flask
 from flask_wtf.csrf import same_origin
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from limits import parse_many
-from markupsafe import Markup, escape
+from markupsafe import escape
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
 
@@ -66,12 +66,12 @@ _PATH = re.compile(r"/ideas/([1-9][0-9]{0,9})/vote\Z")
 _MAX_BODY = 4096
 ENDPOINT = "ideas.vote"  # whose Flask-Limiter bucket the votes count in
 # Stand-ins rendered into the macro once, then replaced by each answer's values. The
-# fragment shows no user content, yet no stand-in is guessable either: each is drawn when
-# the process starts. The id and count are 18 digits (real ones have at most 10, so
-# replacing one cannot spell another); the token is raw markup with `<`, which escaped
-# text never contains.
+# fragment shows no user content, so nothing typed can spell one; nor can anyone guess
+# one: each is drawn when the process starts. The id and count are 18 digits (real ones
+# have at most 10, so replacing one cannot spell another); the token is letters and digits,
+# which escaping leaves as they are.
 _ID, _COUNT = (str(10**17 + secrets.randbelow(9 * 10**17)) for _ in range(2))
-_TOKEN = Markup(f"<votetoken {secrets.token_hex(16)}>")
+_TOKEN = f"votetoken{secrets.token_hex(16)}"
 
 
 def member_limit_key(user_id: int) -> str:
