@@ -37,7 +37,7 @@ _TOKEN = Markup(f"<rowtoken {_NONCE}>")
 _BACK = Markup(f"<rowback {_NONCE}>")
 
 # One store per process, for every app in it: rows are keyed by all they show, whatever app
-# renders them. ROW_CACHE_MAX_BYTES in the environment sizes it (about 2 KB a row).
+# renders them. ROW_CACHE_MAX_BYTES in the environment sizes it (about 3 KB a row).
 _rows = PageStore(max_bytes=Config.ROW_CACHE_MAX_BYTES)
 
 
