@@ -43,8 +43,7 @@ def _counting_flask(app) -> list:
 
 
 def test_a_flood_of_junk_urls_keeps_the_page_store_within_its_byte_budget(make_app):
-    """Junk parameters and paths are not cached, and distinct declared queries keep the
-    page store within PAGE_CACHE_MAX_BYTES, however many arrive (RSS grows little)."""
+    """Junk URLs are not cached; a flood keeps the page store and RSS within the budget."""
     app = make_app(PAGE_CACHE_MAX_BYTES=MIB)
     _reset(app)
     with app.app_context():
@@ -87,8 +86,7 @@ def test_a_flood_of_junk_urls_keeps_the_page_store_within_its_byte_budget(make_a
 
 
 def test_list_rows_fragments_and_pages_are_bounded_by_bytes(make_app, monkeypatch):
-    """The page, fragment and list-row stores each keep within their byte budget, and
-    evict the least recently used first."""
+    """Page, fragment and row stores keep within their byte budgets, evicting the LRU first."""
     store = PageStore(max_bytes=64 * KIB)
     for n in range(400):
         store.put(("page", n), (200, os.urandom(1024), [], None, "x"))
@@ -124,8 +122,7 @@ def test_list_rows_fragments_and_pages_are_bounded_by_bytes(make_app, monkeypatc
 
 
 def test_the_vote_fast_paths_memos_are_bounded(app):
-    """The vote fast path's memo of checked signatures and of rendered fragments stay
-    within their bounds, whatever signed values and script roots arrive."""
+    """The vote fast path's signature and fragment memos stay bounded whatever arrives."""
     serializer = URLSafeTimedSerializer("k", salt="s")
     checked = _Checked(serializer)
     for _ in range(3000):
@@ -193,8 +190,7 @@ def small_redis(tmp_path):
 
 
 def test_shared_pages_keep_their_budget_and_rate_limit_counters_survive(make_app, small_redis):
-    """With REDIS_URL, a flood of distinct pages keeps Redis's page bodies within
-    PAGE_CACHE_SHARED_MAX_BYTES, and a sign-in counter beside them still counts to 429."""
+    """A page flood keeps Redis within the shared budget, and a sign-in limit still hits 429."""
     url, redis = small_redis
     app = make_app(
         REDIS_URL=url,

@@ -91,8 +91,7 @@ def _gunicorn(tmp_path: Path, database_url: str, **env):
 
 
 def test_a_script_name_from_the_proxy_cannot_poison_anyones_links(app, tmp_path):
-    """Through gunicorn and Redis, a trusted proxy's SCRIPT_NAME: //evil.example on
-    /ideas?sort=top is refused, and every visitor's /ideas?sort=top links stay on the site."""
+    """Through gunicorn and Redis, a proxy-sent SCRIPT_NAME is refused and poisons no links."""
     redis_or_skip()
     make_idea(title="Poison target")
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -167,8 +166,7 @@ def _pages(idea, board) -> list[str]:
 
 @pytest.mark.parametrize("who", ["visitor", "member"])
 def test_inputs_outside_the_page_key_leave_every_page_unchanged_or_are_refused(make_app, who):
-    """Script root, host, scheme, forwarded and htmx headers not in the page key either
-    leave each cacheable page's bytes as they are, or the request is refused."""
+    """Each input outside the page key leaves every cacheable page's bytes alone, or is refused."""
     app = make_app(PAGE_CACHE_ENABLED=False, PROXY_HOPS=1)
     _reset(app)
     with app.app_context():
@@ -222,8 +220,7 @@ ENCODINGS = [
 
 
 def test_each_accept_encoding_gets_the_coding_flask_compress_chooses(make_app):
-    """Whoever asked first, each client gets the page in the coding Flask-Compress
-    chooses for its own Accept-Encoding, and its repeat visit is a cache hit."""
+    """Whoever came first, each client gets Flask-Compress's coding for it, and cached."""
     oracle = make_app(PAGE_CACHE_ENABLED=False)
     app = make_app()
     _reset(app)
@@ -285,8 +282,7 @@ def _texts(html: str, *classes: str) -> list[str]:
 
 
 def test_placeholder_text_in_titles_and_names_is_shown_as_typed(app):
-    """Titles and author names spelling a row's stand-ins (the old fixed ones and today's)
-    are shown as typed to visitors and members, never replaced by their token or path."""
+    """Titles and names spelling a row's stand-ins, old or current, are shown as typed."""
     with app.test_request_context("/ideas"):
         signin_href = str(escape(url_for("auth.login", next=rows._BACK)))
     shapes = [
@@ -314,9 +310,7 @@ def test_placeholder_text_in_titles_and_names_is_shown_as_typed(app):
 
 
 def test_stand_ins_are_drawn_per_process_and_escaped_text_cannot_spell_them():
-    """Every stand-in replaced into rendered HTML (list rows, the vote fragment) is drawn
-    afresh by each process; the rows' hold a character escaping always changes, and the
-    vote fragment's numbers are longer than any id or count."""
+    """Every stand-in is drawn per process, and escaped text or real numbers cannot spell one."""
     code = (
         "from ideaboard.perf import fastvote, rows; "
         "print(repr([str(rows._TOKEN), str(rows._BACK), fastvote._ID, fastvote._COUNT, "
