@@ -35,6 +35,14 @@ def load_secret_key(instance_path: str) -> str:
     return key
 
 
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+MIB = 1024 * 1024
+
+
 class Config:
     """Production-ready defaults; every value can be overridden from the environment."""
 
@@ -46,6 +54,15 @@ class Config:
     MAIL_DIR = os.environ.get("MAIL_DIR")  # without MAIL_URL, mail is saved here (instance/mail)
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")  # the `ideaboard` loggers (security events)
     REDIS_URL = os.environ.get("REDIS_URL")
+    # Rate-limit counters: REDIS_URL unless set (a Redis of their own, say, that never evicts).
+    if os.environ.get("RATELIMIT_STORAGE_URI"):
+        RATELIMIT_STORAGE_URI = os.environ["RATELIMIT_STORAGE_URI"]
+    # Cache budgets in bytes. Each worker process keeps its own pages, comment fragments and
+    # list rows; the pages kept in Redis (with REDIS_URL) are shared by all workers and hosts.
+    PAGE_CACHE_MAX_BYTES = _int("PAGE_CACHE_MAX_BYTES", 64 * MIB)
+    PAGE_CACHE_SHARED_MAX_BYTES = _int("PAGE_CACHE_SHARED_MAX_BYTES", 128 * MIB)
+    FRAGMENT_CACHE_MAX_BYTES = _int("FRAGMENT_CACHE_MAX_BYTES", 16 * MIB)
+    ROW_CACHE_MAX_BYTES = _int("ROW_CACHE_MAX_BYTES", 16 * MIB)
     RATELIMIT_ENABLED = _bool(os.environ.get("RATELIMIT_ENABLED"), True)
     # htmx vote clicks answered before Flask (perf/fastvote.py); false sends all to Flask.
     VOTE_FAST_PATH = _bool(os.environ.get("VOTE_FAST_PATH"), True)

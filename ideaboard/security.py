@@ -218,6 +218,11 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+def configured_root(config: Mapping) -> str:
+    """The path prefix the app is served under: BASE_URL's path ("" at a domain's root)."""
+    return unquote(urlsplit(config["BASE_URL"]).path).rstrip("/")
+
+
 def proxy_fix(app: Flask, wsgi_app):
     """The WSGI layer that takes the client's address and scheme from PROXY_HOPS trusted
     proxies (None when the app is not behind one)."""
@@ -235,6 +240,20 @@ def init_app(app: Flask) -> None:
     # a session that has just expired.
     app.before_request_funcs.setdefault(None, []).insert(0, _expire_sign_in)
     hsts = uses_hsts(app.config)
+    root = configured_root(app.config)
+
+    def _refuse_foreign_root() -> Response | None:
+        # Every link is built from the script root, which gunicorn takes from a SCRIPT_NAME
+        # header when the request comes from a trusted proxy address. A page made under any
+        # other prefix than BASE_URL's would link elsewhere (and caches share rendered
+        # text), so nothing is served there: the app is mounted at one place only.
+        if request.script_root != root:
+            # Plain text: an error page would build its links under that root too.
+            return Response("Not Found", 404, {"Content-Type": "text/plain; charset=utf-8"})
+        return None
+
+    # Before every other hook, the page cache's and the sign-in check's included.
+    app.before_request_funcs[None].insert(0, _refuse_foreign_root)
 
     login_manager.unauthorized_handler(sign_in_redirect)
 

@@ -128,6 +128,8 @@ def new():
 def show(idea_id: int, slug: str | None = None):
     """The idea: its body, votes, status history and comments."""
     idea = _load(idea_id)
+    if slug is not None and slug != slugify(idea.title):
+        page_cache.uncached()  # the page echoes its URL: keep only the idea's own address
     try:
         cpage = max(int(request.args.get("cpage", 1)), 1)
     except ValueError:

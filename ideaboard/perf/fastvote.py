@@ -38,6 +38,7 @@ import hmac
 import io
 import logging
 import re
+import secrets
 import time
 from hashlib import sha512
 from types import SimpleNamespace
@@ -64,8 +65,13 @@ log = logging.getLogger("ideaboard.fastvote")
 _PATH = re.compile(r"/ideas/([1-9][0-9]{0,9})/vote\Z")
 _MAX_BODY = 4096
 ENDPOINT = "ideas.vote"  # whose Flask-Limiter bucket the votes count in
-# Stand-ins rendered into the macro once, then replaced by each answer's values.
-_ID, _COUNT, _TOKEN = "987654321987", "123456789123", "TOKEN0fastvote0TOKEN"
+# Stand-ins rendered into the macro once, then replaced by each answer's values. The
+# fragment shows no user content, so nothing typed can spell one; nor can anyone guess
+# one: each is drawn when the process starts. The id and count are 18 digits (real ones
+# have at most 10, so replacing one cannot spell another); the token is letters and digits,
+# which escaping leaves as they are.
+_ID, _COUNT = (str(10**17 + secrets.randbelow(9 * 10**17)) for _ in range(2))
+_TOKEN = f"votetoken{secrets.token_hex(16)}"
 
 
 def member_limit_key(user_id: int) -> str:
@@ -95,19 +101,24 @@ class _Checked:
     """
 
     LIMIT = 4096  # values kept; then forgotten all at once
+    MAX_BYTES = 1024 * 1024  # or once the values kept are this long together
 
     def __init__(self, serializer: URLSafeTimedSerializer) -> None:
         self.serializer = serializer
         self._seen: dict[str, tuple[object, int]] = {}
+        self._bytes = 0
 
     def loads(self, value: str, max_age: int | None):
         """The loaded value; BadData (SignatureExpired for an old one) as loads() raises."""
         seen = self._seen.get(value)
         if seen is None:
             data, signed_at = self.serializer.loads(value, max_age=max_age, return_timestamp=True)
-            if len(self._seen) >= self.LIMIT:
+            # A cookie may be up to 8 KB (gunicorn's header limit): count length, not values.
+            if len(self._seen) >= self.LIMIT or self._bytes + len(value) > self.MAX_BYTES:
                 self._seen.clear()
+                self._bytes = 0
             seen = self._seen[value] = (data, int(signed_at.timestamp()))
+            self._bytes += len(value)
         elif max_age is not None:
             age = int(time.time()) - seen[1]
             if age > max_age or age < 0:
@@ -328,9 +339,13 @@ class VoteFastPath:
             ("Retry-After", str(int(reset_at - time.time()))),
         ]
 
+    FRAGMENTS = 64  # kept; then forgotten all at once (locales x 2 x script roots)
+
     def _fragment(self, locale: str, voted: bool, script_root: str) -> str:
         key = (locale, voted, script_root)
         if key not in self._fragments:
+            if len(self._fragments) >= self.FRAGMENTS:
+                self._fragments.clear()
             from flask import render_template
             from flask_babel import force_locale
 

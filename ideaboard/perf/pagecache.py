@@ -18,9 +18,16 @@ statement of the writer's own transaction, so version and data become visible to
 Either way a page rendered from data older than a commit was keyed with a version older
 than that commit's bump, and is never served once the bump is visible.
 
-Page bodies live in a small per-process LRU (only the *version* must be shared for
+Page bodies live in a per-process LRU (only the *version* must be shared for
 correctness) and, with REDIS_URL, also in Redis, so a page rendered by one worker serves
-every worker and host; without Redis each worker renders a page once per version.
+every worker and host; without Redis each worker renders a page once per version. Both are
+bounded by bytes (PAGE_CACHE_MAX_BYTES, PAGE_CACHE_SHARED_MAX_BYTES), and only URLs the app
+itself makes are cached (CACHEABLE declares each page's query parameters): a visitor cannot
+fill memory, or Redis, with pages of junk URLs.
+
+What a cached page shows depends only on its key (page_key): every input that changes the
+text or its links is in it (the session, locale, script root, path and query, htmx, content
+coding) or refused (a script root other than BASE_URL's).
 
 A visitor's request (no session or remember-me cookie) is answered from the cache before
 Flask builds a request at all (VisitorFastPath): the stored response is the final one, with
@@ -37,70 +44,113 @@ import logging
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask_compress.flask_compress import _choose_algorithm
 from markupsafe import Markup
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from werkzeug.wrappers import Request
 
+from ideaboard.assets import compress
 from ideaboard.extensions import db
 from ideaboard.models import ContentVersion
+from ideaboard.security import configured_root
 
 from . import observe
 
 log = logging.getLogger("ideaboard.cache")
 
-#: Endpoints whose visitor pages depend only on the URL, the locale and the content.
-CACHEABLE = frozenset(
-    {
-        "main.home",
-        "ideas.index",
-        "ideas.board",
-        "ideas.show",
-        "roadmap.index",
-        "api.list_ideas",
-        "api.show_idea",
-    }
-)
-MAX_ENTRIES = 2000
+_LIST_QUERY = frozenset({"sort", "status", "kind", "q", "page", "per_page"})
+
+#: Endpoints whose pages depend only on the URL, the locale, the session and the content,
+#: each with the query parameters its page reads. A URL with any other parameter, or one
+#: twice, is answered uncached: pages echo their own URL (sign-in and language links, each
+#: list row's way back), so junk parameters would each make a new page to keep.
+CACHEABLE: dict[str, frozenset[str]] = {
+    "main.home": frozenset(),
+    "ideas.index": _LIST_QUERY | {"board"},
+    "ideas.board": _LIST_QUERY,
+    "ideas.show": frozenset({"cpage"}),
+    "roadmap.index": frozenset({"board"}),
+    "api.list_ideas": _LIST_QUERY | {"board"},
+    "api.show_idea": frozenset(),
+}
 MAX_BODY = 512 * 1024
+# Longer query strings are answered uncached (a search of 200 Cyrillic letters is 1,200).
+MAX_QUERY = 2048
+MIB = 1024 * 1024
+# Byte budgets when the app's config names none (config.py reads them from the environment).
+PAGE_CACHE_MAX_BYTES = 64 * MIB
+PAGE_CACHE_SHARED_MAX_BYTES = 128 * MIB
+FRAGMENT_CACHE_MAX_BYTES = 16 * MIB
 _KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Vary")
 # Headers a served copy must not repeat: computed per response, or by the server.
 _NOT_REPLAYED = frozenset({"content-length", "set-cookie", "date"})
 _NONCE = re.compile(r"'nonce-[^']*'")
 
 
-class PageStore:
-    """A thread-safe bounded LRU of rendered responses."""
+# What an entry costs beyond its key's and item's own objects: the dict's node and hash
+# slot, the (item, size) pair. Measured with tracemalloc: about 160 bytes; rounded up.
+_ENTRY_BYTES = 200
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._items: OrderedDict[tuple, tuple[int, bytes, list]] = OrderedDict()
+
+def _size(value) -> int:
+    """The bytes `value` takes in memory, near enough: strings and bytes their own size,
+    tuples and lists with their items (what the stores keep: keys, bodies, headers)."""
+    if type(value) is tuple or type(value) is list:
+        return sys.getsizeof(value) + sum(map(_size, value))
+    return sys.getsizeof(value)
+
+
+class PageStore:
+    """A thread-safe LRU of rendered text, bounded by the bytes it holds.
+
+    Counting entries bounded nothing: one entry may be a 512 KB page. Each entry is
+    weighed once, when it is put (key and item, as _size() sees them), and the least
+    recently used go until the total is back within `max_bytes`. An entry heavier than an
+    eighth of the budget is not kept: it would push out many others.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0  # what the entries held now weigh
+        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple):
         with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+            entry = self._items.get(key)
+            if entry is None:
+                return None
+            self._items.move_to_end(key)
+            return entry[0]
 
     def put(self, key: tuple, item) -> None:
+        size = _ENTRY_BYTES + _size(key) + _size(item)
+        if size > self.max_bytes // 8:
+            return
         with self._lock:
-            self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._items[key] = (item, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _key, (_item, freed) = self._items.popitem(last=False)
+                self.bytes -= freed
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.bytes = 0
 
 
 class SharedPageStore:
@@ -112,17 +162,42 @@ class SharedPageStore:
     are a hash of the page key (which holds a member's CSRF token, so it is never written
     out) and expire on their own; a new version makes new keys, so nothing is ever stale.
     A Redis error only costs a render.
+
+    Bounded by bytes, shared by every writer: each window of TTL seconds may write half of
+    `max_bytes`, counted atomically in Redis beside the pages. A page lives TTL seconds, so
+    what is alive at any moment was written in this window or the last: at most
+    `max_bytes`, whatever the number of workers, hosts or distinct URLs. Once a window's
+    share is spent, pages are kept only in each worker's own store until the next window.
+    So Redis never fills with our pages, and rate-limit counters beside them are never
+    refused or evicted for their sake (README: use maxmemory-policy noeviction).
     """
 
     TTL = 15 * 60
+    # Bytes Redis spends on a string key beyond its name and value, near enough.
+    OVERHEAD = 64
+    _PUT = """
+local used = redis.call('INCRBY', KEYS[2], ARGV[2])
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+if used > tonumber(ARGV[3]) then
+  redis.call('DECRBY', KEYS[2], ARGV[2])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[5])
+return 1
+"""
 
-    def __init__(self, redis_url: str, database_url: str) -> None:
+    def __init__(
+        self, redis_url: str, database_url: str, max_bytes: int = PAGE_CACHE_SHARED_MAX_BYTES
+    ) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
         # Two boards sharing one Redis never share pages: the names carry the database's.
         site = hashlib.sha256(database_url.encode()).hexdigest()[:16]
         self._prefix = f"ideaboard:page:{site}:"
+        self._budget = f"ideaboard:page-budget:{site}:"
+        self.max_bytes = max_bytes
+        self._put = self._redis.register_script(self._PUT)
 
     def _name(self, key: tuple) -> str:
         return self._prefix + hashlib.sha256(repr(key).encode()).hexdigest()
@@ -143,8 +218,20 @@ class SharedPageStore:
     def put(self, key: tuple, item) -> None:
         status, body, headers, final, endpoint = item
         head = json.dumps([status, headers, final, endpoint], separators=(",", ":")).encode()
+        name = self._name(key)
+        value = head + b"\n" + body
+        window = int(time.time()) // self.TTL
         try:
-            self._redis.set(self._name(key), head + b"\n" + body, ex=self.TTL)
+            self._put(
+                keys=[name, f"{self._budget}{window}"],
+                args=[
+                    value,
+                    len(name) + len(value) + self.OVERHEAD,
+                    self.max_bytes // 2,
+                    2 * self.TTL,
+                    self.TTL,
+                ],
+            )
         except Exception:  # noqa: BLE001
             log.warning("shared page store unavailable; page kept locally", exc_info=True)
 
@@ -152,8 +239,8 @@ class SharedPageStore:
 class TwoLevelPageStore:
     """This worker's PageStore first, then the shared one."""
 
-    def __init__(self, shared: SharedPageStore) -> None:
-        self.local = PageStore()
+    def __init__(self, local: PageStore, shared: SharedPageStore) -> None:
+        self.local = local
         self.shared = shared
 
     def get(self, key: tuple):
@@ -303,17 +390,24 @@ def _version_store(app: Flask):
 
 class PageCache:
     def __init__(self, app: Flask) -> None:
-        self.enabled = app.config.get("PAGE_CACHE_ENABLED", True)
-        redis_url = app.config.get("REDIS_URL")
+        config = app.config
+        self.enabled = config.get("PAGE_CACHE_ENABLED", True)
+        redis_url = config.get("REDIS_URL")
+        local = PageStore(config.get("PAGE_CACHE_MAX_BYTES", PAGE_CACHE_MAX_BYTES))
         self.pages = (
             TwoLevelPageStore(
-                SharedPageStore(redis_url, str(app.config["SQLALCHEMY_DATABASE_URI"]))
+                local,
+                SharedPageStore(
+                    redis_url,
+                    str(config["SQLALCHEMY_DATABASE_URI"]),
+                    config.get("PAGE_CACHE_SHARED_MAX_BYTES", PAGE_CACHE_SHARED_MAX_BYTES),
+                ),
             )
             if redis_url
-            else PageStore()
+            else local
         )
         self.versions = _version_store(app)
-        self.fragments = PageStore(max_entries=500)
+        self.fragments = PageStore(config.get("FRAGMENT_CACHE_MAX_BYTES", FRAGMENT_CACHE_MAX_BYTES))
 
     def fragment(self, name: tuple | None, render) -> Markup:
         """A fragment rendered by one of our templates (`render()`), shared by everyone who
@@ -357,16 +451,58 @@ def _owner() -> tuple | None:
     return (user_id, token) if token else None
 
 
+def _own_url(req, declared: frozenset[str]) -> bool:
+    """True when the URL is one the app makes for its page: the path as its route builds
+    it (not /ideas/0005), and only `declared` query parameters, each once, by their own
+    names. Any other URL is answered uncached, so junk cannot fill the stores (a page echoes
+    its URL, so it cannot be kept under the cleaned-up one either)."""
+    query = req.query_string
+    if len(query) > MAX_QUERY:
+        return False
+    if query:
+        seen = set()
+        for piece in query.split(b"&"):
+            name = piece.partition(b"=")[0].decode("latin-1")
+            if name not in declared or name in seen:
+                return False
+            seen.add(name)
+    built = req.url_rule.build(req.view_args, append_unknown=False)
+    return built is not None and unquote(built[1]) == req.path
+
+
+def uncached() -> None:
+    """Answer this request without keeping its page: for a view that finds its URL is
+    not the page's own (an idea's old or made-up slug)."""
+    g.pop("page_cache_key", None)
+
+
 def _encoding(accepted: str) -> str:
-    return "gzip" if "gzip" in accepted else "identity"
+    """The content coding Flask-Compress gives a response to this Accept-Encoding.
+
+    Its own choice, by its own function over the same algorithms it compresses with, so
+    a page's key names the coding its body gets: a substring test ("gzip" in the header)
+    kept gzip bodies under the key of "GZIP" or "*" clients' neighbours, and plain bodies
+    (from "x-gzip" or "gzip;q=0") under gzip clients' keys. A body may still be plain
+    under a compressed coding's key (too small, or not compressible), which every client
+    reads; _store refuses the other way round.
+    """
+    return _choose_algorithm(compress.enabled_algorithms, accepted) or "identity"
 
 
 def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
-    """The cache key of a page: the same for Flask's request and the fast path's."""
+    """The cache key of a page: the same for Flask's request and the fast path's.
+
+    It names every input the page's text depends on. The script root is in it although
+    only BASE_URL's is ever served (security.py refuses others, and so do the readers
+    here): every link on a page is built from it, so a page made under another root must
+    never be found under this one's key. Host and scheme are not: pages build absolute
+    URLs from BASE_URL only (tests/test_cache_keys.py holds every other input to that).
+    """
     return (
         version,
         owner,
         locale,
+        req.script_root,
         req.full_path,
         req.headers.get("HX-Request") == "true",
         req.headers.get("HX-History-Restore-Request") == "true",
@@ -381,6 +517,7 @@ class VisitorFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
         self.cache = app.extensions["ideaboard_cache"]
+        self.root = configured_root(app.config)
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -413,6 +550,8 @@ class VisitorFastPath:
         from ideaboard.i18n import locale_of
 
         req = Request(environ)
+        if req.script_root != self.root:
+            return None  # Flask refuses it (security.py)
         cookies = req.cookies
         if any(name in cookies for name in self.private_cookies):
             return None
@@ -507,9 +646,16 @@ def init_app(app: Flask) -> None:
         if g.pop("content_changed", False):
             cache.versions.bump()
 
+    root = configured_root(app.config)
+
     @app.before_request
     def _serve_cached():
-        if not cache.enabled or request.method != "GET" or request.endpoint not in CACHEABLE:
+        declared = CACHEABLE.get(request.endpoint)
+        if declared is None or not cache.enabled or request.method != "GET":
+            return None
+        if request.script_root != root:
+            return None  # refused before this hook; never cached, whatever the hooks' order
+        if not _own_url(request, declared):
             return None
         owner = _owner()
         if owner is None:

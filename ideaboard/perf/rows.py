@@ -17,18 +17,28 @@ with a query no one asked before still finds its rows rendered).
 
 from __future__ import annotations
 
+import secrets
+
 from flask import current_app, request, url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
+from ideaboard.config import Config
 from ideaboard.perf.pagecache import PageStore
 
-MAX_ROWS = 5000
-# Letters and digits only: HTML escaping and URL quoting leave them as they are.
-_TOKEN = "ROWTOKEN0idearows0ROWTOKEN"
-_BACK = "ROWBACK0idearows0ROWBACK"
+# Stand-ins for the two per-request values, replaced in the joined rows. No title or name
+# can spell one: each holds a nonce drawn when the process starts (nobody can know it),
+# and each is matched only as raw markup with a character autoescaping always changes in
+# text, `<` (or, in the visitor's sign-in link, the `"` around the href), even if the
+# nonce were known. Fixed letters (the old ROWTOKEN...) let a title showing them be
+# replaced by each member's CSRF token.
+_NONCE = secrets.token_hex(16)
+_TOKEN = Markup(f"<rowtoken {_NONCE}>")
+_BACK = Markup(f"<rowback {_NONCE}>")
 
-_rows = PageStore(max_entries=MAX_ROWS)
+# One store per process, for every app in it: rows are keyed by all they show, whatever app
+# renders them. ROW_CACHE_MAX_BYTES in the environment sizes it (about 3 KB a row).
+_rows = PageStore(max_bytes=Config.ROW_CACHE_MAX_BYTES)
 
 
 def row_key(idea, voted: bool, member: bool, locale: str, root: str) -> tuple:
@@ -69,10 +79,11 @@ def idea_rows(ideas, voted_ids, token: str | None, back: str) -> Markup:
         # The vote form's hidden fields: the token and the path, each HTML-escaped.
         joined = joined.replace(_TOKEN, str(escape(token))).replace(_BACK, str(escape(back)))
     else:
-        # The sign-in link: the whole href, as url_for writes it with the real path.
+        # The sign-in link: the whole quoted href, as url_for writes it with the real path
+        # (url_for quotes the stand-in's `<`, so the quotes around it keep text out).
         joined = joined.replace(
-            str(escape(url_for("auth.login", next=_BACK))),
-            str(escape(url_for("auth.login", next=back))),
+            f'href="{escape(url_for("auth.login", next=_BACK))}"',
+            f'href="{escape(url_for("auth.login", next=back))}"',
         )
     # The macro's autoescaped output; the token and the path escaped above.
     return Markup(joined)  # noqa: S704
