@@ -18,7 +18,7 @@ from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, NotFound, ValidationError
-from ideaboard.urls import board_url, idea_url
+from ideaboard.urls import board_url, idea_url, slugify
 
 from .forms import CommentForm, IdeaForm
 
