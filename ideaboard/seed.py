@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from flask import current_app
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 
 from .extensions import db
 from .models import Board, Comment, Idea, Kind, Role, Status, StatusChange, User, Vote, utcnow
 from .models.user import new_session_token
+from .perf.freshness import content_changed
 from .services import accounts
 from .services.ideas import trending_score
 
@@ -238,6 +238,7 @@ class Writer:
         with raw.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+        content_changed(self.conn)  # around SQLAlchemy: counted with this transaction
 
 
 def _chunks(items: Iterable, size: int) -> Iterable[list]:
@@ -541,14 +542,6 @@ def _analyze(dialect: str) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def _bump_content_version() -> None:
-    """Tell cached pages the content changed (our writes bypass the session's hooks)."""
-    cache = current_app.extensions.get("ideaboard_cache")
-    versions = getattr(cache, "versions", None)
-    if versions is not None:
-        versions.bump()
-
-
 def seed_database(
     *,
     ideas: int,
@@ -709,7 +702,6 @@ def seed_database(
     phase = time.perf_counter()
     _analyze(dialect)
     echo(f"analyze: {time.perf_counter() - phase:.1f} s")
-    _bump_content_version()
     return SeedResult(
         hot_idea_id=hot_id,
         ideas=ideas,
