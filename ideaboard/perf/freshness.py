@@ -6,20 +6,19 @@ fresh as that version is exact. This module watches the app's Engine, which ever
 goes through (the ORM, Core, text(), exec_driver_sql(), db.engine.begin(),
 session.connection()), instead of the ORM session, which most of those bypass:
 
-- Every statement is judged when it returns (`after_cursor_execute`), once per SQL string
-  (the verdict is kept): does it write, and which tables? A compiled Core or ORM INSERT,
-  UPDATE or DELETE names its table; other SQL is read conservatively by judge_sql(). A
-  write to a table declared page content (models.page_content()), to a table it cannot
-  name or identify, and any DDL, mark the connection's transaction.
+- Every statement the engine's dialect runs is judged (its do_execute hooks), once per
+  SQL string (the verdict is kept): does it write, and which tables? A compiled Core or
+  ORM INSERT, UPDATE or DELETE names its table; other SQL is read conservatively by
+  judge_sql(). A write to a table declared page content (models.page_content()), to a
+  table it cannot name, and any DDL, mark the connection's transaction.
 - When a marked transaction commits, the version moves on. With the version in the
   database (PostgreSQL without Redis), it is the last statement of that same transaction,
-  issued in the `commit` event just before COMMIT: version and data become visible
-  together, and the version row stays locked only for the commit itself. With Redis or the
-  version file, the version moves right after COMMIT returns; inside a Flask request, when
-  its app context ends, which is still before the response is sent (and after the
-  session has handed back its connection, so a bump in the database never needs a second
-  one). A rollback forgets the marks; a statement on an autocommit connection counts as
-  committed when it returns.
+  sent just before COMMIT: version and data become visible together, and the version's row
+  stays locked only for the commit itself. With Redis or the version file, the version
+  moves right after COMMIT returns; inside a Flask request, when its app context ends,
+  which is still before the response is sent (and after the session has handed back its
+  connection, so a bump in the database never needs a second one). A rollback forgets the
+  marks; a statement on an autocommit connection counts as committed when it returns.
 - Writes around SQLAlchemy say so with content_changed(): driver.driver_runner() for the
   raw-cursor vote toggle (counted with its transaction, like any statement), and the
   SQLite backup API and pg_restore in a restore, once committed. tests/test_freshness.py
@@ -52,8 +51,7 @@ from ideaboard.models import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base
 #: be making or dropping in that very transaction.
 NOTHING, ROWS, SCHEMA = 0, 1, 2
 
-_MARK = "ideaboard_content_written"  # Connection.info: what the open transaction wrote
-_COMMITTING = "ideaboard_content_committing"  # set in `commit`, read after COMMIT returns
+_MARK = "ideaboard_content_written"  # the pool's connection info: what its transaction wrote
 _G_STORES = "_ideaboard_versions_to_move"  # version stores to move when the request ends
 
 
@@ -261,6 +259,12 @@ def statement_kind(statement: str, context) -> int:
 
 
 # --- following transactions ----------------------------------------------------------
+#
+# At the dialect, not with Connection events: any Connection event listener on an engine
+# turns on SQLAlchemy's event dispatch for every statement and transaction of it, which
+# cost about 5 us of CPU a statement on PostgreSQL (whose engine has none otherwise); the
+# dialect's do_execute hooks and its commit and rollback cost about 1 us. The dialect is
+# the engine's own, and every statement and every COMMIT or ROLLBACK goes through it.
 
 
 class _Watch:
@@ -270,26 +274,18 @@ class _Watch:
         self.versions = versions
         self.sqlite = engine.dialect.name == "sqlite"
 
+    def autocommit(self, dbapi_connection) -> bool:
+        """Whether a statement on this DB-API connection commits as it runs."""
+        if self.sqlite:
+            return not dbapi_connection.in_transaction
+        return bool(getattr(dbapi_connection, "autocommit", False))
+
     def wrote(self, conn: Connection, kind: int) -> None:
         """A statement that changed content (`kind`) has run on `conn`."""
-        raw = conn.connection.dbapi_connection
-        if (not raw.in_transaction) if self.sqlite else getattr(raw, "autocommit", False):
-            self.committed()  # autocommit: it is committed already
-            return
-        info = conn.info
-        if info.get(_MARK, NOTHING) < kind:
-            info[_MARK] = kind
-
-    def before_commit(self, conn: Connection) -> None:
-        """The `commit` event: COMMIT is next."""
-        if conn.invalidated:
-            return  # the COMMIT cannot happen: SQLAlchemy raises next
-        info = conn.info
-        kind = info.pop(_MARK, NOTHING)
-        if kind == ROWS and self.versions.in_transaction:
-            self.versions.bump_in(conn)  # visible with the data; the row is locked only now
-        elif kind:
-            info[_COMMITTING] = True
+        if self.autocommit(conn.connection.dbapi_connection):
+            self.committed()
+        else:
+            _mark(conn.info, kind)
 
     def committed(self) -> None:
         """Content is committed: move the version on now, or when the request ends."""
@@ -301,13 +297,22 @@ class _Watch:
             self.versions.bump()
 
 
+def _mark(info: dict, kind: int) -> None:
+    if info.get(_MARK, NOTHING) < kind:
+        info[_MARK] = kind
+
+
 _WATCHES: weakref.WeakKeyDictionary[Engine, _Watch] = weakref.WeakKeyDictionary()
 
 
-def _forget(conn: Connection) -> None:
-    """The `rollback` event: what the transaction wrote is gone."""
-    if not conn.invalidated:  # else its DB-API connection, and the marks with it, are gone
-        conn.info.pop(_MARK, None)
+def _info(dbapi_connection) -> dict | None:
+    """The pool's info dict of the connection the dialect was handed (its marks)."""
+    if isinstance(dbapi_connection, PoolProxiedConnection):
+        try:
+            return dbapi_connection.info
+        except NotImplementedError:  # the bare proxy of the engine's first connect
+            return None
+    return None
 
 
 def watch(engine: Engine, versions) -> None:
@@ -315,34 +320,61 @@ def watch(engine: Engine, versions) -> None:
     if engine in _WATCHES:
         return
     the_watch = _WATCHES[engine] = _Watch(engine, versions)
-    kinds, wrote = _KINDS, the_watch.wrote
-
-    def after_cursor_execute(conn, _cursor, statement, _params, context, _many) -> None:
-        kind = kinds.get(statement)
-        if kind is None:
-            kind = statement_kind(statement, context)
-        if kind:
-            wrote(conn, kind)
-
-    event.listen(engine, "after_cursor_execute", after_cursor_execute)
-    event.listen(engine, "commit", the_watch.before_commit)
-    event.listen(engine, "rollback", _forget)
-
-    # There is no event after COMMIT returns, so the dialect's commit (one per engine) is
-    # wrapped. A failed COMMIT moves the version too: its outcome is unknown.
     dialect = engine.dialect
-    commit = dialect.do_commit
+    kinds = _KINDS
+
+    def hook(run):
+        """A do_execute-style hook: judge the statement, then mark its transaction, or
+        (autocommit) run it here and count it as committed once it returns."""
+
+        def before(cursor, statement, *args) -> bool | None:
+            kind = kinds.get(statement)
+            if kind is None:
+                kind = statement_kind(statement, args[-1])
+            if not kind:
+                return None  # SQLAlchemy runs it
+            if not the_watch.autocommit(cursor.connection):
+                _mark(args[-1].root_connection.info, kind)
+                return None
+            run(cursor, statement, *args)
+            the_watch.committed()
+            return True  # it ran
+
+        return before
+
+    event.listen(engine, "do_execute", hook(dialect.do_execute))
+    event.listen(engine, "do_executemany", hook(dialect.do_executemany))
+    event.listen(engine, "do_execute_no_params", hook(dialect.do_execute_no_params))
+
+    commit, rollback = dialect.do_commit, dialect.do_rollback
 
     def do_commit(dbapi_connection) -> None:
+        info = _info(dbapi_connection)
+        kind = info.pop(_MARK, NOTHING) if info else NOTHING
+        if kind == ROWS and the_watch.versions.in_transaction:
+            # The transaction's last statement: visible with the data; the version's row
+            # is locked only for the COMMIT.
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(the_watch.versions.SQL)
+            finally:
+                cursor.close()
+            commit(dbapi_connection)
+            return
         try:
             commit(dbapi_connection)
         finally:
-            if isinstance(dbapi_connection, PoolProxiedConnection) and dbapi_connection.info.pop(
-                _COMMITTING, False
-            ):
+            if kind:  # moved even if COMMIT failed: its outcome is then unknown
                 the_watch.committed()
 
+    def do_rollback(dbapi_connection) -> None:
+        info = _info(dbapi_connection)
+        if info:
+            info.pop(_MARK, None)
+        rollback(dbapi_connection)
+
     dialect.do_commit = do_commit
+    dialect.do_rollback = do_rollback
 
 
 def content_changed(bind: Connection | Engine | None = None) -> None:

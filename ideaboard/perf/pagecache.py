@@ -174,6 +174,7 @@ class VersionStore:
     """The shared content version: Redis when configured, else the database."""
 
     KEY = "ideaboard:content-version"
+    #: The bump: sent by bump() after a commit, or by freshness.py as a writer's last statement.
     SQL = "UPDATE content_version SET value = value + 1 WHERE id = 1"
 
     def __init__(self, redis_url: str | None, engine: Engine) -> None:
@@ -214,12 +215,8 @@ class VersionStore:
     @property
     def in_transaction(self) -> bool:
         """True when the version lives in the database, where the writer's own transaction
-        bumps it (freshness.py calls bump_in() just before the COMMIT)."""
+        bumps it (freshness.py sends SQL just before the COMMIT)."""
         return self._redis is None
-
-    def bump_in(self, conn) -> None:
-        """Advance the database version inside `conn`'s transaction, about to commit."""
-        conn.exec_driver_sql(self.SQL)
 
     def bump(self) -> None:
         """Advance the version after a commit, on its own connection."""
