@@ -282,10 +282,11 @@ class _Watch:
 
     def wrote(self, conn: Connection, kind: int) -> None:
         """A statement that changed content (`kind`) has run on `conn`."""
-        if self.autocommit(conn.connection.dbapi_connection):
+        pooled = conn.connection
+        if self.autocommit(pooled.dbapi_connection):
             self.committed()
         else:
-            _mark(conn.info, kind)
+            _mark(pooled.info, kind)
 
     def committed(self) -> None:
         """Content is committed: move the version on now, or when the request ends."""
