@@ -175,8 +175,7 @@ DOORS = {
 
 @pytest.mark.parametrize("door", DOORS.values(), ids=DOORS.keys())
 def test_a_committed_write_through_any_door_is_on_every_next_visitor_page(server, other, door):
-    """A write through any SQLAlchemy door: rolled back, the cached page stays; committed,
-    the next visitor page of every worker shows it."""
+    """Any door's write: rolled back, the page stays cached; committed, every worker shows it."""
     idea = make_idea(title="Old title")
     here, there = Visitor(server), Visitor(other)
     assert "Old title" in here.warm() and "Old title" in there.warm()
@@ -196,17 +195,15 @@ def test_a_committed_write_through_any_door_is_on_every_next_visitor_page(server
 
 
 def test_the_version_moves_at_the_commit_and_not_before(server):
-    """Until the writer commits, the version stays (cached pages show what is committed);
-    at the commit it moves. With the version in the database, the writer's own transaction
-    moves it (version and data share a transaction id), taking the version's row lock only
-    at the commit: another writer's bump does not wait for the open transaction."""
+    """The version moves at the writer's commit, not before (in the database: in its own)."""
     idea = make_idea()
     versions = server.extensions["ideaboard_cache"].versions
     before = version(server)
     with db.engine.connect() as conn:
         retitle(conn, idea.id, "Written")
-        assert version(server) == before
+        assert version(server) == before  # pages of what is committed are still right
         if versions.in_transaction:
+            # The version's row is not locked yet: another writer's bump does not wait.
             with db.engine.connect() as bumper:
                 bumper.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
                 bumper.exec_driver_sql(versions.SQL)
@@ -214,7 +211,7 @@ def test_the_version_moves_at_the_commit_and_not_before(server):
             before = version(server)
         conn.commit()
     assert version(server) != before
-    if versions.in_transaction:
+    if versions.in_transaction:  # moved by the writer's own transaction, with the data
         with db.engine.connect() as conn:
             xmin = "SELECT CAST(xmin AS text) FROM {} WHERE id = {}"
             assert conn.exec_driver_sql(xmin.format("content_version", 1)).scalar() == (
@@ -226,9 +223,7 @@ def test_the_version_moves_at_the_commit_and_not_before(server):
 def test_a_write_inside_a_request_moves_the_version_before_the_response_can_leave(
     make_app, settings, how, caplog
 ):
-    """A view's write (through session.connection(), or said with content_changed()) has
-    moved the version when Flask hands the response to the server, even with a pool of one
-    connection that the view still holds (the bump never waits for a second one)."""
+    """A view's write moves the version before the response leaves, even with a one-slot pool."""
     options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 2, "hide_parameters": True}
     app = make_app(SQLALCHEMY_ENGINE_OPTIONS=options, **settings)
     _reset(app)
@@ -256,8 +251,7 @@ def test_a_write_inside_a_request_moves_the_version_before_the_response_can_leav
 
 
 def test_driver_runner_writes_count_with_their_transaction(server):
-    """The vote toggle's raw-cursor writes (perf/driver.py): rolled back, the cached page
-    stays; committed, the next visitor page shows the vote."""
+    """The vote toggle's raw-cursor writes count when their transaction commits, not on rollback."""
     idea, member = make_idea(), make_user()
     visitor = Visitor(server)
     assert '<span class="vote-count">0</span>' in visitor.warm()
@@ -289,8 +283,7 @@ def test_driver_runner_writes_count_with_their_transaction(server):
     ids=["users create", "boards create", "demo"],
 )
 def test_a_command_that_changes_content_leaves_no_stale_page(server, other, command, shown):
-    """`users create`, `boards create` and `demo`, run by another app instance: the
-    server's next visitor page is rendered anew (and shows the change)."""
+    """users create, boards create and demo in another app instance leave no stale page."""
     visitor = Visitor(server)
     visitor.warm()
     if command[0] == "users":
@@ -303,8 +296,7 @@ def test_a_command_that_changes_content_leaves_no_stale_page(server, other, comm
 
 
 def test_restore_leaves_no_stale_page(server, other, tmp_path):
-    """`restore` (the SQLite backup API, or pg_restore: around SQLAlchemy) by another app
-    instance: the server's next visitor page shows the restored content."""
+    """A restore (backup API or pg_restore) in another app instance leaves no stale page."""
     idea = make_idea(title="Kept in the backup")
     backup = tmp_path / ("board.dump" if BACKEND == "postgres" else "board.sqlite3")
     run_command(other, "backup", "--output", str(backup))
@@ -318,8 +310,7 @@ def test_restore_leaves_no_stale_page(server, other, tmp_path):
 
 
 def test_bench_seed_leaves_no_stale_page(server, other, tmp_path):
-    """The benchmark seed (Core batches, and COPY straight on the driver on PostgreSQL):
-    each chunk it commits is on the next visitor page, also from another instance."""
+    """The bench seed (Core batches, raw COPY on PostgreSQL) leaves no stale page, per chunk."""
     from ideaboard.models import Board
     from ideaboard.seed import Writer
 
@@ -341,8 +332,7 @@ def test_bench_seed_leaves_no_stale_page(server, other, tmp_path):
 
 
 def test_a_command_in_another_process_leaves_no_stale_page(server, database_url, tmp_path):
-    """`flask boards create` in a separate process, sharing the version store: the
-    server's next visitor page shows the new board."""
+    """`flask boards create` in a separate process leaves no stale page."""
     visitor = Visitor(server)
     visitor.warm()
     env = {
@@ -375,7 +365,7 @@ def test_a_command_in_another_process_leaves_no_stale_page(server, database_url,
 
 
 def test_every_table_of_the_models_declares_whether_it_is_page_content():
-    """Every table in the metadata says page_content(True) or page_content(False)."""
+    """Every table in the metadata declares page_content(True) or page_content(False)."""
     missing = [
         t.name
         for t in Base.metadata.sorted_tables
@@ -385,8 +375,7 @@ def test_every_table_of_the_models_declares_whether_it_is_page_content():
 
 
 def test_every_table_of_the_migrated_database_is_declared(app):
-    """Every table the migrations make is declared: by its model, or in
-    models.TABLES_WITHOUT_MODEL."""
+    """Every table the migrations make is declared, by its model or in TABLES_WITHOUT_MODEL."""
     names = sa.inspect(db.engine).get_table_names()
     missing = [name for name in names if declared(name) is None]
     assert missing == [], f"declare {missing}: a model's page_content(), or TABLES_WITHOUT_MODEL"
@@ -426,8 +415,7 @@ def _exists(table: str) -> bool:
 @pytest.mark.parametrize("through", THROUGH)
 @pytest.mark.parametrize("table", _declared_tables(True))
 def test_a_write_to_each_content_table_refreshes_cached_pages(app, table, through):
-    """A write to any table declared page content, through Core or raw SQL, on any
-    connection or the session, makes the next visitor page render anew."""
+    """A write to any content table, through any connection or the session, empties the cache."""
     if not _exists(table):
         pytest.skip(f"{table} exists on the other backend only")
     make_idea()
@@ -449,8 +437,7 @@ def test_a_write_to_each_other_table_keeps_cached_pages(app, table, through):
 
 
 def test_sending_queued_mail_keeps_cached_pages(server, other):
-    """`flask mail send` delivering three queued messages (a reset request among them,
-    which writes a token) leaves the visitor's page cached and the version where it was."""
+    """`flask mail send` (outbox and token writes) leaves the cached page and the version alone."""
     from ideaboard import mail
 
     member = make_user()
@@ -471,7 +458,7 @@ def test_sending_queued_mail_keeps_cached_pages(server, other):
 
 
 def test_a_token_write_keeps_cached_pages(server):
-    """Issuing and using up a reset token writes account_tokens only: the page stays."""
+    """Issuing and using up a reset token leaves the cached page and the version alone."""
     from ideaboard.models import AccountToken
 
     member = make_user()
@@ -488,9 +475,7 @@ def test_a_token_write_keeps_cached_pages(server):
 
 
 def test_a_table_declared_later_as_not_content_keeps_cached_pages(server):
-    """A new table declared page_content(False) (say, notifications' read state) is written
-    through the session, Core and raw SQL without emptying the cache; the same writes to
-    a table that declares nothing do empty it."""
+    """A new table declared not content keeps the cache warm; an undeclared one empties it."""
     reads = Table(
         "notification_reads",
         Base.metadata,
@@ -576,8 +561,7 @@ POSTGRES_TOGGLE = votes._PG_TOGGLE_FOR_SESSION.text
     ],
 )
 def test_raw_sql_is_judged_by_the_tables_it_writes(sql, kind):
-    """Raw SQL counts as content unless every table it writes is declared not content;
-    DDL and what cannot be read count too; strings, comments and row locks do not."""
+    """Raw SQL counts as content unless every table it writes is declared not content."""
     assert judge_sql(sql) == kind, sql
 
 
@@ -660,8 +644,7 @@ def raw_access(path: Path) -> list[str]:
 
 
 def test_nothing_reaches_the_database_around_sqlalchemy_unless_allowed():
-    """No module of the package reaches a DB-API connection, a cursor, a driver, another
-    engine or a database tool, except the allowlisted ones (each proven fresh by a test)."""
+    """No module reaches the database around SQLAlchemy unless allowlisted with a proof."""
     unexpected = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = path.relative_to(PACKAGE).as_posix()
@@ -675,8 +658,7 @@ def test_nothing_reaches_the_database_around_sqlalchemy_unless_allowed():
 
 
 def test_every_allowlisted_module_exists_reaches_around_and_has_its_proof():
-    """The allowlist names only modules that exist and still reach around SQLAlchemy, each
-    with a test of this file proving pages stay fresh."""
+    """Each allowlisted module exists, still reaches around SQLAlchemy and has its proving test."""
     for name, proof in ALLOWED.items():
         path = PACKAGE / name
         assert path.exists(), f"{name} is allowlisted but gone: move or drop its entry"
@@ -696,8 +678,7 @@ def _calls(path: Path, method: str) -> list[ast.Call]:
 
 
 def test_writer_gate_sends_no_content_write_around_sqlalchemy():
-    """perf/writergate.py sends only transaction control and PRAGMAs to the DB-API
-    connection (nothing to signal), and registers only log10."""
+    """perf/writergate.py sends only transaction control and PRAGMAs to its DB-API connection."""
     path = PACKAGE / "perf" / "writergate.py"
     sql = []
     for call in _calls(path, "execute"):
@@ -714,8 +695,7 @@ def test_writer_gate_sends_no_content_write_around_sqlalchemy():
 
 
 def test_database_wiring_only_pings():
-    """database.py touches a DB-API connection only to ping it (dialect.do_ping) and to
-    ask whether an error is a disconnect: it runs no SQL of its own."""
+    """database.py touches a DB-API connection only to ping it and to classify a disconnect."""
     path = PACKAGE / "database.py"
     assert not _calls(path, "execute") and not _calls(path, "cursor")
     uses = [
@@ -728,7 +708,7 @@ def test_database_wiring_only_pings():
 
 
 def test_the_verdict_of_a_statement_is_kept_by_its_sql(app):
-    """Each SQL string is judged once: a statement run again costs one dict lookup."""
+    """Each SQL string is judged once: running it again costs one dict lookup."""
     sql = "UPDATE mail_outbox SET attempts = attempts WHERE 1 = 0"
     freshness._KINDS.pop(sql, None)
     with db.engine.begin() as conn:
