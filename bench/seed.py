@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 
@@ -49,6 +48,7 @@ from ideaboard.models import (
     utcnow,
 )
 from ideaboard.models.user import new_session_token
+from ideaboard.perf.freshness import content_changed
 from ideaboard.services import accounts
 from ideaboard.services.ideas import trending_score
 
@@ -257,6 +257,7 @@ class Writer:
         with raw.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+        content_changed(self.conn)  # around SQLAlchemy: counted with this transaction
 
 
 def _chunks(items: Iterable, size: int) -> Iterable[list]:
@@ -560,19 +561,6 @@ def _analyze(dialect: str) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def _bump_content_version() -> None:
-    """Tell cached pages the content changed (our writes bypass the session's hooks)."""
-    try:
-        from ideaboard.perf.freshness import content_changed
-    except ImportError:  # no engine-level write detection in this checkout: bump by hand
-        cache = current_app.extensions.get("ideaboard_cache")
-        versions = getattr(cache, "versions", None)
-        if versions is not None:
-            versions.bump()
-        return
-    content_changed()
-
-
 def seed_database(
     *,
     ideas: int,
@@ -733,7 +721,6 @@ def seed_database(
     phase = time.perf_counter()
     _analyze(dialect)
     echo(f"analyze: {time.perf_counter() - phase:.1f} s")
-    _bump_content_version()
     return SeedResult(
         hot_idea_id=hot_id,
         ideas=ideas,

@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine, case, inspect, update
 
 from .extensions import db
 from .models import ContentVersion
+from .perf.freshness import content_changed
 
 #: The tables a backup must carry over, parents first; counted after every backup/restore.
 TABLES = ("boards", "users", "ideas", "votes", "comments", "status_changes")
@@ -249,9 +250,9 @@ def _bump_after_restore(engine: Engine, before: int | None) -> None:
                     + 1
                 )
             )
-    cache = current_app.extensions.get("ideaboard_cache")
-    if cache is not None and not cache.versions.in_transaction:
-        cache.versions.bump()  # the version file (SQLite) or Redis
+    # The rows came in around SQLAlchemy (the backup API, pg_restore): move the version
+    # wherever it lives (the version file, Redis; the table once more).
+    content_changed(engine)
 
 
 def _content_version(engine: Engine) -> int | None:

@@ -1,6 +1,6 @@
 """Typed SQLAlchemy models, by area."""
 
-from .base import Base, utcnow
+from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
 from .board import Board
 from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
 from .mail import OutboxMessage, OutboxStatus
@@ -8,7 +8,9 @@ from .site import ContentVersion
 from .user import AccountToken, Role, User
 
 __all__ = [
+    "PAGE_CONTENT",
     "ROADMAP",
+    "TABLES_WITHOUT_MODEL",
     "AccountToken",
     "Base",
     "Board",
@@ -23,5 +25,6 @@ __all__ = [
     "StatusChange",
     "User",
     "Vote",
+    "page_content",
     "utcnow",
 ]

@@ -26,6 +26,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: The `Table.info` key saying whether a table's rows are page content (see page_content()).
+PAGE_CONTENT = "page_content"
+
+
+def page_content(shown: bool) -> dict:
+    """The `__table_args__` entry every table must have (last in a tuple): whether its rows
+    are shown on cached pages.
+
+    A committed write to a content table moves the page cache's content version on, so
+    every cached page renders anew (perf/freshness.py); a write to any other table (the
+    mail outbox, tokens, read state, analytics) leaves cached pages alone. Declare a table
+    not content only if no page, fragment or API answer ever shows anything from it, or
+    from anything computed from it; tests/test_freshness.py fails for a table that says
+    neither.
+    """
+    return {"info": {PAGE_CONTENT: shown}}
+
+
+#: Tables the migrations make without a model, declared here as the models declare theirs.
+TABLES_WITHOUT_MODEL = {
+    "alembic_version": False,  # which migration the schema is at
+    # SQLite's full-text index of ideas (the virtual table and its shadow tables), kept by
+    # triggers on ideas: search results are pages.
+    "ideas_fts": True,
+    "ideas_fts_config": True,
+    "ideas_fts_data": True,
+    "ideas_fts_docsize": True,
+    "ideas_fts_idx": True,
+}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedMixin
+from .base import Base, CreatedMixin, page_content
 
 
 class Board(CreatedMixin, Base):
     __tablename__ = "boards"
+    __table_args__ = page_content(True)  # names and descriptions head every list
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(60), unique=True)

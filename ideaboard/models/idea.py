@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, CreatedMixin, SoftDeleteMixin, live_index, utcnow
+from .base import Base, CreatedMixin, SoftDeleteMixin, live_index, page_content, utcnow
 from .board import Board
 from .user import User
 
@@ -63,6 +63,7 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
         live_index("ix_ideas_board_status_top", "board_id", "status", "vote_count", "id"),
         live_index("ix_ideas_activity", "last_activity_at", "id"),
         Index("ix_ideas_author", "author_id", "created_at"),
+        page_content(True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +95,7 @@ class Vote(CreatedMixin, Base):
         Index("ix_votes_user_idea", "user_id", "idea_id"),
         # The idea page lists its latest voters: without this, a hot idea sorts them all.
         Index("ix_votes_idea_created", "idea_id", "created_at", "id"),
+        page_content(True),  # a member's pages show their votes; idea pages the voters
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +108,7 @@ class Comment(CreatedMixin, Base):
     __table_args__ = (
         Index("ix_comments_idea_created", "idea_id", "created_at", "id"),
         Index("ix_comments_author", "author_id", "created_at"),
+        page_content(True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,7 +127,10 @@ class Comment(CreatedMixin, Base):
 
 class StatusChange(CreatedMixin, Base):
     __tablename__ = "status_changes"
-    __table_args__ = (Index("ix_status_changes_idea_created", "idea_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_status_changes_idea_created", "idea_id", "created_at", "id"),
+        page_content(True),  # an idea's history
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedMixin
+from .base import Base, CreatedMixin, page_content
 
 
 class OutboxStatus:
@@ -27,6 +27,7 @@ class OutboxMessage(CreatedMixin, Base):
             "status IN ('queued', 'sent', 'failed', 'dropped', 'expired')", name="status_known"
         ),
         Index("ix_mail_outbox_status_id", "status", "id"),
+        page_content(False),  # mail is read in a mailbox, never on a page
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

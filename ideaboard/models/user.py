@@ -10,7 +10,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedMixin
+from .base import Base, CreatedMixin, page_content
 
 
 class Role(enum.StrEnum):
@@ -28,6 +28,7 @@ class User(UserMixin, CreatedMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('member', 'moderator', 'staff', 'admin')", name="role_known"),
+        page_content(True),  # names and roles show beside everything people write
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -69,6 +70,7 @@ class AccountToken(CreatedMixin, Base):
     """
 
     __tablename__ = "account_tokens"
+    __table_args__ = page_content(False)  # only the hash of a link sent by mail
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

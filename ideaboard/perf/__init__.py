@@ -1,6 +1,7 @@
 """The speed machinery, kept together so it is seen as one thing.
 
 - pagecache.py  pages and fragments cached under the shared content version
+- freshness.py  every committed write to page content moves that version, whoever writes
 - rows.py       idea-list rows rendered once per distinct content
 - fastvote.py   the htmx vote click answered without a Flask request
 - writergate.py SQLite writers queue on a file lock; checkpoints outside it

@@ -5,6 +5,7 @@ See docs/performance.md ("A vote click skips Flask") for why and what it measure
 
 from __future__ import annotations
 
+from .freshness import NOTHING, content_changed, judge_sql
 from .writergate import _become_writer, _reads_only
 
 
@@ -33,7 +34,7 @@ class _Rows:
 class _Compiled:
     """A Core statement compiled once for a dialect: its SQL, parameters and converters."""
 
-    __slots__ = ("sql", "names", "positional", "fixed", "convert", "results", "writes")
+    __slots__ = ("sql", "names", "positional", "fixed", "convert", "results", "writes", "content")
 
     def __init__(self, stmt, dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -56,6 +57,9 @@ class _Compiled:
         ]
         self.results = procs if any(procs) else None
         self.writes = not _reads_only(self.sql)
+        # Whether it writes page content, judged as freshness judges what SQLAlchemy runs.
+        table = getattr(stmt, "table", None) if getattr(stmt, "is_dml", False) else None
+        self.content = judge_sql(self.sql, table) != NOTHING
 
     def values(self, params: dict):
         """The parameters as the driver takes them: in order for "?" (a name used twice is
@@ -84,8 +88,9 @@ def driver_runner(conn):
     vote is one statement, and this is a tenth of the fast path's CPU. The same statements
     and the same transaction rules: `conn`'s transaction is begun as SQLAlchemy would, on
     SQLite the first write commits the reads and queues at the gate (_become_writer), and
-    the caller commits or rolls back through `conn`. Nothing here is seen by SQLAlchemy's
-    execute events (the page cache's), so callers bump what they changed themselves.
+    the caller commits or rolls back through `conn`. SQLAlchemy's execute events do not see
+    these statements, so each write of page content is reported to perf.freshness, which
+    counts it with `conn`'s transaction as it counts what SQLAlchemy runs.
     """
     if not conn.in_transaction():
         conn.begin()  # as SQLAlchemy's autobegin would (on SQLite: BEGIN, as a reader)
@@ -101,6 +106,8 @@ def driver_runner(conn):
         if sqlite and compiled.writes and not conn.info.get("sqlite_writer", True):
             _become_writer(conn, cursor)
         cursor.execute(compiled.sql, compiled.values(params))
+        if compiled.content:
+            content_changed(conn)
         return _Rows(compiled.rows(cursor.fetchall()))
 
     return run

@@ -308,6 +308,8 @@ class VoteFastPath:
             strategy, items, args = limits
             if not all(strategy.test(item, *args) for item in items):
                 return None  # Flask answers 429 (and logs it)
+        # The content version moves with the write (perf.freshness: driver_runner reports
+        # it): in this transaction when the version is in the database, else after COMMIT.
         in_transaction = cache is not None and cache.versions.in_transaction
         with engine.connect() as conn:
             if engine.dialect.name == "postgresql" and not in_transaction:
@@ -318,12 +320,8 @@ class VoteFastPath:
             if done is None:
                 conn.rollback()
                 return None  # gone, deleted, a stale sign-in, or staff: Flask decides
-            voted, count, changed = done
-            if changed and in_transaction:
-                cache.versions.bump_in(conn)
+            voted, count, _changed = done
             conn.commit()
-        if changed and cache is not None and not in_transaction:
-            cache.versions.bump()  # never raises: a failed bump is logged and drops copies
         return voted, count, limits
 
     def _limit_headers(self, strategy, item, args) -> list[tuple[str, str]]:

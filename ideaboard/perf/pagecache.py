@@ -1,20 +1,20 @@
 """A page cache for visitors that is invalidated exactly, never by a timer.
 
-Every committed write bumps one shared value, the content version: Redis `INCR` when
-REDIS_URL is set; with SQLite (one machine by nature) a small file beside the database
-file, replaced atomically; otherwise a one-row table in the database. A visitor's page is cached
-under (version, locale, path and query, htmx or not, encoding), so the first request
-after any vote, comment or status change, by anyone on any worker, misses and renders
-fresh.
+Every committed write to page content bumps one shared value, the content version: Redis
+`INCR` when REDIS_URL is set; with SQLite (one machine by nature) a small file beside the
+database file; otherwise a one-row table in the database. freshness.py sees the writes, at
+the engine, whoever makes them. A visitor's page is cached under (version, locale, path
+and query, htmx or not, encoding), so the first request after any vote, comment or status
+change, by anyone on any worker, misses and renders fresh.
 
 A signed-in member's pages are cached the same way, with their session added to the key
 (their login id and the session's CSRF token): such a page can only be served back to
 the same session. What else it shows (their votes, name, role) changes only through a
 write, which bumps the version like any other.
 
-Why it is correct: a request reads the version before it reads any data. With Redis, a
-writer bumps the version only after its commit; in the database, the bump is the last
-statement of the writer's own transaction, so version and data become visible together.
+Why it is correct: a request reads the version before it reads any data. With Redis or the
+file, a writer bumps the version only after its commit; in the database, the bump is the
+last statement of the writer's own transaction, so version and data become visible together.
 Either way a page rendered from data older than a commit was keyed with a version older
 than that commit's bump, and is never served once the bump is visible.
 
@@ -51,12 +51,10 @@ from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import unquote
 
-from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask import Flask, Response, current_app, g, request, session
 from flask_compress.flask_compress import _choose_algorithm
 from markupsafe import Markup
-from sqlalchemy import event, make_url, select, update
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import Engine, inspect, make_url, select
 from werkzeug.wrappers import Request
 
 from ideaboard.assets import compress
@@ -64,7 +62,7 @@ from ideaboard.extensions import db
 from ideaboard.models import ContentVersion
 from ideaboard.security import configured_root
 
-from . import observe
+from . import freshness, observe
 
 log = logging.getLogger("ideaboard.cache")
 
@@ -263,8 +261,12 @@ class VersionStore:
     """The shared content version: Redis when configured, else the database."""
 
     KEY = "ideaboard:content-version"
+    #: The bump: sent by bump() after a commit, or by freshness.py as a writer's last statement.
+    SQL = "UPDATE content_version SET value = value + 1 WHERE id = 1"
 
-    def __init__(self, redis_url: str | None) -> None:
+    def __init__(self, redis_url: str | None, engine: Engine) -> None:
+        self.engine = engine
+        self.on_failure = lambda: None  # PageCache: drop this worker's pages
         self._redis = None
         if redis_url:
             import redis
@@ -299,16 +301,9 @@ class VersionStore:
 
     @property
     def in_transaction(self) -> bool:
-        """True when the version lives in the database and is bumped by the writer itself."""
+        """True when the version lives in the database, where the writer's own transaction
+        bumps it (freshness.py sends SQL just before the COMMIT)."""
         return self._redis is None
-
-    def bump_in(self, session_: Session) -> None:
-        """Advance the database version inside the committing transaction."""
-        session_.execute(
-            update(ContentVersion)
-            .where(ContentVersion.id == 1)
-            .values(value=ContentVersion.value + 1)
-        )
 
     def bump(self) -> None:
         """Advance the version after a commit, on its own connection."""
@@ -316,17 +311,21 @@ class VersionStore:
             if self._redis is not None:
                 self._bump(keys=[self.KEY], args=[time.time_ns()])
                 return
-            with db.engine.begin() as conn:
-                conn.execute(
-                    update(ContentVersion)
-                    .where(ContentVersion.id == 1)
-                    .values(value=ContentVersion.value + 1)
-                )
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(self.SQL)
         except Exception:  # noqa: BLE001
+            if self._redis is None and not self._has_table():
+                return  # no version yet (or any more): a migration is making or dropping it
             # Without the bump visitors could see old pages: drop this worker's copies and
             # say so loudly; other workers' copies age out only with the next bump.
             log.exception("could not bump the content version")
-            current_app.extensions["ideaboard_cache"].pages.clear()
+            self.on_failure()
+
+    def _has_table(self) -> bool:
+        try:
+            return inspect(self.engine).has_table(ContentVersion.__tablename__)
+        except Exception:  # noqa: BLE001 - the database is gone: say the bump failed
+            return True
 
 
 class FileVersionStore:
@@ -345,6 +344,7 @@ class FileVersionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.on_failure = lambda: None  # PageCache: drop this worker's pages
         self._count = itertools.count()
         self._fd: int | None = None
         self._lock = threading.Lock()
@@ -376,20 +376,20 @@ class FileVersionStore:
             os.pwrite(self._file(), value.ljust(self.WIDTH).encode("ascii"), 0)
         except OSError:
             log.exception("could not bump the content version")
-            current_app.extensions["ideaboard_cache"].pages.clear()
+            self.on_failure()
 
 
-def _version_store(app: Flask):
+def _version_store(app: Flask, engine: Engine):
     if app.config.get("REDIS_URL"):
-        return VersionStore(app.config["REDIS_URL"])
+        return VersionStore(app.config["REDIS_URL"], engine)
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return FileVersionStore(Path(url.database).with_name(Path(url.database).name + ".version"))
-    return VersionStore(None)
+    return VersionStore(None, engine)
 
 
 class PageCache:
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, engine: Engine) -> None:
         config = app.config
         self.enabled = config.get("PAGE_CACHE_ENABLED", True)
         redis_url = config.get("REDIS_URL")
@@ -406,7 +406,8 @@ class PageCache:
             if redis_url
             else local
         )
-        self.versions = _version_store(app)
+        self.versions = _version_store(app, engine)
+        self.versions.on_failure = self.pages.clear
         self.fragments = PageStore(config.get("FRAGMENT_CACHE_MAX_BYTES", FRAGMENT_CACHE_MAX_BYTES))
 
     def fragment(self, name: tuple | None, render) -> Markup:
@@ -579,72 +580,13 @@ class VisitorFastPath:
         return "200 OK", body, headers, endpoint  # only 200 responses are stored
 
 
-def _mark_changed(session_: Session, *args) -> None:
-    session_.info["content_changed"] = True
-
-
-# A raw statement (text()) does not say whether it writes: judge by its words.
-_WRITE_SQL = re.compile(r"\b(?:insert|update|delete)\b", re.IGNORECASE)
-
-
-def _on_execute(state) -> None:
-    statement = state.statement
-    if (
-        state.is_insert
-        or state.is_update
-        or state.is_delete
-        or (isinstance(statement, TextClause) and _WRITE_SQL.search(statement.text))
-    ):
-        state.session.info["content_changed"] = True
-
-
-def _before_commit(session_: Session) -> None:
-    cache = current_app.extensions.get("ideaboard_cache")
-    if cache is None or not cache.versions.in_transaction:
-        return
-    session_.flush()  # pending changes count too; commit flushes only after this hook
-    if session_.info.pop("content_changed", False):
-        cache.versions.bump_in(session_)
-        session_.info.pop("content_changed", None)  # the bump itself is not content
-
-
-def _after_commit(session_: Session) -> None:
-    if not session_.info.pop("content_changed", False):
-        return
-    if has_request_context():
-        # Bump at teardown, once the session has handed its connection back: taking a
-        # second one here could exhaust the pool under load. Teardown still runs before
-        # the server sends the response, so the writer's next page is already fresh.
-        g.content_changed = True
-        return
-    cache = current_app.extensions.get("ideaboard_cache")
-    if cache is not None:
-        cache.versions.bump()
-
-
-def _after_rollback(session_: Session) -> None:
-    session_.info.pop("content_changed", None)
-
-
-def _listen_once(target, name: str, fn) -> None:
-    if not event.contains(target, name, fn):
-        event.listen(target, name, fn)
-
-
 def init_app(app: Flask) -> None:
-    cache = PageCache(app)
+    with app.app_context():
+        engine = db.engine
+    cache = PageCache(app, engine)
     app.extensions["ideaboard_cache"] = cache
-    session_class = db.session.session_factory.class_
-    _listen_once(session_class, "after_flush", _mark_changed)
-    _listen_once(session_class, "do_orm_execute", _on_execute)
-    _listen_once(session_class, "before_commit", _before_commit)
-    _listen_once(session_class, "after_commit", _after_commit)
-    _listen_once(session_class, "after_rollback", _after_rollback)
-
-    @app.teardown_request
-    def _bump_after_write(_exc) -> None:
-        if g.pop("content_changed", False):
-            cache.versions.bump()
+    # Every committed write to page content, through any door, moves the version on.
+    freshness.init_app(app, cache.versions)
 
     root = configured_root(app.config)
 

@@ -154,7 +154,7 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     """Add the member's vote, or take it back if it is there."""
     if not can_vote(actor, idea):
         raise NotAllowed(_("Sign in to vote."))
-    # Through the Session, so the page cache sees the write (cache._on_execute).
+    # Through the Session (any connection would do: perf.freshness sees writes at the engine).
     dialect = db.session.get_bind().dialect.name
     voted, count, score = toggle_on(db.session.execute, dialect, idea.id, actor.id, idea.created_at)
     if count is None:
