@@ -148,5 +148,7 @@ def test_sqlite_log_is_copied_into_the_database_every_so_many_writes(tmp_path):
         conn.exec_driver_sql("INSERT INTO t VALUES (?)", (blob,))
     assert os.path.getsize(path) >= size + writergate.CHECKPOINT_EVERY * len(blob)
     with engine.connect() as conn:  # and nothing was lost on the way
-        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == writergate.CHECKPOINT_EVERY
+        assert (
+            conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == writergate.CHECKPOINT_EVERY
+        )
     engine.dispose()
