@@ -18,7 +18,7 @@ from flask_login.utils import _create_identifier
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
-from ideaboard.models import Idea, Vote, utcnow
+from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.perf.fastvote import _identifier
 from ideaboard.services.ideas import trending_score
 
@@ -358,3 +358,35 @@ def test_one_member_clicking_in_many_tabs_at_once_makes_one_vote(fast_app):
     assert count == rows and rows in (0, 1)
     shown = {re.search(r'vote-count">(\d+)<', r.get_data(as_text=True)).group(1) for r in answers}
     assert shown <= {"0", "1"}
+
+
+def test_a_vote_can_vote_refuses_is_refused_by_both_paths(make_fast_app, monkeypatch):
+    """Make permissions.can_vote refuse everyone: the Flask route answers 403 and stores
+    nothing, and so does the fast path where it asks the predicate (SQLite); where its one
+    statement runs the SQL twin instead (PostgreSQL), the truth table names the case."""
+    from ideaboard import permissions
+
+    from . import test_permission_twins as twins
+
+    app = make_fast_app()
+    with app.app_context():
+        idea = make_idea()
+        client, token = sign_in(app, make_user())
+        monkeypatch.setattr(permissions, "can_vote", lambda user, idea: False)
+        plain = client.post(f"/ideas/{idea.id}/vote", data={"csrf_token": token})
+        assert plain.status_code == 403 and _state(idea.id)[:2] == (0, 0)
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        if db.engine.dialect.name == "sqlite":
+            assert via_flask and resp.status_code == 403
+            assert _state(idea.id)[:2] == (0, 0)
+        else:
+            users, ideas = twins._world()
+            found = twins.mismatches(
+                "can_vote",
+                permissions.can_vote,
+                permissions.can_vote_sql,
+                (User, Idea),
+                users,
+                ideas,
+            )
+            assert found and all("predicate False" in line for line in found)

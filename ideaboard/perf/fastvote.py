@@ -15,9 +15,9 @@ It applies the same rules as the Flask route, through the same code where it can
   Flask-Login's "basic" session protection by the same identifier it computes;
 - the CSRF token is checked as Flask-WTF checks it (signed, then compared with the
   session's), including the strict Referer check on HTTPS;
-- "may vote" (a live idea, the session's login token still the member's) is one read,
-  services.votes.vote_target(), and the toggle is services.votes.toggle_on(), which the
-  Flask route runs too;
+- "may vote" is permissions.py's: services.votes.toggle_for_session() reads the rows'
+  facts and asks the predicates (SQLite), or runs their SQL twins in its one statement
+  (PostgreSQL); the toggle is services.votes.toggle_on(), which the Flask route runs too;
 - the member's write limit (VOTE_LIMIT) is counted in Flask-Limiter's own storage under
   the key its decorator uses, so both paths share one budget;
 - the fragment is the vote_button macro's own output (rendered once per locale, with
@@ -303,10 +303,10 @@ class VoteFastPath:
                 # There the toggle is one statement, atomic by itself: as its own
                 # transaction it saves the round trips of BEGIN and COMMIT.
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            done = votes.toggle_for_session(conn, idea_id, login.user_id, login.token, "member")
+            done = votes.toggle_for_session(conn, idea_id, login.user_id, login.token)
             if done is None:
                 conn.rollback()
-                return None  # gone, deleted, a stale sign-in, or staff: Flask decides
+                return None  # gone, may not vote, a stale sign-in, or staff: Flask decides
             voted, count, changed = done
             if changed and in_transaction:
                 cache.versions.bump_in(conn)
