@@ -28,7 +28,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
-    from .perf import fastvote, observe, pagecache
+    from .perf import fastvote, observe, pagecache, shared
 
     app = Flask(
         __name__,
@@ -79,6 +79,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     mail.init_app(app)
     seclog.init_app(app)
     markup.init_app(app)
+    shared.init_app(app)  # last: wraps globals the others added (csrf_token, here)
 
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp

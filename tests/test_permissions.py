@@ -1,5 +1,8 @@
 """Permission predicates as plain calls."""
 
+import re
+from pathlib import Path
+
 import pytest
 from flask_login import AnonymousUserMixin
 
@@ -115,3 +118,33 @@ def test_staff_means_the_same_on_a_model_and_in_the_rule():
     for user in (AUTHOR, STAFF, ADMIN, MOD):
         assert user.is_staff is p.is_staff(user)
     assert not p.is_staff(ANON) and not p.is_member(ANON) and p.is_member(MOD)
+
+
+# --- templates ask the predicates -------------------------------------------------
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: What a template may read off current_user: things it shows, never a rule's input.
+SHOWN = {"display_name", "role"}  # the role only as ROLE_LABELS[current_user.role]
+
+
+def test_templates_decide_nothing_about_the_viewer_themselves():
+    """No template reads a rule's input off current_user (is_authenticated, id, role in a
+    comparison, is_staff...): they ask the can_*/is_* predicates, which are the rules."""
+    found = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"current_user\.(\w+)", text):
+            line = text.count("\n", 0, match.start()) + 1
+            attr = match.group(1)
+            shown = attr in SHOWN and (
+                attr != "role" or text[max(0, match.start() - 12) : match.start()] == "ROLE_LABELS["
+            )
+            if not shown:
+                found.append(f"{path.relative_to(TEMPLATES)}:{line}: current_user.{attr}")
+    assert not found, "ask permissions.py instead:\n" + "\n".join(found)
+
+
+def test_every_predicate_is_a_template_global(app):
+    """Templates can ask every can_*/is_* rule by its name."""
+    for name in p.predicates():
+        assert name in app.jinja_env.globals, name

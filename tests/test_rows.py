@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from flask import render_template_string
+from flask_login import AnonymousUserMixin
 
 from ideaboard.extensions import db
 from ideaboard.perf import rows
@@ -21,14 +22,16 @@ def _rows_of(html: str) -> dict[str, str]:
     return {m.group(1): m.group(0) for m in ROW.finditer(html)}
 
 
-def _macro_rows(app, ideas, voted, token, back) -> str:
-    """The idea_row macro itself, rendered as the list did before the memo."""
+def _macro_rows(app, ideas, voted, viewer, token, back) -> str:
+    """The idea_row macro itself, rendered for `viewer` (a user, or None for a visitor) as
+    the list did before the memo."""
     with app.test_request_context(back):
         return render_template_string(
             '{% from "_macros/ideas.html" import idea_row %}'
-            "{% for i in ideas %}{{ idea_row(i, i.id in voted, token, back) }}{% endfor %}",
+            "{% for i in ideas %}{{ idea_row(i, i.id in voted, viewer, token, back) }}{% endfor %}",
             ideas=ideas,
             voted=voted,
+            viewer=viewer or AnonymousUserMixin(),
             token=token,
             back=back,
         )
@@ -45,7 +48,7 @@ def test_memoised_rows_are_the_macros_rows(app, client):
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
         db.session.expire_all()
         listed = [get_idea(i.id) for i in sorted(ideas, key=lambda i: i.id, reverse=True)]
-        expected = _macro_rows(app, listed, {ideas[1].id}, token, "/ideas?sort=new")
+        expected = _macro_rows(app, listed, {ideas[1].id}, member, token, "/ideas?sort=new")
         assert _rows_of(html) == _rows_of(expected)
         assert "&lt;b&gt;&amp;&lt;/b&gt;" in html
 
@@ -111,7 +114,8 @@ def test_every_row_sends_back_to_its_own_page(app, client):
             token = None
             if who is client:
                 token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-            expected = _macro_rows(app, [get_idea(idea.id)], set(), token, path)
+            viewer = member if who is client else None
+            expected = _macro_rows(app, [get_idea(idea.id)], set(), viewer, token, path)
             assert _rows_of(html) == _rows_of(expected), (path, who is client)
             assert rows._BACK not in html and rows._TOKEN not in html
 

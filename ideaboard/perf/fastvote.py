@@ -20,8 +20,9 @@ It applies the same rules as the Flask route, through the same code where it can
   (PostgreSQL); the toggle is services.votes.toggle_on(), which the Flask route runs too;
 - the member's write limit (VOTE_LIMIT) is counted in Flask-Limiter's own storage under
   the key its decorator uses, so both paths share one budget;
-- the fragment is the vote_button macro's own output (rendered once per locale, with
-  stand-ins for the id, count and token), with the headers the Flask route sends.
+- the fragment is ideas/_vote.html, the Flask route's own template, rendered once per
+  locale as a shared render (perf/shared.py) with stand-ins for the id, count and token,
+  with the headers the Flask route sends.
 
 It never answers anything else. Whatever it does not accept, it passes to Flask untouched
 (with the body it read put back), *before* it writes anything: a visitor, a bad or missing
@@ -54,7 +55,9 @@ from werkzeug.wsgi import get_host
 from ideaboard import security
 from ideaboard.extensions import db, limiter
 from ideaboard.i18n import LOCALE_COOKIE, locale_from
+from ideaboard.perf import shared
 from ideaboard.perf.pagecache import current_cache
+from ideaboard.permissions import can_vote, is_member
 from ideaboard.services import votes
 
 from . import observe
@@ -64,8 +67,8 @@ log = logging.getLogger("ideaboard.fastvote")
 _PATH = re.compile(r"/ideas/([1-9][0-9]{0,9})/vote\Z")
 _MAX_BODY = 4096
 ENDPOINT = "ideas.vote"  # whose Flask-Limiter bucket the votes count in
-# Stand-ins rendered into the macro once, then replaced by each answer's values.
-_ID, _COUNT, _TOKEN = "987654321987", "123456789123", "TOKEN0fastvote0TOKEN"
+# Stand-ins rendered into the template once, then replaced by each answer's values.
+_ID, _COUNT = "987654321987", "123456789123"
 
 
 def member_limit_key(user_id: int) -> str:
@@ -331,25 +334,22 @@ class VoteFastPath:
     def _fragment(self, locale: str, voted: bool, script_root: str) -> str:
         key = (locale, voted, script_root)
         if key not in self._fragments:
-            from flask import render_template
             from flask_babel import force_locale
 
             idea = SimpleNamespace(id=int(_ID), vote_count=int(_COUNT))
+            # The answers the fast path acts on: it writes only when the member may vote.
+            viewer = shared.Viewer(
+                {shared.question(can_vote, idea): True, shared.question(is_member): True}
+            )
             with (
                 self.app.test_request_context(
                     "/", method="POST", base_url=f"http://localhost{script_root}"
                 ),
                 force_locale(locale),
             ):
-                # The Flask route's own template; the token and the member stand in.
-                html = render_template(
-                    "ideas/_vote.html",
-                    idea=idea,
-                    voted=voted,
-                    next_path="",
-                    on_idea_page=False,
-                    csrf_token=lambda: _TOKEN,
-                    current_user=SimpleNamespace(is_authenticated=True),
+                # The Flask route's own template, as a shared render.
+                html = shared.render(
+                    "ideas/_vote.html", viewer, idea=idea, voted=voted, next_path=""
                 )
             self._fragments[key] = html
         return self._fragments[key]
@@ -370,7 +370,7 @@ class VoteFastPath:
         html = (
             html.replace(_ID, str(idea_id))
             .replace(_COUNT, str(count))
-            .replace(_TOKEN, str(escape(token)))
+            .replace(shared.TOKEN, str(escape(token)))
         )
         body = html.encode("utf-8")
         headers = [("Content-Type", "text/html; charset=utf-8")]
