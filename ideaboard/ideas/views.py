@@ -9,13 +9,13 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from ideaboard.extensions import db, limiter
+from ideaboard import ratelimit
+from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.perf import shared
-from ideaboard.perf.fastvote import member_limit_key
 from ideaboard.perf.rows import idea_rows
 from ideaboard.permissions import (
     can_change_status,
@@ -60,21 +60,14 @@ def _globals(state) -> None:
     state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url, idea_rows=idea_rows)
 
 
-def _member_key() -> str:
-    """Rate limits on writes count per member (visitors are sent to sign in anyway)."""
-    if current_user.is_authenticated:
-        return member_limit_key(current_user.id)
-    return f"member:{request.remote_addr}"
-
-
 def _write_limit(name: str):
-    """A member's limit on one kind of write: staff are exempt, and only successes count."""
-    return limiter.limit(
+    """A member's limit on one kind of write: staff are exempt, and only successes count
+    (a form sent back with an error, or a 429, gives its count back)."""
+    return ratelimit.limit(
         lambda: current_app.config[name],
-        key_func=_member_key,
-        methods=["POST"],
+        key_func=ratelimit.actor_key,
         exempt_when=lambda: is_exempt_from_limits(current_user),
-        deduct_when=lambda resp: resp.status_code < 400,
+        refund_when=lambda resp: resp.status_code >= 400,
     )
 
 

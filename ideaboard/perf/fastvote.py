@@ -23,8 +23,9 @@ It decides nothing on its own; every rule is the one Flask applies, called from 
 - "may vote" is permissions.py's: services.votes.toggle_for_session() reads the rows'
   facts and asks the predicates (SQLite), or runs their SQL twins in its one statement
   (PostgreSQL); the toggle is services.votes.toggle_on(), which the Flask route runs too;
-- the member's write limit (VOTE_LIMIT) is counted in Flask-Limiter's own storage under
-  the key its decorator uses, so both paths share one budget;
+- the member's write limit (VOTE_LIMIT) is counted first, atomically, in Flask-Limiter's
+  own storage under the key its decorator uses (ratelimit.py), so both paths share one
+  budget; a request passed on to Flask gets its count back first, and Flask counts it;
 - the fragment is ideas/_vote.html, the Flask route's own template, rendered once per
   locale as a shared render (perf/shared.py) with stand-ins for the id, count and token,
   compressed as Flask-Compress would, with the headers the Flask route sends.
@@ -58,7 +59,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 
-from ideaboard import htmx, security
+from ideaboard import htmx, ratelimit, security
 from ideaboard.assets import compress
 from ideaboard.extensions import db, limiter
 from ideaboard.i18n import LOCALE_COOKIE, locale_from
@@ -88,8 +89,8 @@ def _encoding(algorithms: tuple[str, ...], accepted: str) -> str | None:
 
 
 def member_limit_key(user_id: int) -> str:
-    """The write-limit key of a member: ideas.views._member_key() for a signed-in member."""
-    return f"member:{user_id}"
+    """The write-limit key of a member: ratelimit.actor_key() for a signed-in member."""
+    return ratelimit.member_key(user_id)
 
 
 def _identifier(environ) -> str:
@@ -267,11 +268,7 @@ class VoteFastPath:
         if not self.app.config.get("RATELIMIT_ENABLED", True) or not limiter.enabled:
             return None
         items = sorted(parse_many(self.app.config["VOTE_LIMIT"]))
-        args = [member_limit_key(user_id), ENDPOINT]
-        prefix = self.app.config.get("RATELIMIT_KEY_PREFIX")
-        if prefix:
-            args = [prefix, *args]
-        return items, args
+        return items, ratelimit.limit_args(member_limit_key(user_id), ENDPOINT)
 
     # -- the answer ------------------------------------------------------------------
 
@@ -313,7 +310,7 @@ class VoteFastPath:
                 # Rendered (and remembered) before anything is written: a template that
                 # cannot be rendered this way leaves the vote to Flask.
                 fragments = {v: self._fragment(locale, v, req.script_root) for v in (True, False)}
-                done = self._limited_toggle(idea_id, login)
+                done = self._counted_toggle(idea_id, login)
             except Exception:  # noqa: BLE001 - nothing was written: Flask answers (503, ...)
                 log.warning("vote fast path passed a request on after an error", exc_info=True)
                 return None
@@ -326,15 +323,28 @@ class VoteFastPath:
             )
             return status, headers, body, login.user_id
 
-    def _limited_toggle(self, idea_id: int, login: security.LoginId):
-        """(voted, count, limits) once committed; None, with nothing written, to pass."""
+    def _counted_toggle(self, idea_id: int, login: security.LoginId):
+        """(voted, count, limits) once committed; None, with nothing written and the
+        limit's count given back, to pass the request to Flask."""
         limits = self._limits(login.user_id)
+        if limits is not None and not ratelimit.hit_all(*limits):
+            return None  # Flask answers 429 (and logs it); hit_all gave the counts back
+        try:
+            done = self._toggle(idea_id, login)
+        except BaseException:
+            self._refund(limits)
+            raise
+        if done is None:
+            self._refund(limits)  # Flask counts it, if it counts at all
+            return None
+        return (*done, limits)
+
+    @staticmethod
+    def _refund(limits) -> None:
         if limits is not None:
             items, args = limits
-            if not all(limiter.limiter.test(item, *args) for item in items):
-                return None  # Flask answers 429 (and logs it)
-        done = self._toggle(idea_id, login)
-        return None if done is None else (*done, limits)
+            for item in items:
+                ratelimit.refund(item, args)
 
     def _toggle(self, idea_id: int, login: security.LoginId):
         """(voted, count) once committed; None, with nothing written, if the rule says no."""
@@ -397,14 +407,10 @@ class VoteFastPath:
 
     def _response(self, req, html, idea_id, count, token, limits):
         extra = []
-        if limits is not None:
-            items, args = limits
-            try:
-                for item in items:
-                    limiter.limiter.hit(item, *args)
-                extra = self._limit_headers(limits)
-            except Exception:  # noqa: BLE001 - as Flask-Limiter: a storage error is no 500
-                log.exception("could not count a vote against the member's write limit")
+        try:
+            extra = self._limit_headers(limits)
+        except Exception:  # noqa: BLE001 - as Flask-Limiter: a storage error is no 500
+            log.exception("could not read the member's write limit")
         config = self.app.config
         html = (
             html.replace(_ID, str(idea_id))
