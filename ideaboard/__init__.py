@@ -24,11 +24,11 @@ def _default_instance() -> str | None:
 
 def create_app(config: dict | object | None = None) -> Flask:
     """Assemble the application: config, extensions, blueprints, handlers. No I/O."""
-    from . import assets, cli, errors, htmx, i18n, mail, markup, seclog, security
+    from . import assets, cli, errors, htmx, i18n, mail, markup, ratelimit, seclog, security
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
-    from .perf import fastvote, observe, pagecache
+    from .perf import fastvote, observe, pagecache, shared
 
     app = Flask(
         __name__,
@@ -62,6 +62,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
+    ratelimit.init_app(app)  # counts given back before Flask-Limiter's headers
     babel.init_app(
         app,
         locale_selector=i18n.select_locale,
@@ -79,6 +80,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     mail.init_app(app)
     seclog.init_app(app)
     markup.init_app(app)
+    shared.init_app(app)  # last: wraps globals the others added (csrf_token, here)
 
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp

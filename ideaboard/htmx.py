@@ -5,11 +5,15 @@ from __future__ import annotations
 from flask import Flask, Response, make_response, render_template, request
 
 
-def is_htmx() -> bool:
-    """An htmx request that wants a fragment (a history restore wants the whole page)."""
+def is_htmx(req=None) -> bool:
+    """An htmx request that wants a fragment (a history restore wants the whole page).
+
+    `req` defaults to the current request; the vote fast path passes its own, so both
+    judge a request by this one rule.
+    """
+    headers = (request if req is None else req).headers
     return (
-        request.headers.get("HX-Request") == "true"
-        and request.headers.get("HX-History-Restore-Request") != "true"
+        headers.get("HX-Request") == "true" and headers.get("HX-History-Restore-Request") != "true"
     )
 
 

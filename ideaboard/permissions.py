@@ -1,21 +1,76 @@
-"""Who may do what: pure predicates shared by views, templates, services and tests."""
+"""Who may do what: each rule written once, as a pure predicate.
+
+Views, services, templates (every `can_*`/`is_*` here is a Jinja global: see
+perf/shared.py), the vote fast path and tests all ask these functions; none of them says
+"staff" or "not deleted" on its own.
+
+Two ways to keep a rule in one place when a query must decide it for speed:
+
+- **Facts, then the predicate.** The query fetches the rows' facts (`fact_columns()`),
+  `facts()` wraps them in an object the predicate reads like a model, and the predicate
+  decides. A predicate that reads something the query did not fetch fails with
+  AttributeError instead of guessing. The vote fast path does this on SQLite.
+- **An SQL twin.** Where even that costs a round trip (the vote fast path's one-statement
+  toggle on PostgreSQL), the rule's twin sits right below its predicate and is listed in
+  TWINS. tests/test_permission_twins.py runs each twin and its predicate over every
+  combination of role, ownership and row state the models allow (read from the models,
+  so a new role, status or ban/lock column joins by itself) on SQLite and PostgreSQL,
+  and names every case where they differ. Change a predicate, change its twin.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ideaboard.models import Comment, Idea, Role
+from sqlalchemy import ColumnElement, FromClause, Table, Text, and_
 
-STAFF_ROLES = (Role.STAFF.value, Role.ADMIN.value)
+from ideaboard.models import Comment, Idea, Role, User
+from ideaboard.models.user import STAFF_ROLES
 
 
 def _member(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False))
 
 
+def is_member(user: Any) -> bool:
+    """Signed in, whatever the role (a visitor is not)."""
+    return _member(user)
+
+
+def is_member_sql(user: FromClause) -> ColumnElement[bool]:
+    """is_member() of a users row (NULLs for a visitor, as from an outer join)."""
+    return user.c.id.is_not(None)
+
+
 def is_staff(user: Any) -> bool:
     """Staff and admins run the roadmap."""
     return _member(user) and user.role in STAFF_ROLES
+
+
+def is_staff_sql(user: FromClause) -> ColumnElement[bool]:
+    return user.c.role.in_(STAFF_ROLES)
+
+
+def is_admin(user: Any) -> bool:
+    return _member(user) and user.role == Role.ADMIN.value
+
+
+def can_change_role(user: Any, other: User) -> bool:
+    """Admins set other people's roles; nobody changes their own (no self-escalation, and
+    the last admin cannot demote themselves)."""
+    return is_admin(user) and other.id != user.id
+
+
+def is_exempt_from_limits(user: Any) -> bool:
+    """Staff write without the per-member write limits (ideas, comments, votes, edits)."""
+    return is_staff(user)
+
+
+def is_exempt_from_limits_sql(user: FromClause) -> ColumnElement[bool]:
+    return is_staff_sql(user)
 
 
 def can_view_idea(user: Any, idea: Idea) -> bool:
@@ -43,7 +98,12 @@ def can_restore_idea(user: Any, idea: Idea) -> bool:
 
 
 def can_vote(user: Any, idea: Idea) -> bool:
+    """Members vote on live ideas."""
     return _member(user) and not idea.is_deleted
+
+
+def can_vote_sql(user: FromClause, idea: FromClause) -> ColumnElement[bool]:
+    return and_(is_member_sql(user), idea.c.deleted_at.is_(None))
 
 
 def can_comment(user: Any, idea: Idea) -> bool:
@@ -54,10 +114,97 @@ def can_edit_comment(user: Any, comment: Comment) -> bool:
     return _member(user) and comment.author_id == user.id
 
 
-def can_mark_official(user: Any, comment: Comment | None, idea: Idea | None = None) -> bool:
+def can_post_official(user: Any, idea: Idea) -> bool:
     """Only staff answer for the company; a deleted idea gets no new answers."""
-    return is_staff(user) and not (idea is not None and idea.is_deleted)
+    return is_staff(user) and not idea.is_deleted
+
+
+def can_mark_official(user: Any, comment: Comment, idea: Idea) -> bool:
+    """Staff mark a staff member's comment as the official response, or take that back."""
+    return can_post_official(user, idea) and is_staff(comment.author)
 
 
 def can_change_status(user: Any, idea: Idea) -> bool:
     return is_staff(user) and not idea.is_deleted
+
+
+def predicates() -> dict[str, Callable[..., bool]]:
+    """Every rule above by name (the `can_*` and `is_*` functions, not their twins)."""
+    return {
+        name: value
+        for name, value in globals().items()
+        if name.startswith(("can_", "is_"))
+        and not name.endswith("_sql")
+        and callable(value)
+        and getattr(value, "__module__", None) == __name__
+    }
+
+
+# --- SQL twins ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A predicate and its SQL twin, over rows of `models` (the first is the user)."""
+
+    predicate: Callable[..., bool]
+    sql: Callable[..., ColumnElement[bool]]
+    models: tuple[type, ...]
+
+
+#: Every predicate that has an SQL twin. tests/test_permission_twins.py checks each.
+TWINS = (
+    Twin(is_member, is_member_sql, (User,)),
+    Twin(is_staff, is_staff_sql, (User,)),
+    Twin(is_exempt_from_limits, is_exempt_from_limits_sql, (User,)),
+    Twin(can_vote, can_vote_sql, (User, Idea)),
+)
+
+
+# --- facts: rows fetched by SQL, read by the predicates ------------------------------
+
+
+#: Columns no rule reads, left out of the facts a query fetches for the predicates: free
+#: text, counters and scores, bookkeeping times, credentials. Every other column is a fact,
+#: so a new state column (a ban, a lock) is fetched without anyone listing it; a predicate
+#: that starts reading a column listed here fails with AttributeError on the fast path's
+#: facts (and in tests/test_permission_twins.py) until it is taken off this list.
+NOT_FACTS = {
+    "ideas": {"title", "body", "vote_count", "comment_count", "trending_score", "version"}
+    | {"updated_at", "last_activity_at"},
+    "users": {"email", "email_key", "display_name", "password_hash", "session_token"},
+}
+
+
+def fact_columns(table: Table) -> list:
+    """The columns of `table` a predicate may read (all but NOT_FACTS and free text)."""
+    skipped = NOT_FACTS.get(table.name, set())
+    return [
+        column
+        for column in table.columns
+        if column.name not in skipped and not isinstance(column.type, Text)
+    ]
+
+
+@functools.cache
+def _facts_class(model: type) -> type:
+    """A plain class holding `model`'s fact columns, with the model's properties (so
+    `idea.is_deleted`, `user.is_authenticated` read as on the model) and nothing else."""
+    names = tuple(column.key for column in fact_columns(model.__table__))
+    properties = {
+        name: value
+        for klass in reversed(model.__mro__)
+        for name, value in vars(klass).items()
+        if isinstance(value, property)
+    }
+    return type(f"{model.__name__}Facts", (), {"__slots__": names, **properties})
+
+
+def facts(model: type, values: Sequence) -> Any:
+    """An object a predicate reads like a `model` instance, from the values of
+    fact_columns(model.__table__), in that order (as a query selecting them returns)."""
+    cls = _facts_class(model)
+    obj = cls.__new__(cls)
+    for name, value in zip(cls.__slots__, values, strict=True):
+        setattr(obj, name, value)
+    return obj

@@ -206,6 +206,34 @@ def security_headers(hsts: bool, referrer_policy: str | None = None) -> list[tup
     return headers
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def refusal(req) -> int | None:
+    """The status every request of this shape is refused with before any view, or None.
+
+    The one place these checks live: a before_request hook applies them to each request
+    Flask handles, and the vote fast path (perf/fastvote.py) to each vote before it
+    answers one, so the two cannot disagree. `req` is a request of the app's class.
+
+    - 400 for a NUL in the path or in a query value: PostgreSQL can neither store nor
+      compare text holding one, so it is refused as bad input here rather than failing
+      deep in a query (form fields get a message beside the field instead);
+    - 413 for a body declared larger than MAX_CONTENT_LENGTH, before any of it is read
+      (werkzeug would refuse it when the form is read; this is the same answer, sooner).
+    """
+    if "\x00" in req.path or (
+        req.query_string and any("\x00" in value for value in req.args.values())
+    ):
+        return 400
+    length = req.content_length
+    if length and req.method in _BODY_METHODS:
+        limit = req.max_content_length
+        if limit is not None and length > limit:
+            return 413
+    return None
+
+
 class IdConverter(IntegerConverter):
     """`<int:...>` in every URL: a number that fits the database's integer columns.
 
@@ -258,11 +286,10 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(sign_in_redirect)
 
     @app.before_request
-    def _refuse_nul_in_query() -> None:
-        # PostgreSQL cannot store or even compare text containing NUL: refuse it as bad
-        # input here rather than fail deep in a query. Form fields get per-field messages.
-        if any("\x00" in v for v in request.args.values()) or "\x00" in request.path:
-            abort(400)
+    def _refuse_early() -> None:
+        status = refusal(request)
+        if status is not None:
+            abort(status)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

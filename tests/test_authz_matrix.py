@@ -14,14 +14,18 @@ deleted ideas answering 404 to everyone but staff (#33). There are no bans yet (
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import pytest
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, StatusChange, User, Vote
+from ideaboard.perf import observe
 
 from .conftest import fresh_app
-from .factories import reload
+from .factories import PASSWORD, reload
 from .routes import (
     CHEAP_HASH,
     ROLES,
@@ -63,21 +67,82 @@ def _check(resp, outcome: str, route, method: str, htmx: bool) -> str | None:
     return None if code == want else f"status {code}, want {want}"
 
 
+class Browser:
+    """One role's browser in the matrix.
+
+    "session": signed in by writing the session (routes.sign_in), CSRF off. Flask-Login's
+    session-protection id is left out of such a session, so every request goes through
+    Flask: this tests the Flask routes alone.
+
+    "sign-in form": signed in through the real sign-in form with CSRF on, as a person is;
+    every post carries the session's token. The fast paths take the requests they take
+    (a member's htmx vote, a visitor's cached page), so each is held to the same policy
+    as its Flask route. A visitor reads without cookies (as a first visit does) and posts
+    with the token of a session of its own.
+    """
+
+    def __init__(self, app, user, how: str) -> None:
+        self.app, self.how, self.token = app, how, None
+        self.client = app.test_client()
+        self.reader = self.client
+        if how == "session":
+            sign_in(self.client, user)
+            return
+        if user is None:
+            self.reader = app.test_client()
+            self.token = _page_token(self.client.get("/login"))
+            return
+        token = _page_token(self.client.get("/login"))
+        signed = self.client.post(
+            "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token}
+        )
+        assert signed.status_code == 303, signed.status_code
+        self.token = _page_token(self.client.get("/ideas/new"))
+
+    def get(self, path: str, headers: dict):
+        return self.reader.get(path, headers=headers)
+
+    def post(self, path: str, data: dict, headers: dict):
+        if self.token is not None:
+            data = {**data, "csrf_token": self.token}
+            headers = {**headers, "X-CSRFToken": self.token} if headers else headers
+        return self.client.post(path, data=data, headers=headers)
+
+
+def _page_token(resp) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', resp.get_data(as_text=True)).group(1)
+
+
+@pytest.mark.parametrize("how", ["session", "sign-in form"])
 @pytest.mark.parametrize("endpoint", MATRIX)
-def test_authorisation_matrix(app, endpoint):
-    """Each role gets exactly what the policy says; every refusal leaves the DB unchanged."""
+def test_authorisation_matrix(make_app, endpoint, how):
+    """Each role gets exactly what the policy says; every refusal leaves the DB unchanged;
+    through Flask alone, and signed in for real with the fast paths on."""
+    settings = {"PASSWORD_HASH_METHOD": CHEAP_HASH, "WTF_CSRF_ENABLED": how != "session"}
+    with fresh_app(make_app, **settings) as app:
+        vias = Counter()
+        with observe.request_answered.connected_to(
+            lambda _app, answer: vias.update([answer.via]), app
+        ):
+            _matrix(app, endpoint, how)
+    if how != "session" and endpoint == "ideas.vote":
+        assert vias[observe.VIA_VOTE_FAST_PATH] >= 4  # members' htmx votes on live ideas
+    if how != "session" and endpoint in ("ideas.show", "ideas.index", "main.home"):
+        assert vias[observe.VIA_VISITOR_CACHE] >= 1  # a visitor's second look
+
+
+def _matrix(app, endpoint: str, how: str) -> None:
     route = ROUTES[endpoint]
     world = World.build()
     has_owner = route.target in ("idea", "comment", "staff-comment", "deleted-idea", "reset-token")
     owners = ("a", "b") if has_owner else ("a",)
     states = (False, True) if route.target in ("idea", "comment", "staff-comment") else (False,)
-    clients = {}
+    browsers = {}
 
-    def client_for(role):
-        if role not in clients:
-            clients[role] = app.test_client()
-            sign_in(clients[role], world.user(role))
-        return clients[role]
+    def browser_for(role):
+        if role not in browsers:
+            browsers[role] = Browser(app, world.user(role), how)
+        return browsers[role]
 
     failures = []
     cases = 0
@@ -90,33 +155,44 @@ def test_authorisation_matrix(app, endpoint):
                 for role in ROLES:
                     for htmx in variants:
                         if target is None:
+                            for everyone in ROLES:  # signed in before the snapshot
+                                browser_for(everyone)
                             target = world.target(route, owner=owner, deleted=deleted)
                             before = db_snapshot()
                         outcome = expected(route, role, owner=owner, deleted=deleted)
-                        client = client_for(role)
+                        browser = browser_for(role)
                         headers = {"HX-Request": "true"} if htmx else {}
                         path = url(app, endpoint, target)
                         if method == "GET":
-                            resp = client.get(path, headers=headers)
+                            # A visitor looks twice: the second answer may come from the
+                            # visitor page cache, and must say the same.
+                            looks = 2 if role == "anon" and how != "session" else 1
+                            answers = [browser.get(path, headers) for _ in range(looks)]
                         else:
                             data = form(endpoint, world, target, role)
-                            resp = client.post(path, data=data, headers=headers)
+                            answers = [browser.post(path, data, headers)]
                         cases += 1
                         what = f"{method} {endpoint} as {role} on {owner}'s"
                         what += f"{' deleted' if deleted else ''} object{' (htmx)' if htmx else ''}"
-                        problem = _check(resp, outcome, route, method, htmx)
-                        if problem:
-                            failures.append(f"{what}: {problem}")
+                        for resp in answers:
+                            problem = _check(resp, outcome, route, method, htmx)
+                            if problem:
+                                failures.append(f"{what}: {problem}")
                         after = db_snapshot()
                         changed = snapshot_diff(before, after)
                         if changed and (outcome != "ok" or method == "GET"):
                             failures.append(f"{what}: {outcome}, yet the DB changed: {changed}")
                         if outcome == "ok" and method != "GET":
-                            # It may have changed the object, the session or the user's
-                            # password and session token: start afresh.
+                            # It may have changed the object, the session or a user's
+                            # password and session token: a fresh object, and fresh
+                            # browsers for the role that acted and for anyone signed out.
                             target = None
-                            clients.clear()
+                            tokens = {r: u.session_token for r, u in world.users.items()}
                             world.refresh()
+                            for r, u in world.users.items():
+                                if u.session_token != tokens[r]:
+                                    browsers.pop(r, None)
+                            browsers.pop(role, None)
                         else:
                             before = after
     assert not failures, "\n".join(failures)

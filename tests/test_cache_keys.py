@@ -312,9 +312,9 @@ def test_placeholder_text_in_titles_and_names_is_shown_as_typed(app):
 def test_stand_ins_are_drawn_per_process_and_escaped_text_cannot_spell_them():
     """Every stand-in is drawn per process, and escaped text or real numbers cannot spell one."""
     code = (
-        "from ideaboard.perf import fastvote, rows; "
+        "from ideaboard.perf import fastvote, rows, shared; "
         "print(repr([str(rows._TOKEN), str(rows._BACK), fastvote._ID, fastvote._COUNT, "
-        "str(fastvote._TOKEN)]))"
+        "str(shared.TOKEN)]))"
     )
     runs = [
         subprocess.run(

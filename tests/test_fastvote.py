@@ -8,18 +8,21 @@ request of theirs go through Flask (so the rest of the suite tests the Flask rou
 
 from __future__ import annotations
 
+import gzip
 import re
 from datetime import timedelta
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 from flask import request_started
 from flask_login.utils import _create_identifier
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from ideaboard.extensions import db
-from ideaboard.models import Idea, Vote, utcnow
-from ideaboard.perf.fastvote import _identifier
+from ideaboard.models import Idea, User, Vote, utcnow
+from ideaboard.perf.fastvote import VoteFastPath, _identifier
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
@@ -358,3 +361,333 @@ def test_one_member_clicking_in_many_tabs_at_once_makes_one_vote(fast_app):
     assert count == rows and rows in (0, 1)
     shown = {re.search(r'vote-count">(\d+)<', r.get_data(as_text=True)).group(1) for r in answers}
     assert shown <= {"0", "1"}
+
+
+# --- parity: the same answer whether the fast path is on or off ---------------------
+
+
+def _fast_layer(app) -> VoteFastPath:
+    layer = app.wsgi_app
+    while not isinstance(layer, VoteFastPath):
+        layer = getattr(layer, "wsgi_app", None) or layer.app
+    return layer
+
+
+_TOKENS = re.compile(r'((?:name="csrf_token"|"X-CSRFToken":) (?:value=)?")[^"]*(")')
+
+
+def _comparable(resp, idea_id: int) -> tuple:
+    """What must not differ between the two paths: the status, the body (decoded, with
+    CSRF token values blanked, as each answer may sign its token afresh, and the case's
+    idea id as ID) and the headers that say what the body is."""
+    body = resp.get_data()
+    if resp.headers.get("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    text = _TOKENS.sub(r"\1\2", body.decode("utf-8", "replace"))
+    text = re.sub(rf"\b{idea_id}\b", "ID", text)
+    headers = {h: resp.headers.get(h) for h in ("Content-Type", "Content-Encoding", "Vary")}
+    headers["Cache-Control"] = resp.headers.get("Cache-Control")
+    headers["Retry-After?"] = "Retry-After" in resp.headers
+    return resp.status_code, text.strip(), headers
+
+
+def _rows(case) -> list:
+    """The case's ideas as stored: count, vote rows, and whether the member's vote is one."""
+    db.session.expire_all()
+    found = []
+    for idea in (case.idea, *case.spare):
+        count = db.session.get(Idea, idea.id).vote_count
+        voters = list(db.session.scalars(select(Vote.user_id).where(Vote.idea_id == idea.id)))
+        found.append((count, len(voters), case.member.id in voters))
+    return found
+
+
+HX = {"HX-Request": "true"}
+PAD = "x" * 5000  # past the fast path's 4 KB: Flask reads it
+
+
+def _odd_votes():
+    """(name, call(case) -> response): odd vote requests, each sent with the fast path on
+    and with it off. `case` holds a fresh member's client and token, a fresh live idea,
+    and the rest of the world."""
+
+    def post(c, path=None, **kw):
+        return c.client.post(path or f"/ideas/{c.idea.id}/vote", **kw)
+
+    def form(c, **extra):
+        return {"csrf_token": c.token, "next": "", **extra}
+
+    def raw(c, body, **kw):
+        return post(c, data=body.encode(), **kw)
+
+    def over_limit(c):
+        for spent in c.spare[:2]:  # VOTE_LIMIT is 2 a minute here
+            c.client.post(f"/ideas/{spent.id}/vote", data=form(c))
+        return post(c, data=form(c), headers=HX)
+
+    def expired(c):
+        c.now[0] += c.app.config["SESSION_IDLE_TIMEOUT"] + timedelta(minutes=1)
+        try:
+            return post(c, data=form(c), headers=HX)
+        finally:
+            c.now[0] = c.start
+
+    return [
+        ("an ordinary vote", lambda c: post(c, data=form(c), headers=HX)),
+        (
+            "no Content-Type, token only in the body",
+            lambda c: raw(c, f"csrf_token={c.token}", headers=HX),
+        ),
+        (
+            "no Content-Type, token in the header",
+            lambda c: raw(c, "next=", headers={**HX, "X-CSRFToken": c.token}),
+        ),
+        ("?x=%00", lambda c: post(c, f"/ideas/{c.idea.id}/vote?x=%00", data=form(c), headers=HX)),
+        (
+            "a NUL in the path",
+            lambda c: post(c, f"/ideas/{c.idea.id}/vote%00", data=form(c), headers=HX),
+        ),
+        (
+            "a harmless query",
+            lambda c: post(c, f"/ideas/{c.idea.id}/vote?x=1", data=form(c), headers=HX),
+        ),
+        (
+            "multipart",
+            lambda c: post(c, data=form(c), headers=HX, content_type="multipart/form-data"),
+        ),
+        (
+            "JSON, token in the header",
+            lambda c: post(c, json={"next": ""}, headers={**HX, "X-CSRFToken": c.token}),
+        ),
+        ("JSON, token only in the JSON", lambda c: post(c, json=form(c), headers=HX)),
+        (
+            "text/plain that looks like a form",
+            lambda c: raw(c, f"csrf_token={c.token}", headers=HX, content_type="text/plain"),
+        ),
+        (
+            "the form type in capitals, with a charset",
+            lambda c: raw(
+                c,
+                f"csrf_token={c.token}&next=",
+                headers=HX,
+                content_type="Application/X-WWW-Form-Urlencoded; charset=latin-1",
+            ),
+        ),
+        (
+            "two tokens, the first forged",
+            lambda c: post(
+                c,
+                data=MultiDict([("csrf_token", c.token[:-2] + "xx"), ("csrf_token", c.token)]),
+                headers=HX,
+            ),
+        ),
+        (
+            "two tokens, the first good",
+            lambda c: post(
+                c, data=MultiDict([("csrf_token", c.token), ("csrf_token", "forged")]), headers=HX
+            ),
+        ),
+        (
+            "on_idea_page twice, 0 first",
+            lambda c: post(
+                c,
+                data=MultiDict(
+                    [("csrf_token", c.token), ("on_idea_page", "0"), ("on_idea_page", "1")]
+                ),
+                headers=HX,
+            ),
+        ),
+        ("from the idea page", lambda c: post(c, data=form(c, on_idea_page="1"), headers=HX)),
+        (
+            "an empty token field, the token under a prefixed name",
+            lambda c: post(c, data={"csrf_token": "", "vote-csrf_token": c.token}, headers=HX),
+        ),
+        (
+            "a token in a header and a forged one in the form",
+            lambda c: post(
+                c, data={"csrf_token": "forged"}, headers={**HX, "X-CSRFToken": c.token}
+            ),
+        ),
+        (
+            "a token in the second header",
+            lambda c: post(c, data={}, headers={**HX, "X-CSRF-Token": c.token}),
+        ),
+        ("a body over 4 KB", lambda c: post(c, data=form(c, pad=PAD), headers=HX)),
+        (
+            "a body over MAX_CONTENT_LENGTH",
+            lambda c: post(c, data=form(c, pad="x" * (2 << 20)), headers=HX),
+        ),
+        (
+            "invalid UTF-8, token in the header",
+            lambda c: post(
+                c,
+                data=b"next=\xff\xfe",
+                headers={**HX, "X-CSRFToken": c.token},
+                content_type="application/x-www-form-urlencoded",
+            ),
+        ),
+        ("a forged token", lambda c: post(c, data={"csrf_token": c.token[:-2] + "xx"}, headers=HX)),
+        (
+            "another session's token",
+            lambda c: post(c, data={"csrf_token": c.other_token}, headers=HX),
+        ),
+        ("no token", lambda c: post(c, data={"next": ""}, headers=HX)),
+        ("an expired session", expired),
+        (
+            "a deleted idea",
+            lambda c: post(c, f"/ideas/{c.deleted.id}/vote", data=form(c), headers=HX),
+        ),
+        ("a missing idea", lambda c: post(c, "/ideas/987654/vote", data=form(c), headers=HX)),
+        (
+            "an id past the largest integer",
+            lambda c: post(c, "/ideas/2147483648/vote", data=form(c), headers=HX),
+        ),
+        (
+            "a leading zero",
+            lambda c: post(c, f"/ideas/0{c.idea.id}/vote", data=form(c), headers=HX),
+        ),
+        (
+            "a trailing slash",
+            lambda c: post(c, f"/ideas/{c.idea.id}/vote/", data=form(c), headers=HX),
+        ),
+        ("GET", lambda c: c.client.get(f"/ideas/{c.idea.id}/vote", headers=HX)),
+        (
+            "staff",
+            lambda c: c.staff_client.post(
+                f"/ideas/{c.idea.id}/vote", data={"csrf_token": c.staff_token}, headers=HX
+            ),
+        ),
+        (
+            "a visitor",
+            lambda c: c.app.test_client().post(
+                f"/ideas/{c.idea.id}/vote", data=form(c), headers=HX
+            ),
+        ),
+        ("over the limit", over_limit),
+        (
+            "a history restore",
+            lambda c: post(c, data=form(c), headers={**HX, "HX-History-Restore-Request": "true"}),
+        ),
+        ("HX-Request: True", lambda c: post(c, data=form(c), headers={"HX-Request": "True"})),
+        ("a plain form post", lambda c: post(c, data=form(c))),
+        (
+            "Accept-Encoding: GZIP",
+            lambda c: post(c, data=form(c), headers={**HX, "Accept-Encoding": "GZIP"}),
+        ),
+        (
+            "Accept-Encoding: *",
+            lambda c: post(c, data=form(c), headers={**HX, "Accept-Encoding": "*"}),
+        ),
+        (
+            "gzip refused (q=0)",
+            lambda c: post(
+                c, data=form(c), headers={**HX, "Accept-Encoding": "gzip;q=0, identity"}
+            ),
+        ),
+        ("gzip", lambda c: post(c, data=form(c), headers={**HX, "Accept-Encoding": "gzip"})),
+        ("Russian", lambda c: post(c, data=form(c), headers={**HX, "Accept-Language": "ru"})),
+    ]
+
+
+ODD_VOTES = _odd_votes()
+#: Cases the fast path must answer itself when on (so the table exercises it).
+ANSWERED_FAST = {
+    "an ordinary vote",
+    "no Content-Type, token in the header",
+    "a harmless query",
+    "multipart",
+    "JSON, token in the header",
+    "the form type in capitals, with a charset",
+    "two tokens, the first good",
+    "on_idea_page twice, 0 first",
+    "an empty token field, the token under a prefixed name",
+    "a token in the second header",
+    "invalid UTF-8, token in the header",
+    "Accept-Encoding: GZIP",
+    "Accept-Encoding: *",
+    "gzip refused (q=0)",
+    "gzip",
+    "Russian",
+}
+
+
+def test_odd_votes_get_the_same_answer_and_rows_with_the_fast_path_on_or_off(make_fast_app):
+    """Each odd vote request gets the same status, fragment (tokens aside) and vote rows
+    whether the fast path is on or off; and the fast path really answers the ordinary
+    ones (it must not pass parity by passing everything on)."""
+    now = [utcnow()]
+    app = make_fast_app(
+        CLOCK=lambda: now[0],
+        RATELIMIT_ENABLED=True,
+        VOTE_LIMIT="2 per minute",
+        PASSWORD_HASH_METHOD="scrypt:1024:8:1",
+    )
+    layer = _fast_layer(app)
+    with app.app_context():
+        staff = make_user(role="staff")
+        answers, fast = {}, set()
+        for name, call in ODD_VOTES:
+            for on in (True, False):
+                layer.enabled = on
+                member = make_user(name="A voter")
+                client, token = sign_in(app, member)
+                staff_client, staff_token = sign_in(app, staff)
+                deleted = make_idea()
+                deleted.deleted_at = utcnow()
+                db.session.commit()
+                case = SimpleNamespace(
+                    app=app,
+                    member=member,
+                    client=client,
+                    token=token,
+                    other_token=staff_token,
+                    staff_client=staff_client,
+                    staff_token=staff_token,
+                    idea=make_idea(title="The case at hand"),
+                    deleted=deleted,
+                    spare=[make_idea(), make_idea()],
+                    now=now,
+                    start=now[0],
+                )
+                via_flask, resp = handled_by_flask(app, lambda c=case, f=call: f(c))
+                if on and not via_flask:
+                    fast.add(name)
+                answers[name, on] = (_comparable(resp, case.idea.id), _rows(case))
+        layer.enabled = True
+    differ = [name for name, _ in ODD_VOTES if answers[name, True] != answers[name, False]]
+    assert not differ, "\n".join(f"{n}: {answers[n, True]} != {answers[n, False]}" for n in differ)
+    assert fast >= ANSWERED_FAST, sorted(ANSWERED_FAST - fast)
+    assert answers["?x=%00", False][0][0] == 400
+    assert answers["no Content-Type, token only in the body", False][0][0] == 400
+
+
+def test_a_vote_can_vote_refuses_is_refused_by_both_paths(make_fast_app, monkeypatch):
+    """Make permissions.can_vote refuse everyone: the Flask route answers 403 and stores
+    nothing, and so does the fast path where it asks the predicate (SQLite); where its one
+    statement runs the SQL twin instead (PostgreSQL), the truth table names the case."""
+    from ideaboard import permissions
+
+    from . import test_permission_twins as twins
+
+    app = make_fast_app()
+    with app.app_context():
+        idea = make_idea()
+        client, token = sign_in(app, make_user())
+        monkeypatch.setattr(permissions, "can_vote", lambda user, idea: False)
+        plain = client.post(f"/ideas/{idea.id}/vote", data={"csrf_token": token})
+        assert plain.status_code == 403 and _state(idea.id)[:2] == (0, 0)
+        via_flask, resp = handled_by_flask(app, lambda: vote(client, idea.id, token))
+        if db.engine.dialect.name == "sqlite":
+            assert via_flask and resp.status_code == 403
+            assert _state(idea.id)[:2] == (0, 0)
+        else:
+            users, ideas = twins._world()
+            found = twins.mismatches(
+                "can_vote",
+                permissions.can_vote,
+                permissions.can_vote_sql,
+                (User, Idea),
+                users,
+                ideas,
+            )
+            assert found and all("predicate False" in line for line in found)

@@ -255,7 +255,7 @@ def test_driver_runner_writes_count_with_their_transaction(server):
     idea, member = make_idea(), make_user()
     visitor = Visitor(server)
     assert '<span class="vote-count">0</span>' in visitor.warm()
-    toggle = (idea.id, member.id, member.session_token, "member")
+    toggle = (idea.id, member.id, member.session_token)
     with db.engine.connect() as conn:
         assert votes.toggle_for_session(conn, *toggle) is not None
         conn.rollback()

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, request, session, url
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
+from ideaboard import ratelimit
 from ideaboard.extensions import db, limiter
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import render
@@ -26,8 +27,9 @@ from .forms import (
 bp = Blueprint("auth", __name__)
 
 
-def _failed(resp) -> bool:
-    return resp.status_code == 422
+def _not_failed(resp) -> bool:
+    """Only failed attempts (422) count: anything else gives its count back."""
+    return resp.status_code != 422
 
 
 def _account_key() -> str:
@@ -39,17 +41,15 @@ def _reset_key() -> str:
 
 
 def _user_key() -> str:
-    who = current_user.id if current_user.is_authenticated else request.remote_addr
-    return f"password-check:{who}"
+    return f"password-check:{ratelimit.actor_key()}"
 
 
 def _password_check_limit():
     """Wrong current passwords on the account pages, counted per user (not successes)."""
-    return limiter.limit(
+    return ratelimit.limit(
         lambda: current_app.config["PASSWORD_CHECK_LIMIT"],
         key_func=_user_key,
-        methods=["POST"],
-        deduct_when=_failed,
+        refund_when=_not_failed,
     )
 
 
@@ -104,12 +104,11 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"], deduct_when=_failed)
-@limiter.limit(
+@ratelimit.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], refund_when=_not_failed)
+@ratelimit.limit(
     lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"],
     key_func=_account_key,
-    methods=["POST"],
-    deduct_when=_failed,
+    refund_when=_not_failed,
 )
 def login():
     """Sign in with email and password."""

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from ideaboard.extensions import db, limiter
+from ideaboard import ratelimit
+from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Idea
 from ideaboard.perf import pagecache as page_cache
-from ideaboard.perf.fastvote import member_limit_key
+from ideaboard.perf import shared
 from ideaboard.perf.rows import idea_rows
-from ideaboard.permissions import can_comment, can_edit_comment, can_edit_idea, is_staff
+from ideaboard.permissions import (
+    can_change_status,
+    can_comment,
+    can_edit_comment,
+    can_edit_idea,
+    can_mark_official,
+    is_exempt_from_limits,
+)
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
@@ -25,32 +33,20 @@ from .forms import CommentForm, IdeaForm
 bp = Blueprint("ideas", __name__)
 
 
-@bp.app_context_processor
-def _helpers():
-    return {"is_staff": is_staff}
-
-
 @bp.record_once
 def _globals(state) -> None:
     # Globals, not context variables, so imported macros can call them too.
     state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url, idea_rows=idea_rows)
 
 
-def _member_key() -> str:
-    """Rate limits on writes count per member (visitors are sent to sign in anyway)."""
-    if current_user.is_authenticated:
-        return member_limit_key(current_user.id)
-    return f"member:{request.remote_addr}"
-
-
 def _write_limit(name: str):
-    """A member's limit on one kind of write: staff are exempt, and only successes count."""
-    return limiter.limit(
+    """A member's limit on one kind of write: staff are exempt, and only successes count
+    (a form sent back with an error, or a 429, gives its count back)."""
+    return ratelimit.limit(
         lambda: current_app.config[name],
-        key_func=_member_key,
-        methods=["POST"],
-        exempt_when=lambda: is_staff(current_user),
-        deduct_when=lambda resp: resp.status_code < 400,
+        key_func=ratelimit.actor_key,
+        exempt_when=lambda: is_exempt_from_limits(current_user),
+        refund_when=lambda resp: resp.status_code >= 400,
     )
 
 
@@ -137,26 +133,24 @@ def show(idea_id: int, slug: str | None = None):
     return _idea_page(idea, cpage=cpage)
 
 
+def _comment_questions(idea: Idea, comment_list):
+    """What ideas/_comment.html asks about its viewer, for each comment."""
+    for comment in comment_list:
+        yield can_edit_comment, comment
+        yield can_mark_official, comment, idea
+
+
 def _comments_html(idea: Idea, comment_list, cpage: int):
-    """One page of comments, rendered once per version for everyone who sees it alike.
-
-    Visitors see no actions; a member sees an edit link on their own comments only, so a
-    member who wrote none of this page's comments sees what every such member sees. Staff
-    get forms with their CSRF token: rendered for them alone.
-    """
-
-    def render_list():
-        return render_template("ideas/_comments.html", idea=idea, comments=comment_list)
-
-    if is_staff(current_user):
-        return page_cache.fragment(None, render_list)
-    if not current_user.is_authenticated:
-        viewer = "visitor"
-    elif any(c.author_id == current_user.id for c in comment_list):
-        viewer = ("author", current_user.id)
-    else:
-        viewer = "member"
-    return page_cache.fragment(("comments", idea.id, cpage, viewer), render_list)
+    """One page of comments, rendered once per version for everyone who sees it alike:
+    everyone whose answers to its permission questions are the same (perf/shared.py)."""
+    viewer = shared.ask(current_user, _comment_questions(idea, comment_list))
+    return page_cache.fragment(
+        ("comments", idea.id, cpage),
+        viewer,
+        "ideas/_comments.html",
+        idea=idea,
+        comments=comment_list,
+    )
 
 
 def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 200):
@@ -176,7 +170,9 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         # Only members get a form: making one makes a CSRF token, and with it a session
         # cookie, which would keep a visitor's page out of the page cache.
         comment_form=comment_form or (CommentForm() if can_comment(current_user, idea) else None),
-        status_form=StatusForm(status=idea.status) if is_staff(current_user) else None,
+        status_form=StatusForm(status=idea.status)
+        if can_change_status(current_user, idea)
+        else None,
     )
 
 

@@ -20,6 +20,10 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+#: The roles that run the roadmap: permissions.is_staff() is the rule; models read it here.
+STAFF_ROLES = (Role.STAFF.value, Role.ADMIN.value)
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(16)
 
@@ -51,7 +55,8 @@ class User(UserMixin, CreatedMixin, Base):
 
     @property
     def is_staff(self) -> bool:
-        return self.role in (Role.STAFF, Role.ADMIN)
+        """permissions.is_staff() of a signed-in user (for code that holds a User)."""
+        return self.role in STAFF_ROLES
 
     @property
     def is_admin(self) -> bool:

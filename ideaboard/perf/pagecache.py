@@ -410,30 +410,41 @@ class PageCache:
         self.versions.on_failure = self.pages.clear
         self.fragments = PageStore(config.get("FRAGMENT_CACHE_MAX_BYTES", FRAGMENT_CACHE_MAX_BYTES))
 
-    def fragment(self, name: tuple | None, render) -> Markup:
-        """A fragment rendered by one of our templates (`render()`), shared by everyone who
-        sees the same one: `name` must say everything it depends on besides the data (None:
-        not shared, render it now). Kept under the content version, like a page. The HTML
-        comes from an autoescaped template, so it is marked safe to embed in the page."""
-        if name is None or not self.enabled:
-            return Markup(render())
-        key = g.get("page_cache_key")
-        version = key[0] if key else self.versions.read()  # read before the data, as pages
-        if version is None:
-            return Markup(render())
+    def fragment(self, name: tuple, viewer, template: str, **context) -> Markup:
+        """`template` rendered from `context` for `viewer`, shared by everyone who would
+        see the same: `viewer` (perf/shared.py) holds the person's answers to every
+        permission question the template asks, and those answers, `name` (what else it
+        depends on besides the content), the locale and the site's root are its key.
+
+        Kept under the content version, like a page, and kept only under a version read
+        before its data: the page key's, read before the request loaded anything. Without
+        one (a form sent back with errors, a page no one else could be served), a copy
+        made under the current version may be served, but a new render is not kept: the
+        data it was made from may be older than the version read now. Rendered by an
+        autoescaped template, so it is marked safe to embed in the page.
+        """
         from flask_babel import get_locale
 
-        full = (version, str(get_locale()), *name)
-        html = self.fragments.get(full)
+        from . import shared
+
+        page_key = g.get("page_cache_key")
+        pinned = page_key[0] if page_key else None  # read before the data
+        key = html = None
+        if self.enabled:
+            version = pinned if pinned is not None else self.versions.read()
+            if version is not None:
+                key = (version, str(get_locale()), request.script_root, *name, viewer.key)
+                html = self.fragments.get(key)
         if html is None:
-            html = Markup(render())
-            self.fragments.put(full, html)
-        return html
+            html = shared.render(template, viewer, **context)
+            if key is not None and pinned is not None:
+                self.fragments.put(key, html)
+        return Markup(shared.personalise(html))
 
 
-def fragment(name: tuple, render):
+def fragment(name: tuple, viewer, template: str, **context) -> Markup:
     """PageCache.fragment() of the current app."""
-    return current_app.extensions["ideaboard_cache"].fragment(name, render)
+    return current_app.extensions["ideaboard_cache"].fragment(name, viewer, template, **context)
 
 
 def current_cache() -> PageCache | None:

@@ -24,6 +24,7 @@ from ideaboard.clock import now
 from ideaboard.extensions import db
 from ideaboard.models import AccountToken, OutboxMessage, OutboxStatus, Role, User
 from ideaboard.models.user import new_session_token
+from ideaboard.permissions import can_change_role, is_admin
 from ideaboard.seclog import security_event
 
 from .errors import DomainError, NotAllowed, ValidationError
@@ -154,12 +155,12 @@ def authenticate(email: str, password: str) -> User | None:
 
 def change_role(actor: User, user: User, role: str) -> None:
     """Admins set roles; a role change signs the user out everywhere."""
-    if not actor.is_admin:
+    if not can_change_role(actor, user):
+        if is_admin(actor):  # only to say why
+            raise NotAllowed(_("You cannot change your own role."))
         raise NotAllowed(_("Only admins change roles."))
     if role not in {r.value for r in Role}:
         raise ValidationError({"role": _("Unknown role.")})
-    if user.id == actor.id:
-        raise NotAllowed(_("You cannot change your own role."))
     user.role = role
     user.session_token = new_session_token()
     security_event("role.changed", user_id=user.id, role=role, by=actor.id)

@@ -9,7 +9,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, User, utcnow
-from ideaboard.permissions import can_comment, can_edit_comment, can_mark_official
+from ideaboard.permissions import (
+    can_comment,
+    can_edit_comment,
+    can_mark_official,
+    can_post_official,
+)
 
 from .errors import NotAllowed, NotFound, ValidationError
 from .text import check_text
@@ -33,7 +38,7 @@ def add_comment(actor: User, idea: Idea, body: str, official: bool = False) -> C
     if not can_comment(actor, idea):
         raise NotAllowed(_("Sign in to comment."))
     body = _check_body(body)
-    if official and not can_mark_official(actor, None, idea):
+    if official and not can_post_official(actor, idea):
         raise NotAllowed(_("Only staff give official responses."))
     now = utcnow()
     comment = Comment(
@@ -76,10 +81,11 @@ def edit_comment(actor: User, comment: Comment, body: str) -> Comment:
 
 def set_official(actor: User, comment: Comment, official: bool) -> Comment:
     """Mark or unmark a staff member's comment as the company's answer."""
-    if not can_mark_official(actor, comment, db.session.get(Idea, comment.idea_id)):
+    idea = db.session.get(Idea, comment.idea_id)
+    if not can_mark_official(actor, comment, idea):
+        if can_post_official(actor, idea):  # then the comment is what does not qualify
+            raise NotAllowed(_("Only a staff member's comment can be the official response."))
         raise NotAllowed(_("Only staff give official responses."))
-    if official and not comment.author.is_staff:
-        raise NotAllowed(_("Only a staff member's comment can be the official response."))
     comment.is_official = official
     return comment
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Executable,
     Float,
     Result,
+    and_,
     bindparam,
     delete,
     func,
@@ -20,13 +21,14 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ideaboard import permissions
 from ideaboard.extensions import db
 from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.perf.driver import driver_runner
-from ideaboard.permissions import can_vote
 
 from .errors import NotAllowed
 from .ideas import TRENDING_EPOCH, TRENDING_GRAVITY, age_bonus, trending_score_sql
@@ -144,7 +146,8 @@ def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: da
     count and score are None when nothing changed (the member's concurrent request voted
     first). Safe under concurrency: a delete or insert that found nothing to do changes no
     count, and the unique constraint makes a racing second insert a no-op. Callers check
-    the rule (can_vote) first: toggle_vote() on loaded objects, toggle_for_session() in SQL.
+    the rule (can_vote) first: toggle_vote() on loaded objects, toggle_for_session() from
+    the rows' facts or the rule's SQL twin.
     """
     toggle = _toggle_postgresql if dialect == "postgresql" else _toggle_sqlite
     return toggle(run, idea_id, user_id, age_bonus(created_at))
@@ -152,7 +155,7 @@ def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: da
 
 def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     """Add the member's vote, or take it back if it is there."""
-    if not can_vote(actor, idea):
+    if not permissions.can_vote(actor, idea):
         raise NotAllowed(_("Sign in to vote."))
     # Through the Session (any connection would do: perf.freshness sees writes at the engine).
     dialect = db.session.get_bind().dialect.name
@@ -164,22 +167,44 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     return VoteResult(voted=voted, count=count)
 
 
-# can_vote() for the fast path (perf/fastvote.py), as one read: the idea is live and the
-# session's login still stands (its token is the member's current one, as in
-# security._load_user). The role tells whether a write limit applies (staff are exempt).
-_TARGET = (
-    select(_ideas.c.created_at, _users.c.role)
-    .select_from(_ideas.join(_users, _users.c.id == bindparam("p_user")))
-    .where(
-        _ideas.c.id == bindparam("p_idea"),
-        _ideas.c.deleted_at.is_(None),
-        _users.c.session_token == bindparam("p_token"),
-    )
+# The vote fast path (perf/fastvote.py) asks permissions.py, never its own rule: "may this
+# signed-in member vote here, through the fast path" is can_vote() and not
+# is_exempt_from_limits() (the fast path has counted the member's write limit, which staff
+# do not have). The sign-in still standing (the session's login token is the member's
+# current one, as security._load_user checks) is part of finding the member's row.
+_SIGNED_IN = and_(
+    _users.c.id == bindparam("p_user"), _users.c.session_token == bindparam("p_token")
+)
+
+# On SQLite the fast path reads the facts and the predicates decide (permissions.facts()).
+_IDEA_FACTS = permissions.fact_columns(_ideas)
+_USER_FACTS = permissions.fact_columns(_users)
+_FACTS = (
+    select(*_IDEA_FACTS, *_USER_FACTS)
+    .select_from(_ideas.join(_users, _SIGNED_IN))
+    .where(_ideas.c.id == bindparam("p_idea"))
 )
 
 
-# The fast path on PostgreSQL: vote_target() as the target, so the check and the toggle are
-# one statement, one round trip. The age bonus is age_bonus() in SQL: the exact epoch
+def fast_path_may_vote(user, idea) -> bool:
+    """Whether the fast path may record this member's vote on this idea (see above)."""
+    return permissions.can_vote(user, idea) and not permissions.is_exempt_from_limits(user)
+
+
+def fast_path_may_vote_sql(user, idea):
+    """fast_path_may_vote() as SQL, from the predicates' twins (permissions.TWINS)."""
+    return and_(permissions.can_vote_sql(user, idea), ~permissions.is_exempt_from_limits_sql(user))
+
+
+def _pg(expression) -> str:
+    """A constant expression (no parameters left) as PostgreSQL SQL, to splice into text()."""
+    return str(
+        expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+
+
+# On PostgreSQL the check and the toggle are one statement, one round trip: the twins
+# decide in the target's WHERE. The age bonus is age_bonus() in SQL: the exact epoch
 # difference (numeric) as a double, divided as a double, so the score is the same number
 # Python computes.
 _PG_TOGGLE_FOR_SESSION = text(
@@ -188,9 +213,10 @@ _PG_TOGGLE_FOR_SESSION = text(
         SELECT ideas.id,
                CAST(EXTRACT(EPOCH FROM ideas.created_at - :p_epoch) AS float8) / :p_gravity
                    AS bonus
-        FROM ideas JOIN users ON users.id = :p_user
-        WHERE ideas.id = :p_idea AND ideas.deleted_at IS NULL
-          AND users.session_token = :p_token AND users.role = :p_role
+        FROM ideas JOIN users ON users.id = :p_user AND users.session_token = :p_token
+        WHERE ideas.id = :p_idea AND """
+    + _pg(fast_path_may_vote_sql(_users, _ideas))
+    + """
     ),"""
     + _PG_TOGGLE_REST
 ).bindparams(
@@ -201,12 +227,12 @@ _PG_TOGGLE_FOR_SESSION = text(
 
 
 def toggle_for_session(
-    conn: Connection, idea_id: int, user_id: int, token: str, role: str
+    conn: Connection, idea_id: int, user_id: int, token: str
 ) -> tuple[bool, int, bool] | None:
-    """The fast path's whole toggle, for a member of `role` whose session holds `token`.
+    """The fast path's whole toggle, for the member whose session holds `token`.
 
-    (voted, count, changed), or None, with nothing written, when the rule says no: the
-    idea is gone or deleted, or the sign-in no longer stands (see vote_target()).
+    (voted, count, changed), or None, with nothing written, when the rule says no (see
+    fast_path_may_vote()) or the idea is gone or the sign-in no longer stands.
     """
     # Straight on the DB-API cursor (perf.driver.driver_runner): on SQLite the writes queue
     # at the one writer, where every bit of Python overhead is paid by every voter waiting
@@ -217,7 +243,6 @@ def toggle_for_session(
             "p_idea": idea_id,
             "p_user": user_id,
             "p_token": token,
-            "p_role": role,
             "p_at": utcnow(),
             "p_epoch": TRENDING_EPOCH,
             "p_gravity": float(TRENDING_GRAVITY),
@@ -227,19 +252,17 @@ def toggle_for_session(
             return None
         voted, count, _score, changed = _pg_outcome(row)
         return voted, count, changed
-    target = vote_target(run, idea_id, user_id, token)
-    if target is None or target[1] != role:
+    row = run(_FACTS, {"p_idea": idea_id, "p_user": user_id, "p_token": token}).first()
+    if row is None:
         return None
-    voted, count, _score = toggle_on(run, "sqlite", idea_id, user_id, target[0])
+    split = len(_IDEA_FACTS)
+    idea = permissions.facts(Idea, row[:split])
+    if not fast_path_may_vote(permissions.facts(User, row[split:]), idea):
+        return None
+    voted, count, _score = toggle_on(run, "sqlite", idea_id, user_id, idea.created_at)
     if count is None:
         return voted, run(_COUNT, {"p_idea": idea_id}).scalar_one(), False
     return voted, count, True
-
-
-def vote_target(run: Run, idea_id: int, user_id: int, token: str):
-    """(created_at, role) if this signed-in member may vote on this idea now, else None."""
-    params = {"p_idea": idea_id, "p_user": user_id, "p_token": token}
-    return run(_TARGET, params).first()
 
 
 _COUNT = select(_ideas.c.vote_count).where(_ideas.c.id == bindparam("p_idea"))
