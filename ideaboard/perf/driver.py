@@ -82,10 +82,11 @@ def driver_runner(conn):
     """A Run (statement, params) -> rows for a few fixed Core statements on `conn`, a
     Connection, straight on its DB-API cursor.
 
-    For the hottest path only (the vote toggle): SQLAlchemy's execute costs about 0.07 ms
-    of CPU per statement. On SQLite a vote's writes run one at a time, at the writer gate,
-    so every microsecond there is a microsecond every other voter waits; on PostgreSQL the
-    vote is one statement, and this is a tenth of the fast path's CPU. The same statements
+    For the hottest path only (the vote toggle): SQLAlchemy's execute has a fixed CPU cost
+    per statement (docs/performance.md). On SQLite a vote's writes run one at a time, at the
+    writer gate, so every microsecond there is a microsecond every other voter waits; on
+    PostgreSQL the vote is one statement, and the execute overhead is a visible share of
+    the fast path's CPU. The same statements
     and the same transaction rules: `conn`'s transaction is begun as SQLAlchemy would, on
     SQLite the first write commits the reads and queues at the gate (_become_writer), and
     the caller commits or rolls back through `conn`. SQLAlchemy's execute events do not see

@@ -1,9 +1,9 @@
 """The vote click's fast path: an htmx vote toggle answered without building a Flask request.
 
-A vote is the hottest write: a click, a tiny fragment back. Through Flask it cost about
-3 ms of CPU (the request and app contexts, every before- and after-request hook,
-Flask-Login's ORM user, the ORM idea, a Jinja render), so 2 cores toggled 300-450 votes a
-second. This WSGI layer answers the common case, and only that, at a fraction of the cost:
+A vote is the hottest write: a click, a tiny fragment back. Through Flask most of its CPU
+went to the request and app contexts, every before- and after-request hook, Flask-Login's
+ORM user, the ORM idea and a Jinja render (figures: docs/performance.md). This WSGI layer
+answers the common case, and only that, at a fraction of the cost:
 
     POST /ideas/<id>/vote, from htmx, by a signed-in member whose session, sign-in, CSRF
     token and write limit all check out, on an idea they may vote on, from a list (not
@@ -112,7 +112,7 @@ class _Checked:
     """serializer.loads(value, max_age), remembering the values this worker has checked.
 
     A member's session cookie and CSRF token are the same on each of their clicks, and
-    checking a signature (base64, HMAC, zlib, JSON) twice a vote was about a tenth of the
+    checking a signature (base64, HMAC, zlib, JSON) twice a vote was a large share of the
     fast path's CPU. A remembered value is the same string, so the same signature: only
     its age is checked again, as itsdangerous checks it. The loaded values are shared
     between requests: read them, never change them.

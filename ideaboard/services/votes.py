@@ -236,7 +236,7 @@ def toggle_for_session(
     """
     # Straight on the DB-API cursor (perf.driver.driver_runner): on SQLite the writes queue
     # at the one writer, where every bit of Python overhead is paid by every voter waiting
-    # behind; on PostgreSQL SQLAlchemy's execute was a tenth of the fast path's CPU.
+    # behind; on PostgreSQL SQLAlchemy's execute was a visible share of the fast path's CPU.
     run = driver_runner(conn)
     if conn.dialect.name == "postgresql":
         params = {
