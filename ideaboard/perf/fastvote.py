@@ -112,7 +112,7 @@ class _Checked:
     """serializer.loads(value, max_age), remembering the values this worker has checked.
 
     A member's session cookie and CSRF token are the same on each of their clicks, and
-    checking a signature (base64, HMAC, zlib, JSON) twice a vote was a large share of the
+    checking a signature (base64, HMAC, zlib, JSON) twice a vote was a visible share of the
     fast path's CPU. A remembered value is the same string, so the same signature: only
     its age is checked again, as itsdangerous checks it. The loaded values are shared
     between requests: read them, never change them.
