@@ -11,6 +11,10 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 LOCALE_COOKIE = "lang"
+#: The request headers a page's language comes from (the cookie, else Accept-Language):
+#: every answer whose language was chosen names them in Vary, so no shared cache hands
+#: one reader's language to another.
+VARY = ("Accept-Language", "Cookie")
 
 STATUS_LABELS = {
     "heard": _l("Heard"),
@@ -70,6 +74,7 @@ def select_locale() -> str:
     """The person's chosen language, else their browser's, else the site default."""
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]
+    g.locale_negotiated = True  # the answer now depends on the headers named in VARY
     return locale_of(request, current_app.config)
 
 
@@ -132,6 +137,15 @@ def init_app(app: Flask) -> None:
         status_label=status_label,
         kind_label=kind_label,
     )
+
+    # Registered after the page cache's hooks, so this runs before the cache stores the
+    # response: cached pages and the visitor fast path replay the same Vary.
+    @app.after_request
+    def _vary_on_language(resp):
+        if g.get("locale_negotiated"):
+            for header in VARY:
+                resp.vary.add(header)
+        return resp
 
     @app.context_processor
     def _locale():

@@ -82,6 +82,14 @@ def _forms(message) -> list[str]:
     return [message.string]
 
 
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _msgid(value) -> str | tuple[str, ...]:
+    return value if isinstance(value, str) else tuple(value)
+
+
 def _placeholders(text: str) -> set[str]:
     return set(PLACEHOLDER.findall(text))
 
@@ -145,11 +153,13 @@ def test_compiled_catalog_matches_po(locale):
     assert mo_path.exists(), f"run: pybabel compile -d {TRANSLATIONS.relative_to(ROOT)}"
     with mo_path.open("rb") as fh:
         mo = read_mo(fh)
+    # Babel's read_mo leaves a message's context (pgettext) as bytes: key by its text.
+    compiled_by_key = {(_msgid(m.id), _text(m.context)): m for m in mo if m.id}
     stale = []
     for message in po:
         if not message.id or message.fuzzy:
             continue
-        compiled = mo.get(message.id, message.context)
+        compiled = compiled_by_key.get((_msgid(message.id), message.context))
         if compiled is None or _forms(compiled) != _forms(message):
             stale.append(repr(message.id))
     assert not stale, f"{mo_path.relative_to(ROOT)} is stale; recompile. Differs: " + ", ".join(

@@ -437,7 +437,8 @@ class VoteFastPath:
             headers.append(("Content-Encoding", algorithm))
         headers += [
             ("Content-Length", str(len(body))),
-            ("Vary", "HX-Request, Accept-Encoding, Cookie"),
+            # As the Flask route: the fragment is in the reader's language (i18n.VARY).
+            ("Vary", "Accept-Language, Cookie, HX-Request, Accept-Encoding"),
             *security.security_headers(self.hsts),
             ("Cache-Control", "no-store"),
             *extra,

@@ -12,6 +12,7 @@ from importlib import resources
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -79,9 +80,13 @@ def _dummy_hash() -> str:
 def check_password_rules(errors: dict[str, str], password: str, field: str = "password") -> None:
     """Length, not a well-known password; no composition rules (NIST 800-63B)."""
     if len(password) < PASSWORD_MIN:
-        errors[field] = _("Use at least %(n)d characters.", n=PASSWORD_MIN)
+        errors[field] = ngettext(
+            "Use at least %(num)d character.", "Use at least %(num)d characters.", PASSWORD_MIN
+        )
     elif len(password) > PASSWORD_MAX:
-        errors[field] = _("Use at most %(n)d characters.", n=PASSWORD_MAX)
+        errors[field] = ngettext(
+            "Use at most %(num)d character.", "Use at most %(num)d characters.", PASSWORD_MAX
+        )
     elif password.lower() in common_passwords() or len(set(password)) < 4:
         errors[field] = _("This password is too easy to guess; choose another.")
 

@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 # Control characters other than tab, newline and carriage return are never meaningful in
 # a title or a comment, and PostgreSQL refuses NUL outright.
@@ -34,11 +35,19 @@ def check_text(
         if minimum == 1:
             errors[field] = _("%(label)s is required.", label=label)
         else:
-            errors[field] = _(
-                "%(label)s must be at least %(n)d characters.", label=label, n=minimum
+            errors[field] = ngettext(
+                "%(label)s must be at least %(num)d character.",
+                "%(label)s must be at least %(num)d characters.",
+                minimum,
+                label=label,
             )
     elif len(value) > maximum:
-        errors[field] = _("%(label)s must be at most %(n)d characters.", label=label, n=maximum)
+        errors[field] = ngettext(
+            "%(label)s must be at most %(num)d character.",
+            "%(label)s must be at most %(num)d characters.",
+            maximum,
+            label=label,
+        )
 
 
 def fold_key(value: str) -> str:
