@@ -11,7 +11,8 @@ _ROOT = Path(__file__).resolve().parent
 
 
 def _asset_dir(name: str) -> str:
-    """templates/ and static/ sit beside the package in a checkout, inside it when packaged."""
+    """templates/, static/ and migrations/ sit beside the package in a checkout, inside it
+    when packaged."""
     beside = _ROOT.parent / name
     return str(beside if beside.is_dir() else _ROOT / name)
 
@@ -58,7 +59,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(_ROOT.parent / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=_asset_dir("migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)

@@ -126,15 +126,38 @@ def create_board(slug: str, name: str, description: str) -> None:
 @click.option("--force", is_flag=True, help="Add the demo even if the database has content.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) if there is content.")
 @click.option("--seed", default=7, help="Random seed, for repeatable demo data.")
-def demo(force: bool, if_empty: bool, seed: int) -> None:
+@click.option(
+    "--new-passwords",
+    is_flag=True,
+    help="Give the demo's sign-in accounts new passwords and print them (nothing else changes).",
+)
+def demo(force: bool, if_empty: bool, seed: int, new_passwords: bool) -> None:
     """Fill an empty database with realistic demo content."""
-    from .demo import load_demo
+    from .demo import demo_sign_ins, load_demo, new_demo_passwords
 
+    if new_passwords:
+        made = new_demo_passwords()
+        if not made:
+            click.echo("This database has no demo accounts; load the demo first.", err=True)
+            sys.exit(1)
+        db.session.commit()
+        click.echo("New demo passwords. Sign in with:")
+        _echo_sign_ins(made)
+        return
     has_content = db.session.scalar(select(func.count()).select_from(User)) or db.session.scalar(
         select(func.count()).select_from(Idea)
     )
     if has_content and if_empty and not force:
         click.echo("The database already has content; the demo is not loaded again.")
+        existing = demo_sign_ins()
+        if existing:
+            # Only password hashes are stored: the passwords were printed at the first load.
+            click.echo("The demo's accounts (passwords were printed when the demo was loaded):")
+            for role, email in existing:
+                click.echo(f"  {role:6} {email}")
+            click.echo("Forgot them? New ones: .venv/bin/flask --app wsgi demo --new-passwords")
+        else:
+            click.echo("Sign in with your own accounts; to add one: flask --app wsgi users create")
         return
     if has_content and not force:
         click.echo(
@@ -144,7 +167,12 @@ def demo(force: bool, if_empty: bool, seed: int) -> None:
     accounts_made = load_demo(seed=seed, progress=click.echo)
     db.session.commit()
     click.echo("Demo loaded. Sign in with:")
-    for role, email, password in accounts_made:
+    _echo_sign_ins(accounts_made)
+    click.echo("(Shown once. New ones later: .venv/bin/flask --app wsgi demo --new-passwords)")
+
+
+def _echo_sign_ins(made: list[tuple[str, str, str]]) -> None:
+    for role, email, password in made:
         click.echo(f"  {role:6} {email}  password: {password}")
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from .extensions import db
-from .models import Board, Comment, Idea, Status, StatusChange, Vote, utcnow
+from .models import Board, Comment, Idea, Status, StatusChange, User, Vote, utcnow
 from .services import accounts, boards, comments, ideas, roadmap, votes
 
 BOARDS = [
@@ -314,6 +314,29 @@ STATUS_PATH = {
 }
 TARGETS = [Status.HEARD, Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS,
            Status.SHIPPED, Status.HEARD, Status.DECLINED, Status.PLANNED, Status.SHIPPED]  # fmt: skip
+
+
+#: The accounts `flask demo` prints to sign in with: (role, email).
+SIGN_INS = [("admin", "admin@example.com"), ("staff", "pm@example.com"), ("member", MEMBERS[0][0])]
+
+
+def demo_sign_ins() -> list[tuple[str, str]]:
+    """The demo's sign-in accounts that exist in this database: (role, email)."""
+    existing = set(
+        db.session.scalars(select(User.email).where(User.email.in_([e for _, e in SIGN_INS])))
+    )
+    return [(role, email) for role, email in SIGN_INS if email in existing]
+
+
+def new_demo_passwords() -> list[tuple[str, str, str]]:
+    """Give the demo's sign-in accounts new random passwords; return (role, email, password)."""
+    made = []
+    for role, email in demo_sign_ins():
+        user = db.session.scalar(select(User).where(User.email == email))
+        password = secrets.token_urlsafe(9)
+        accounts.set_password(user, password)
+        made.append((role, email, password))
+    return made
 
 
 def load_demo(

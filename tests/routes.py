@@ -76,6 +76,7 @@ class Route:
 ROUTES: dict[str, Route] = {
     "main.home": Route(("GET",)),
     "main.healthz": Route(("GET",), content_type="text/plain; charset=utf-8"),
+    "main.favicon": Route(("GET",), content_type="image/svg+xml; charset=utf-8"),
     "main.set_language": Route(
         ("POST",),
         csrf=False,

@@ -27,8 +27,9 @@ from .factories import make_comment, make_idea, make_user
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "ideaboard" / "translations"
 LOCALES = tuple(Config.LANGUAGES)
-# The same keywords as `make messages`: Babel's defaults plus the lazy forms.
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+# The same keywords as `make messages`: Babel's defaults (gettext, ngettext, pgettext…)
+# plus the lazy forms.
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_pgettext": ((1, "c"), 2)}
 # printf conversions, named or not, including a literal %% (Jinja formats every string).
 PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa%]")
 

@@ -1,6 +1,9 @@
-"""Home, health and language choice."""
+"""Home, health, the favicon and language choice."""
 
 from __future__ import annotations
+
+import functools
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, request
 from sqlalchemy import text
@@ -22,6 +25,22 @@ def home():
         boards=boards.list_boards(),
         active=ideas.most_active(),
     )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The site's icon where browsers and feed readers look for it without a <link>."""
+    # An SVG under the .ico name: every current browser reads it by its Content-Type.
+    # Revalidated by its ETag, as pages are (security.py sets Cache-Control).
+    resp = make_response(_favicon(current_app.static_folder))
+    resp.mimetype = "image/svg+xml"
+    resp.add_etag()
+    return resp.make_conditional(request)
+
+
+@functools.cache
+def _favicon(folder: str) -> bytes:
+    return (Path(folder) / "favicon.svg").read_bytes()
 
 
 @bp.get("/healthz")

@@ -213,6 +213,16 @@ def _set_password(user: User, password: str) -> None:
     )
 
 
+def set_password(user: User, new: str) -> None:
+    """Set a password without the current one (the operator's command line); sessions end."""
+    errors: dict[str, str] = {}
+    check_password_rules(errors, new or "")
+    if errors:
+        raise ValidationError(errors)
+    _set_password(user, new)
+    security_event("password.set_by_operator", user_id=user.id)
+
+
 def change_password(user: User, current: str, new: str) -> None:
     """Change a password given the current one; every other session ends; mail says so."""
     errors: dict[str, str] = {}
