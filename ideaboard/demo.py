@@ -1,4 +1,8 @@
-"""Demo content: three boards, about sixty ideas across every status, votes and comments."""
+"""Demo content: three boards, about sixty ideas across every status, votes and comments.
+
+Bilingual: about a quarter of the ideas (with their comments, notes and official answers)
+are in Russian, so a Russian reader meets Russian ideas too.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +46,8 @@ IDEAS = [
     (
         "mobile-app",
         "idea",
-        "Widget with today's tasks",
-        "A home-screen widget showing the three most urgent tasks.",
+        "Виджет с задачами на сегодня",
+        "Виджет на главном экране с тремя самыми срочными задачами.",
     ),
     (
         "mobile-app",
@@ -66,8 +70,8 @@ IDEAS = [
     (
         "mobile-app",
         "problem",
-        "Login loop after password reset",
-        "After resetting my password the app keeps asking me to sign in again.",
+        "Бесконечный вход после сброса пароля",
+        "После сброса пароля приложение снова и снова просит войти.",
     ),
     (
         "mobile-app",
@@ -90,8 +94,8 @@ IDEAS = [
     (
         "mobile-app",
         "idea",
-        "Landscape layout for tablets",
-        "On an iPad the app is just a stretched phone layout.",
+        "Горизонтальный режим для планшетов",
+        "На iPad приложение выглядит как растянутая версия для телефона.",
     ),
     (
         "mobile-app",
@@ -114,8 +118,8 @@ IDEAS = [
     (
         "mobile-app",
         "idea",
-        "Scan documents with the camera",
-        "Auto-crop and attach scanned receipts.",
+        "Сканирование документов камерой",
+        "Автоматически обрезать и прикреплять отсканированные чеки.",
     ),
     ("mobile-app", "idea", "Apple Watch companion", "Check off tasks from the wrist."),
     ("mobile-app", "idea", "Pin favourite projects", "Keep the three projects I use daily on top."),
@@ -128,8 +132,8 @@ IDEAS = [
     (
         "mobile-app",
         "idea",
-        "Haptic feedback on completion",
-        "A small buzz when a task is done feels great.",
+        "Виброотклик при выполнении задачи",
+        "Лёгкая вибрация, когда задача выполнена, — это очень приятно.",
     ),
     ("web", "idea", "Keyboard shortcuts everywhere", "`j`/`k` to move, `e` to edit, `?` for help."),
     ("web", "idea", "Export everything to CSV", "Our finance team needs the raw data monthly."),
@@ -139,7 +143,7 @@ IDEAS = [
         "Dashboard takes 10 seconds to load",
         "With 40 projects the dashboard is painfully slow.",
     ),
-    ("web", "idea", "Single sign-on with SAML", "Our IT department requires SSO for every tool."),
+    ("web", "idea", "Единый вход через SAML", "Наш ИТ-отдел требует SSO для каждого сервиса."),
     ("web", "idea", "Custom fields on tasks", "We need a *cost centre* field on every task."),
     (
         "web",
@@ -151,8 +155,8 @@ IDEAS = [
     (
         "web",
         "idea",
-        "Two-factor authentication",
-        "TOTP apps at least; security keys would be a bonus.",
+        "Двухфакторная аутентификация",
+        "Хотя бы через приложения TOTP, а аппаратные ключи были бы приятным бонусом.",
     ),
     (
         "web",
@@ -167,7 +171,7 @@ IDEAS = [
         "The daily digest lists tasks that were deleted.",
     ),
     ("web", "idea", "Recurring tasks", "Every Monday: *send the weekly report*."),
-    ("web", "idea", "Audit log for admins", "Who changed what, and when."),
+    ("web", "idea", "Журнал действий для администраторов", "Кто, что и когда изменил."),
     ("web", "idea", "Templates for new projects", "Start a project from a saved template."),
     (
         "web",
@@ -181,7 +185,7 @@ IDEAS = [
         "Markdown tables in descriptions",
         "| a | b |\n|---|---|\n| 1 | 2 |\n\nTables would make specs readable.",
     ),
-    ("web", "idea", "Time tracking per task", "Start/stop timer with weekly totals."),
+    ("web", "idea", "Учёт времени по задачам", "Таймер «старт/стоп» и итоги за неделю."),
     (
         "web",
         "idea",
@@ -195,7 +199,7 @@ IDEAS = [
         "Names like Ёлкина or Zoë cannot be @mentioned.",
     ),
     ("web", "idea", "Bulk edit tasks", "Select twenty tasks and change the assignee at once."),
-    ("web", "idea", "Slack integration", "Post status changes into a channel."),
+    ("web", "idea", "Интеграция со Slack", "Публиковать смену статусов в канал команды."),
     (
         "new-products",
         "product",
@@ -207,8 +211,8 @@ IDEAS = [
     (
         "new-products",
         "product",
-        "Hardware: a meeting-room display",
-        "A small screen by each room showing bookings.",
+        "Экран у переговорной",
+        "Небольшой экран у каждой комнаты с расписанием бронирований.",
     ),
     (
         "new-products",
@@ -228,7 +232,7 @@ IDEAS = [
         "Course platform",
         "We teach with your tool already; host the courses too.",
     ),
-    ("new-products", "idea", "Marketplace for templates", "Let experts sell project templates."),
+    ("new-products", "idea", "Магазин шаблонов", "Пусть эксперты продают свои шаблоны проектов."),
     ("new-products", "product", "AI meeting summaries", "Summaries of calls linked to tasks."),
     (
         "new-products",
@@ -240,13 +244,13 @@ IDEAS = [
     (
         "new-products",
         "product",
-        "Field-service app for technicians",
-        "Routes, checklists and signatures on site.",
+        "Приложение для выездных техников",
+        "Маршруты, чек-листы и подпись клиента прямо на объекте.",
     ),
     ("new-products", "product", "Inventory module", "Track parts used per job."),
     ("new-products", "idea", "Referral programme", "Give a month free for every friend who joins."),
     ("new-products", "product", "Browser extension clipper", "Clip any page into a task."),
-    ("new-products", "product", "Team wiki", "Docs next to the work."),
+    ("new-products", "product", "Вики для команды", "Документация рядом с работой."),
     (
         "new-products",
         "product",
@@ -268,8 +272,8 @@ IDEAS = [
     (
         "new-products",
         "product",
-        "Analytics dashboard product",
-        "Cross-project reports as a paid add-on.",
+        "Аналитическая панель",
+        "Отчёты по всем проектам как платное дополнение.",
     ),
 ]
 
@@ -296,6 +300,31 @@ COMMENTS = [
     "Очень нужно, поддерживаю!",
     "This is the one thing keeping us from upgrading.",
 ]
+#: Comments in Russian, on the ideas written in Russian (a quarter of the demo).
+COMMENTS_RU = [
+    "Поддерживаю, это сэкономит нам несколько часов в неделю.",
+    "У нас то же самое. Есть ли пока обходной путь?",
+    "Готовы за это доплатить.",
+    "Воспроизводится и в версии 4.2.",
+    "Расскажите подробнее, **как у вас всё настроено**?",
+    "Пожалуйста, сделайте это отключаемым: нужно не всем.",
+    "Очень нужно, поддерживаю!",
+    "Только из-за этого мы пока не переходим на новый тариф.",
+]
+OFFICIAL_RU = [
+    "Спасибо всем, мы вас услышали. Идея уже в нашем плане.",
+    "Готово в последнем выпуске. Обновите приложение и расскажите, как вам!",
+    "Мы внимательно всё обдумали и пока не будем это делать: это противоречит нашим обещаниям о конфиденциальности.",
+    "Команда уже работает над этим; бета-версия — в следующем месяце.",
+]
+NOTES = ["", "Thanks for the votes!", "Details in the official response."]
+NOTES_RU = ["", "Спасибо за голоса!", "Подробности — в официальном ответе."]
+
+
+def _in_russian(title: str) -> bool:
+    return any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in title)
+
+
 OFFICIAL = [
     "Thanks everyone — we hear you. This is now on our roadmap.",
     "We shipped this in the latest release. Update the app and let us know!",
@@ -370,24 +399,23 @@ def load_demo(
 
     now = utcnow()
     for n, (slug, kind, title, body) in enumerate(IDEAS):
+        russian = _in_russian(title)  # its comments, notes and answers in the same language
         author = members[n % len(members)]
         idea = ideas.create_idea(author, board_by_slug[slug], kind, title, body)
         voters = rng.sample(members + [staff], k=min(len(members) + 1, int(rng.paretovariate(0.8))))
         for voter in voters:
             votes.toggle_vote(voter, idea)
         for c in range(rng.randint(0, 4)):
-            comments.add_comment(members[(n + c + 1) % len(members)], idea, rng.choice(COMMENTS))
+            said = rng.choice(COMMENTS_RU if russian else COMMENTS)
+            comments.add_comment(members[(n + c + 1) % len(members)], idea, said)
         target = TARGETS[n % len(TARGETS)]
         for step in STATUS_PATH[target]:
-            note = (
-                ""
-                if step != target
-                else rng.choice(["", "Thanks for the votes!", "Details in the official response."])
-            )
+            note = "" if step != target else rng.choice(NOTES_RU if russian else NOTES)
             roadmap.change_status(staff, idea, step.value, note)
         if target != Status.HEARD:
             official = {Status.SHIPPED: 1, Status.DECLINED: 2, Status.IN_PROGRESS: 3}.get(target, 0)
-            comments.add_comment(staff, idea, OFFICIAL[official], official=True)
+            answers = OFFICIAL_RU if russian else OFFICIAL
+            comments.add_comment(staff, idea, answers[official], official=True)
         _backdate(
             idea, now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)), now, rng
         )

@@ -251,3 +251,22 @@ def test_static_files_do_not_vary_on_language(client):
     assert resp.status_code == 200
     assert "Accept-Language" not in _vary(resp)
     resp.close()
+
+
+def test_the_demo_is_bilingual(app, client):
+    """About a quarter of the demo's ideas and comments are Russian, so a Russian reader
+    meets Russian ideas on the first pages, with Russian discussion under them."""
+    from sqlalchemy import select
+
+    from ideaboard.models import Comment, Idea
+
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    cyrillic = re.compile(r"[а-яё]", re.IGNORECASE)
+    titles = list(db.session.scalars(select(Idea.title)))
+    said = list(db.session.scalars(select(Comment.body)))
+    assert 0.25 <= sum(bool(cyrillic.search(t)) for t in titles) / len(titles) <= 0.4
+    assert 0.2 <= sum(bool(cyrillic.search(b)) for b in said) / len(said) <= 0.45
+    for path in ("/", "/ideas", "/roadmap"):
+        page = _ru(client, path)
+        assert any(title in page for title in titles if cyrillic.search(title)), path
