@@ -12,13 +12,13 @@ COMPILED := $(CATALOGS:.po=.mo)
 install: $(STAMP) $(COMPILED)
 
 # The environment, from the pinned lock file; rebuilt when the lock or pyproject changes.
+# setuptools announces, as a warning, that an editable install of a flat layout uses an
+# import finder: nothing to fix, so that one notice is hidden (tests/test_first_run.py
+# builds the wheel and fails on any warning at all).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	# setuptools announces, as a warning, that an editable install of a flat layout uses an
-	# import finder: nothing to fix, so that one notice is hidden (tests/test_first_run.py
-	# builds the wheel and fails on any warning at all).
 	PYTHONWARNINGS="ignore:Editable installation:UserWarning" \
 		$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
