@@ -278,7 +278,7 @@ def test_query_parse_clamps_and_ignores_unknown_values():
     q = ideas.IdeaQuery.parse(
         {"sort": "id);--", "status": "' OR 1=1--", "page": "-5", "per_page": str(10**9)}
     )
-    assert (q.sort, q.status, q.page, q.per_page) == ("trending", None, 1, 100)
+    assert (q.sort, q.status, q.page, q.per_page) == ("trending", "all", 1, 100)
 
 
 def test_search_matches_words_any_case_and_prefix():
