@@ -183,12 +183,18 @@ def test_the_count_is_capped(client, app, monkeypatch):
     assert "Page 1 of 2+ · 10+ ideas" in html
 
 
-def test_counts_that_read_rows_stop_sooner(app):
-    """A search or a kind filter counts to ROW_COUNT_CAP; the rest to COUNT_CAP."""
-    assert ideas.count_cap(ideas.IdeaQuery()) == ideas.COUNT_CAP
-    assert ideas.count_cap(ideas.IdeaQuery(status="open")) == ideas.COUNT_CAP
-    assert ideas.count_cap(ideas.IdeaQuery(q="export")) == ideas.ROW_COUNT_CAP
-    assert ideas.count_cap(ideas.IdeaQuery(kind="problem")) == ideas.ROW_COUNT_CAP
+def test_searches_and_kinds_are_counted_only_on_their_last_page(client, app):
+    """A search or a kind filter would read rows to count: it says "Page 1" while more
+    follow, and the exact number on its last page, where it is known for free."""
+    assert ideas.counted_in_sql(ideas.IdeaQuery(status="all"))
+    assert not ideas.counted_in_sql(ideas.IdeaQuery(q="export"))
+    assert not ideas.counted_in_sql(ideas.IdeaQuery(kind="problem"))
+    for n in range(7):
+        make_idea(title=f"Lamp {n}", kind="problem")
+    html = _html(client, "/ideas?q=lamp&per_page=5")
+    assert re.search(r'class="pager-where">Page 1</span>', html) and "7 ideas" not in html
+    assert "Page 2 of 2 · 7 ideas" in _html(client, "/ideas?q=lamp&per_page=5&page=2")
+    assert re.search(r'class="pager-where">\s*7 ideas', _html(client, "/ideas?kind=problem"))
 
 
 @pytest.mark.parametrize(

@@ -70,12 +70,12 @@ CLOSED = tuple(s.value for s in Status if s.value in ("shipped", "declined", "me
 #: What `status` may be besides one status: ideas still open, or every status.
 STATUS_GROUPS = ("open", "all")
 #: A list counts its ideas up to this many, inside its own query (bounded work on any
-#: board); beyond it the count reads "100,000+". A count that must read the ideas' rows
-#: (a search, a kind filter) stops sooner, at ROW_COUNT_CAP: at 100,000 ideas on SQLite
-#: such a count costs 2-3 microseconds a row (17 ms for a common word, 40 ms for a kind),
-#: while an index-only count costs a tenth of that (docs/performance.md, "Lists count").
+#: board); beyond it the count reads "100,000+". A count must be answered from an index
+#: alone to be worth it: a search or a kind filter would read rows (at 100,000 ideas a
+#: common word's count cost 17 ms on SQLite and 40 ms on PostgreSQL, where it also
+#: scans the table: docs/performance.md, "Lists count their ideas"), so those lists
+#: are counted only when their last page shows it for free.
 COUNT_CAP = 100_000
-ROW_COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,10 @@ class Page:
     page: int
     has_next: bool
     voted: set[int]
-    #: How many ideas the list holds, counted up to `cap` + 1 (see `capped`).
-    total: int = 0
+    #: How many ideas the list holds, counted up to COUNT_CAP + 1 (see `capped`); None
+    #: when not counted (a search or a kind filter, before its last page).
+    total: int | None = 0
     per_page: int = 20
-    cap: int = COUNT_CAP
 
     @property
     def has_prev(self) -> bool:
@@ -169,12 +169,12 @@ class Page:
     @property
     def capped(self) -> bool:
         """More ideas than were counted: shown as "100,000+"."""
-        return self.total > self.cap
+        return self.total is not None and self.total > COUNT_CAP
 
     @property
     def shown_total(self) -> int:
         """The count to show: exact, or the cap when there are more."""
-        return min(self.total, self.cap)
+        return min(self.total or 0, COUNT_CAP)
 
     @property
     def pages(self) -> int:
@@ -220,28 +220,32 @@ def _list_select(query: IdeaQuery) -> Select:
     return select(Idea).where(*_conditions(query)).order_by(*_ORDER[query.sort])
 
 
-def count_cap(query: IdeaQuery) -> int:
-    """How far the list's count goes: COUNT_CAP from an index, ROW_COUNT_CAP from rows."""
-    return ROW_COUNT_CAP if query.kind or query_terms(query.q) else COUNT_CAP
+def counted_in_sql(query: IdeaQuery) -> bool:
+    """Whether the list's count comes from an index alone (no search, no kind filter)."""
+    return not query.kind and not query_terms(query.q)
 
 
 def _count_select(query: IdeaQuery) -> Select:
-    """How many ideas the list holds, up to its cap + 1: bounded whatever the board.
+    """How many ideas the list holds, up to COUNT_CAP + 1, from the (board_id,) status,
+    vote_count index alone.
 
-    Without a search or a kind, the count is answered from the (board_id,) status,
-    vote_count index alone: the statuses are named (IN, not NOT IN: one range each) and
-    the ORDER BY follows that index, which is what steers SQLite to it (its planner does
-    not see that a partial index covers `deleted_at IS NULL`, and would read the table:
-    35 ms instead of 10 at 100,000 ideas). PostgreSQL reads the same index only.
+    The statuses are named (IN, not NOT IN: one range each) and the ORDER BY follows
+    that index, which is what steers SQLite to it (its planner does not see that a
+    partial index covers `deleted_at IS NULL`, and would read the table: 35 ms instead
+    of 10 at 100,000 ideas). PostgreSQL reads the same index only.
     """
     where = _conditions(query, walk=False, count=True)
-    counted = select(literal_column("1")).select_from(Idea).where(*where)
-    if count_cap(query) == COUNT_CAP:
-        by_index = (Idea.status, Idea.vote_count)
-        if query.board is not None:
-            by_index = (Idea.board_id, *by_index)
-        counted = counted.order_by(*by_index)
-    counted = counted.limit(count_cap(query) + 1).subquery("counted")
+    by_index = (Idea.status, Idea.vote_count)
+    if query.board is not None:
+        by_index = (Idea.board_id, *by_index)
+    counted = (
+        select(literal_column("1"))
+        .select_from(Idea)
+        .where(*where)
+        .order_by(*by_index)
+        .limit(COUNT_CAP + 1)
+        .subquery("counted")
+    )
     return select(func.count()).select_from(counted)
 
 
@@ -259,14 +263,21 @@ def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
 
     The count rides in the page's own statement as an uncorrelated scalar subquery (one
     evaluation, no extra round trip); only a page past the end, which has no row to carry
-    it, asks for it separately.
+    it, asks for it separately. A search or a kind filter is not counted in SQL (see
+    COUNT_CAP): its total is known on its last page, else None.
     """
-    total = _count_select(query).scalar_subquery().correlate(None).label("list_total")
-    stmt = with_author_and_board(_list_select(query), body=False).add_columns(total)
-    stmt = stmt.limit(query.per_page + 1).offset((query.page - 1) * query.per_page)
-    rows = db.session.execute(stmt).all()
+    stmt = with_author_and_board(_list_select(query), body=False)
+    in_sql = counted_in_sql(query)
+    if in_sql:
+        total = _count_select(query).scalar_subquery().correlate(None).label("list_total")
+        stmt = stmt.add_columns(total)
+    offset = (query.page - 1) * query.per_page
+    rows = db.session.execute(stmt.limit(query.per_page + 1).offset(offset)).all()
     items = [row[0] for row in rows[: query.per_page]]
-    if rows:
+    has_next = len(rows) > query.per_page
+    if not in_sql:
+        counted = None if has_next or (not rows and query.page > 1) else offset + len(items)
+    elif rows:
         counted = rows[0][1]
     elif query.page > 1:
         counted = db.session.scalar(_count_select(query))
@@ -275,11 +286,10 @@ def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
     return Page(
         items=items,
         page=query.page,
-        has_next=len(rows) > query.per_page,
+        has_next=has_next,
         voted=voted_ids(viewer, [i.id for i in items]),
         total=counted,
         per_page=query.per_page,
-        cap=count_cap(query),
     )
 
 

@@ -623,7 +623,7 @@ def test_stored_payloads_never_run_in_the_browser(app, live_app, new_page, brows
 
     # Lists: every title and author name at once, then swapped in by htmx, a status at a time.
     watch.visit("/")
-    watch.visit(f"/b/general?sort=new&per_page={len(planted.ideas) + 10}")
+    watch.visit(f"/b/general?sort=new&status=all&per_page={len(planted.ideas) + 10}")
     titles = page.locator("#idea-list a.idea-title")
     expect(titles).to_have_count(len(planted.ideas) + len(planted.galleries) + 1)
     swapped: set[str] = set()
