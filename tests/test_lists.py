@@ -259,6 +259,9 @@ def test_numbers_are_grouped_per_language(client, app):
     ru = _html(client, "/ideas", "ru")
     assert f'<span class="vote-count">12{NBSP}345</span>' in ru
     assert f"1{NBSP}234 комментария" in ru
+    home = _html(client, "/")
+    assert ">12,345</span>" in home and "1,234 comments" in home
+    assert '<span id="comment-count">1,234 comments</span>' in _html(client, f"/ideas/{idea.id}")
     _move(idea, "planned")
     assert '<span class="vote-count">12,345</span>' in _html(client, "/roadmap")
     assert f'<span class="vote-count">12{NBSP}345</span>' in _html(client, "/roadmap", "ru")
