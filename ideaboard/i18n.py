@@ -10,6 +10,8 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from ideaboard import formats
+
 LOCALE_COOKIE = "lang"
 #: The request headers a page's language comes from (the cookie, else Accept-Language):
 #: every answer whose language was chosen names them in Vary, so no shared cache hands
@@ -121,6 +123,7 @@ def _translations():
 
 
 def init_app(app: Flask) -> None:
+    formats.init_app(app)  # numbers and dates per locale, beside the catalogs
     app.jinja_env.install_gettext_callables(
         gettext=lambda s: _translations().ugettext(s),
         ngettext=lambda s, p, n: _translations().ungettext(s, p, n),

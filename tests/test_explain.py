@@ -57,6 +57,7 @@ def test_page_queries_use_indexes(app, seeded):
     member = db.session.scalar(select(User).where(User.email == "bench1@bench.test"))
     urls = [
         "/ideas", "/ideas?sort=top", "/ideas?sort=new", "/ideas?status=planned&sort=top",
+        "/ideas?status=all", "/ideas?kind=problem", f"/b/{board}?status=all&q=export",
         f"/b/{board}", f"/b/{board}?sort=new", "/ideas?q=export", f"/ideas/{hot}", "/roadmap",
         f"/roadmap?board={board}", "/api/v1/ideas", "/",
     ]  # fmt: skip
@@ -70,6 +71,34 @@ def test_page_queries_use_indexes(app, seeded):
                     plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
                     if SEQ_SCAN.search(plan):
                         problems.append(f"{url}: {statement[:160]}...\n{plan}")
+    assert not problems, "\n\n".join(problems)
+
+
+def test_list_counts_read_an_index_only(app, seeded):
+    """A list's count (services/ideas.py _count_select) reads the status index alone,
+    whatever the board and status (searches and kinds are not counted in SQL)."""
+    from sqlalchemy import select
+
+    from ideaboard.models import Board
+    from ideaboard.services import ideas
+
+    board = db.session.scalar(select(Board).where(Board.slug != "general").limit(1))
+    index_only = [
+        {},
+        {"status": "open"},
+        {"status": "all"},
+        {"status": "planned"},
+        {"status": "open", "board": board},
+        {"status": "all", "board": board},
+    ]
+    problems = []
+    with db.engine.connect() as conn:
+        for case in index_only:
+            stmt = ideas._count_select(ideas.IdeaQuery(**case))
+            sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+            plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql.replace("%", "%%")).scalars())
+            if SEQ_SCAN.search(plan) or "Index Only Scan" not in plan:
+                problems.append(f"{case}:\n{plan}")
     assert not problems, "\n\n".join(problems)
 
 

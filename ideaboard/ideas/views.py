@@ -58,7 +58,8 @@ def _load(idea_id: int, *, related: bool = True) -> Idea:
 
 
 def _list_page(board=None):
-    query = ideas.IdeaQuery.parse(request.args, board=board)
+    # Pages open on the ideas still in play; shipped and declined are a filter away.
+    query = ideas.IdeaQuery.parse(request.args, board=board, default_status="open")
     page = ideas.list_ideas(query, current_user)
     return render(
         "ideas/index.html",

@@ -63,6 +63,7 @@ from werkzeug.http import parse_cookie
 from ideaboard import htmx, ratelimit, security
 from ideaboard.assets import compress
 from ideaboard.extensions import db, limiter
+from ideaboard.formats import number_in
 from ideaboard.i18n import LOCALE_COOKIE, locale_from
 from ideaboard.models.base import MAX_INT
 from ideaboard.perf import shared
@@ -161,7 +162,7 @@ class VoteFastPath:
         self.csrf_field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
         self.csrf_headers = list(config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]))
         self.hsts = security.uses_hsts(config)
-        self._fragments: dict[tuple, str] = {}
+        self._fragments: dict[tuple, tuple[str, str]] = {}
         self._sessions: _Checked | None = None
         self._parser = None
 
@@ -391,7 +392,7 @@ class VoteFastPath:
 
     FRAGMENTS = 64  # kept; then forgotten all at once (locales x 2 x script roots)
 
-    def _fragment(self, locale: str, voted: bool, script_root: str) -> str:
+    def _fragment(self, locale: str, voted: bool, script_root: str) -> tuple[str, str]:
         key = (locale, voted, script_root)
         if key not in self._fragments:
             if len(self._fragments) >= self.FRAGMENTS:
@@ -413,19 +414,23 @@ class VoteFastPath:
                 html = shared.render(
                     "ideas/_vote.html", viewer, idea=idea, voted=voted, next_path=""
                 )
-            self._fragments[key] = html
+            # The template groups the count (the `number` filter): take the grouped stand-in
+            # back to the bare one, which _response replaces with the count grouped alike.
+            html = html.replace(number_in(int(_COUNT), locale), _COUNT)
+            self._fragments[key] = (html, locale)
         return self._fragments[key]
 
-    def _response(self, req, html, idea_id, count, token, limits):
+    def _response(self, req, fragment, idea_id, count, token, limits):
         extra = []
         try:
             extra = self._limit_headers(limits)
         except Exception:  # noqa: BLE001 - as Flask-Limiter: a storage error is no 500
             log.exception("could not read the member's write limit")
         config = self.app.config
+        html, locale = fragment
         html = (
             html.replace(_ID, str(idea_id))
-            .replace(_COUNT, str(count))
+            .replace(_COUNT, number_in(count, locale))
             .replace(shared.TOKEN, str(escape(token)))
         )
         body = html.encode("utf-8")

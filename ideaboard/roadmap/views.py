@@ -23,7 +23,9 @@ def index():
     board = boards.find_board(request.args.get("board"))
     return render(
         "roadmap/index.html",
-        columns=roadmap.roadmap_columns(board),
+        columns=roadmap.roadmap_columns(board, viewer=current_user),
+        main_stages=roadmap.MAIN_STAGES,
+        other_stages=roadmap.OTHER_STAGES,
         board=board,
         boards=boards.list_boards(),
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask_babel import gettext as _
-from sqlalchemy import func, literal, select, union_all, update
+from sqlalchemy import exists, func, literal, select, union_all, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import ROADMAP, Board, Idea, Status, StatusChange, User, utcnow
+from ideaboard.models import ROADMAP, Board, Idea, Status, StatusChange, User, Vote, utcnow
 from ideaboard.permissions import can_change_status
 
 from .errors import Conflict, NotAllowed, NotFound, ValidationError
@@ -16,6 +16,9 @@ from .ideas import with_author_and_board
 from .text import check_text
 
 NOTE_MAX = 5_000
+#: What a customer looks for first, in the first screen; the other stages are one click away.
+MAIN_STAGES = (Status.PLANNED.value, Status.IN_PROGRESS.value, Status.SHIPPED.value)
+OTHER_STAGES = (Status.UNDER_REVIEW.value, Status.HEARD.value, Status.DECLINED.value)
 COLUMN_LIMIT = 20
 #: Column totals are counted up to this many (bounded work on huge boards), then shown as "1000+".
 COUNT_CAP = 1000
@@ -89,11 +92,15 @@ def history(idea: Idea) -> list[StatusChange]:
     return list(db.session.scalars(stmt))
 
 
-def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> dict:
-    """For each status: its top ideas by votes, and how many it holds (capped at COUNT_CAP).
+def roadmap_columns(
+    board: Board | None = None, limit: int = COLUMN_LIMIT, viewer: User | None = None
+) -> dict:
+    """For each status: its top ideas by votes, how many it holds (capped at COUNT_CAP),
+    and when its shipped ideas shipped.
 
     Two statements whatever the size: six index-bounded counts in one UNION ALL, and the
-    six top-N lists in another, then one load of those ideas with authors and boards.
+    six top-N lists in another, then one load of those ideas with authors, boards, the
+    time of their last move to shipped and whether the viewer voted for each.
     """
     statuses = [s.value for s in (*ROADMAP, Status.DECLINED)]
 
@@ -123,16 +130,32 @@ def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> di
         )
     )
     ids = [row.id for row in db.session.execute(tops)]
-    by_id = (
-        {
-            idea.id: idea
-            for idea in db.session.scalars(
-                with_author_and_board(select(Idea).where(Idea.id.in_(ids)), body=False)
-            )
-        }
-        if ids
-        else {}
+    # When each idea last moved to shipped, in the same load: cards say "shipped 3 May".
+    shipped_at = (
+        select(func.max(StatusChange.created_at))
+        .where(StatusChange.idea_id == Idea.id, StatusChange.to_status == Status.SHIPPED.value)
+        .correlate(Idea)
+        .scalar_subquery()
     )
+    member = viewer is not None and viewer.is_authenticated
+    voted_col = (
+        exists()
+        .where(Vote.idea_id == Idea.id, Vote.user_id == viewer.id)
+        .correlate(Idea)
+        .label("voted")
+        if member
+        else literal(False).label("voted")
+    )
+    by_id, shipped, voted = {}, {}, set()
+    if ids:
+        stmt = with_author_and_board(select(Idea).where(Idea.id.in_(ids)), body=False)
+        stmt = stmt.add_columns(shipped_at.label("shipped_at"), voted_col)
+        for idea, at, has_voted in db.session.execute(stmt):
+            by_id[idea.id] = idea
+            if idea.status == Status.SHIPPED.value and at is not None:
+                shipped[idea.id] = at
+            if has_voted:
+                voted.add(idea.id)
     columns = {}
     for status in statuses:
         ideas = sorted(
@@ -142,7 +165,10 @@ def roadmap_columns(board: Board | None = None, limit: int = COLUMN_LIMIT) -> di
         )
         columns[status] = {
             "ideas": ideas,
+            "shipped_at": {i.id: shipped[i.id] for i in ideas if i.id in shipped},
+            "voted": {i.id for i in ideas if i.id in voted},
             "total": totals.get(status, 0),
             "capped": totals.get(status, 0) > COUNT_CAP,
+            "cap": COUNT_CAP,
         }
     return columns

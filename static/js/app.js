@@ -27,3 +27,54 @@
     if (flash) flash.replaceChildren();
   });
 })();
+
+// i12 lists: dates. The server writes each date absolute, in UTC, inside
+// <time class="when" datetime="...Z"> (so cached pages stay true and readers without
+// JavaScript see the date); here it becomes relative ("3 days ago") in the page's
+// language for the last month, else the date in the reader's time zone, with the exact
+// local date and time as its title.
+(function () {
+  "use strict";
+  if (!window.Intl || !Intl.RelativeTimeFormat || !Intl.DateTimeFormat) return;
+  var MONTH = 30 * 86400;
+  var STEPS = [["year", 365 * 86400], ["month", MONTH], ["week", 7 * 86400], ["day", 86400],
+               ["hour", 3600], ["minute", 60]];
+  var lang = document.documentElement.lang || undefined;
+  var relative, exact, day;
+  try {
+    relative = new Intl.RelativeTimeFormat(lang, {numeric: "auto"});
+    exact = new Intl.DateTimeFormat(lang, {dateStyle: "long", timeStyle: "short"});
+    day = new Intl.DateTimeFormat(lang, {dateStyle: "medium"});
+  } catch (err) {
+    return;
+  }
+  function phrase(seconds) {
+    var ago = Math.abs(seconds);
+    if (ago < 45) return relative.format(0, "second");
+    for (var i = 0; i < STEPS.length; i++) {
+      if (ago >= STEPS[i][1]) {
+        return relative.format(Math.round(seconds / STEPS[i][1]), STEPS[i][0]);
+      }
+    }
+    return relative.format(Math.round(seconds / 60), "minute");
+  }
+  function render(el) {
+    var at = new Date(el.getAttribute("datetime"));
+    if (isNaN(at.getTime())) return;
+    var seconds = (at.getTime() - Date.now()) / 1000;
+    el.textContent = Math.abs(seconds) < MONTH ? phrase(seconds) : day.format(at);
+    el.title = exact.format(at);
+  }
+  function renderAll(root) {
+    var found = (root || document).querySelectorAll("time.when[datetime]");
+    for (var i = 0; i < found.length; i++) render(found[i]);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { renderAll(); });
+  } else {
+    renderAll();
+  }
+  // Content htmx swaps in (comments, list pages) gets the same treatment.
+  document.addEventListener("htmx:load", function (evt) { renderAll(evt.target); });
+  setInterval(renderAll, 60000);
+})();

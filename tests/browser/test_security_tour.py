@@ -243,7 +243,7 @@ def test_tour_has_no_csp_violations_and_htmx_sends_the_token(app, new_page, brow
     page.locator(".nav a", has_text="Roadmap").click()
     page.wait_for_url(re.compile(r"/roadmap"))
     check_document()
-    heard = page.locator("section.column-heard li.roadmap-card a", has_text="Printable roadmap")
+    heard = page.locator("#stage-heard li.roadmap-card a", has_text="Printable roadmap")
     expect(heard).to_have_count(1)
 
     # Staff, in another browser, moves the idea to planned with a note.
@@ -263,7 +263,7 @@ def test_tour_has_no_csp_violations_and_htmx_sends_the_token(app, new_page, brow
 
     page.reload()
     check_document()
-    planned = page.locator("section.column-planned li.roadmap-card a", has_text="Printable roadmap")
+    planned = page.locator("#stage-planned li.roadmap-card a", has_text="Printable roadmap")
     expect(planned).to_have_count(1)
     expect(heard).to_have_count(0)
 
@@ -309,7 +309,7 @@ USER_CONTENT = (
     "a.idea-title",
     ".author",
     ".site-header .who",
-    ".roadmap-card > a",
+    ".roadmap-card-main > a",
     "#timeline .note",
     "#timeline .meta",
     "input#q",
@@ -623,7 +623,7 @@ def test_stored_payloads_never_run_in_the_browser(app, live_app, new_page, brows
 
     # Lists: every title and author name at once, then swapped in by htmx, a status at a time.
     watch.visit("/")
-    watch.visit(f"/b/general?sort=new&per_page={len(planted.ideas) + 10}")
+    watch.visit(f"/b/general?sort=new&status=all&per_page={len(planted.ideas) + 10}")
     titles = page.locator("#idea-list a.idea-title")
     expect(titles).to_have_count(len(planted.ideas) + len(planted.galleries) + 1)
     swapped: set[str] = set()
