@@ -193,7 +193,7 @@ def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) 
 
 
 def _check_fields(
-    title: str, body: str, kind: str, board: Board | None
+    title: str, body: str, kind: str, board: Board | None, keep_board_id: int | None = None
 ) -> tuple[str, str, dict[str, str]]:
     errors: dict[str, str] = {}
     title = clean_line(title)
@@ -204,6 +204,8 @@ def _check_fields(
         errors["kind"] = _("Choose what kind of post this is.")
     if board is None:
         errors["board"] = _("Choose a board.")
+    elif board.is_archived and board.id != keep_board_id:
+        errors["board"] = _("This board is archived and takes no new ideas. Choose another.")
     return title, body, errors
 
 
@@ -305,7 +307,8 @@ def update_idea(
     """Edit an idea, refusing an edit made from an older version of it (409)."""
     if not can_edit_idea(actor, idea):
         raise NotAllowed(_("You can only edit your own ideas."))
-    title, body, errors = _check_fields(title, body, kind, board)
+    # An idea already on an archived board may stay there; none may move onto one.
+    title, body, errors = _check_fields(title, body, kind, board, keep_board_id=idea.board_id)
     if errors:
         raise ValidationError(errors)
     if not version or not 0 < version <= MAX_INT:
