@@ -382,3 +382,35 @@ def test_the_admin_pages_read_in_russian(boss, client):
     assert "Архивировать доску" in board
     resp = client.post(f"/admin/members/{member.id}/role", data={"role": "staff"})
     assert "Роль изменена" in _text(client.get(resp.headers["Location"]))
+
+
+# --- the migration --------------------------------------------------------------------
+
+
+def test_the_migration_fills_search_names_of_existing_accounts(tmp_path):
+    """Upgrading a database that has accounts gives each its casefolded search name, and
+    the downgrade takes the columns away again."""
+    import sqlalchemy as sa
+    from flask_migrate import downgrade, upgrade
+
+    from ideaboard import create_app
+
+    from .conftest import _config
+
+    app = create_app(_config(f"sqlite:///{tmp_path / 'old.db'}"))
+    with app.app_context():
+        upgrade(revision="034f2d45fbbc")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO users (email, email_key, display_name, password_hash, role,"
+                " session_token, created_at) VALUES ('s@x.org', 's@x.org', 'Straße Ｏｌｄ',"
+                " 'x', 'member', 't', CURRENT_TIMESTAMP)"
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT search_name, disabled_at FROM users").one()
+        assert tuple(row) == ("strasse old", None)
+        downgrade(revision="034f2d45fbbc")
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("users")}
+        assert "search_name" not in columns and "disabled_at" not in columns
+        db.engine.dispose()

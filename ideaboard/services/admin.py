@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, union, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -210,15 +210,26 @@ def search_members(actor, query: str = "", page: int = 1) -> MemberPage:
     require_admin(actor)
     query = clean_line(query or "")[:QUERY_MAX]
     page = min(max(page or 1, 1), MAX_PAGE)
-    stmt = select(User)
+    offset = (page - 1) * MEMBERS_PER_PAGE
     key = search_name_of(query)
+    stmt = select(User)
     if key:
-        stmt = stmt.where(or_(starts_with(User.search_name, key), starts_with(User.email_key, key)))
+        # Two index ranges, each read in name order and cut at what this page needs, then
+        # merged: an OR of the two prefixes would make PostgreSQL walk the whole name index.
+        wanted = offset + MEMBERS_PER_PAGE + 1
+        branches = [
+            select(User.id, User.search_name)
+            .where(starts_with(column, key))
+            .order_by(User.search_name, User.id)
+            .limit(wanted)
+            .subquery()
+            for column in (User.search_name, User.email_key)
+        ]
+        found = union(*(select(b.c.id, b.c.search_name) for b in branches)).subquery()
+        stmt = stmt.join(found, found.c.id == User.id)
     rows = list(
         db.session.scalars(
-            stmt.order_by(User.search_name, User.id)
-            .limit(MEMBERS_PER_PAGE + 1)
-            .offset((page - 1) * MEMBERS_PER_PAGE)
+            stmt.order_by(User.search_name, User.id).limit(MEMBERS_PER_PAGE + 1).offset(offset)
         )
     )
     return MemberPage(
