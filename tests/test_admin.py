@@ -203,6 +203,29 @@ def test_an_archived_board_takes_no_new_ideas_but_its_ideas_stay_readable(boss, 
     assert [b.slug for b in boards.list_boards()] == ["general"]
 
 
+def test_a_board_archived_while_an_idea_is_posted_refuses_it(app):
+    """The decision is made when the idea is written: a board archived after the poster's
+    request loaded it (its object still says open) takes no idea."""
+    from sqlalchemy import update
+
+    from ideaboard.models import utcnow
+
+    board = make_board()
+    member = make_user()
+    db.session.execute(
+        update(Board)
+        .where(Board.id == board.id)
+        .values(archived_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    assert board.archived_at is None  # what the poster's request still believes
+    with pytest.raises(ValidationError) as refused:
+        ideas.create_idea(member, board, "idea", "Posted a moment too late", "")
+    assert "archived" in refused.value.errors["board"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Idea)) == 0
+
+
 # --- members --------------------------------------------------------------------------
 
 

@@ -256,6 +256,21 @@ def _recent_duplicate(actor: User, title: str, body: str, now: datetime) -> Idea
     )
 
 
+def _board_still_open(board: Board) -> None:
+    """Refuse a board archived since it was loaded. On PostgreSQL FOR SHARE makes an archive
+    in progress finish first and is then judged on the row as it is; on SQLite this runs
+    inside the write transaction, after every earlier write."""
+    open_now = db.session.scalar(
+        select(Board.id)
+        .where(Board.id == board.id, Board.archived_at.is_(None))
+        .with_for_update(read=True)
+    )
+    if open_now is None:
+        raise ValidationError(
+            {"board": _("This board is archived and takes no new ideas. Choose another.")}
+        )
+
+
 def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
     """Post an idea; it starts at `heard` with its first history entry."""
     if not can_post_idea(actor):
@@ -269,6 +284,7 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     # comes after it, so a double submit, like a post identical to an older one from the
     # window (A, B, then A again), lands on the existing idea; one deleted since is not.
     _record_post(actor, _post_digest(title, body), now)
+    _board_still_open(board)
     existing = _recent_duplicate(actor, title, body, now)
     if existing is not None:
         return existing
