@@ -116,12 +116,9 @@ def create_board(actor, slug: str, name: str, description: str = "") -> Board:
         errors, "description", description, minimum=0, maximum=DESCRIPTION_MAX,
         label=_("Description"),
     )  # fmt: skip
-    try:
-        board = board_service.create_board(slug, name, description)
-    except ValidationError as err:
-        raise ValidationError({**errors, **err.errors}) from None
     if errors:
         raise ValidationError(errors)
+    board = board_service.create_board(slug, name, description)  # checks slug and name
     security_event("board.created", board_id=board.id, slug=board.slug, by=actor.id)
     return board
 
