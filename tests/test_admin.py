@@ -243,6 +243,16 @@ def test_search_by_name_or_email_prefix_in_any_case(boss, client):
     assert "Ada Admin" in _names(client, "")
 
 
+def test_a_renamed_member_is_found_by_the_new_name(boss, client):
+    """The search name follows the display name when a member renames themself."""
+    from ideaboard.services import accounts
+
+    member = make_user(name="Old Name")
+    accounts.update_account(member, "Ünal Newname", member.email, "")
+    db.session.commit()
+    assert _names(client, "ünal") == ["Ünal Newname"] and _names(client, "old") == []
+
+
 def _names(client, q: str, **query) -> list[str]:
     page = _text(client.get("/admin/members", query_string={"q": q, **query}))
     return re.findall(r'<tr id="member-\d+">\s*<td>([^<]+?)(?: <span|</td>)', page)
