@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 MEMBER_EMAIL = "bench{}@bench.test"
 MEMBER_LIKE = "bench%@bench.test"
 STAFF_EMAIL = "bench-staff@bench.test"
+ADMIN_EMAIL = "bench-admin@bench.test"
 
 
 def _app():
@@ -167,7 +168,7 @@ def _describe_url(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
-def mint(sessions: int, out: Path, user_agent: str, remote_addr: str) -> dict:
+def mint(sessions: int, out: Path, user_agent: str, remote_addr: str, admin: bool = False) -> dict:
     """Session cookies for `sessions` members, signed with the app's SECRET_KEY.
 
     The same thing a sign-in leaves in the session (Flask-Login's user id, freshness and the
@@ -186,7 +187,14 @@ def mint(sessions: int, out: Path, user_agent: str, remote_addr: str) -> dict:
     serializer = app.session_interface.get_signing_serializer(app)
     lines = []
     with app.app_context():
-        members = _choose_members(sessions)
+        if admin:  # the admin-area scenarios: the bench admin's session only
+            from ideaboard.models import User
+
+            members = list(db.session.scalars(select(User).where(User.email_key == ADMIN_EMAIL)))
+            if not members:
+                raise SystemExit(f"no {ADMIN_EMAIL} in the database: seed it again")
+        else:
+            members = _choose_members(sessions)
         page_ids = _first_page_ids()
         voted_members = set(
             db.session.scalars(
@@ -259,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     p_mint.add_argument("--out", type=Path, required=True)
     p_mint.add_argument("--user-agent", required=True)
     p_mint.add_argument("--remote-addr", default="127.0.0.1")
+    p_mint.add_argument("--admin", action="store_true", help="the bench admin's session only")
     sub.add_parser("mismatches")
     args = parser.parse_args(argv)
     if args.command == "info":
         result = info(args.vote_ideas, args.hot)
     elif args.command == "mint":
-        result = mint(args.sessions, args.out, args.user_agent, args.remote_addr)
+        result = mint(args.sessions, args.out, args.user_agent, args.remote_addr, args.admin)
     else:
         result = mismatches()
     json.dump(result, sys.stdout)

@@ -91,6 +91,7 @@ class Scenario:
     target: Target | None = None
     accept: str | None = None
     connections: int | None = None  # None: the run's --connections (32)
+    who: str = "members"  # whose sessions member_get.lua sends: members' or the bench admin's
 
 
 PUBLIC = Target(min_ratio=0.40, max_p99_ms=50)
@@ -129,6 +130,19 @@ SCENARIOS = [
         "vote", "vote toggles, many members", "vote.lua", "/ideas/<id>/vote", Target(min_ratio=0.15)
     ),
 ]
+# The admin area (/admin, /admin/members): a few admins at a time, not a crowd, so a few
+# connections; the bench admin's session (bench-admin@bench.test, seeded by bench/seed.py).
+ADMIN_PAGE = Target(max_p99_ms=150)
+SCENARIOS += [
+    Scenario(
+        "admin_boards", "admin overview, admin", "member_get.lua", "/admin", ADMIN_PAGE,
+        connections=4, who="admin",
+    ),
+    Scenario(
+        "admin_members", "member search, admin", "member_get.lua", "/admin/members?q=a",
+        ADMIN_PAGE, connections=4, who="admin",
+    ),
+]  # fmt: skip
 BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
 # Words the seed's titles and bodies use (bench/seed.py), common and rare, English and
 # Russian, whole and as prefixes; search.lua asks for one or two of them per request.
@@ -930,7 +944,9 @@ def run_app_scenarios(
     words = [w.strip() for w in (s.search or SEARCH_WORDS).split(",") if w.strip()]
     for sc in picked:
         sc.path = sc.path.format(hot=hot, word=urllib.request.quote(words[0]))
-    needs_members = any(sc.script in ("member_get.lua", "vote.lua") for sc in picked)
+    needs_members = any(
+        sc.script in ("member_get.lua", "vote.lua") and sc.who == "members" for sc in picked
+    )
     cookies = work / f"cookies-{label}.tsv"
     ids_file = work / f"vote-ideas-{label}.txt"
     ids_file.write_text("\n".join(str(i) for i in info["vote_idea_ids"]) + "\n")
@@ -952,6 +968,9 @@ def run_app_scenarios(
             f"minted {minted['sessions']} member sessions "
             f"({minted['with_votes_on_first_page']} with votes on the first board page)"
         )
+    admin_cookies = work / f"cookies-admin-{label}.tsv"
+    if any(sc.who == "admin" for sc in picked):
+        appside(env, "mint", "--admin", "--out", str(admin_cookies), "--user-agent", USER_AGENT)
     extra = {
         "BENCH_COOKIES": str(cookies),
         "BENCH_IDEA_IDS": str(ids_file),
@@ -978,8 +997,12 @@ def run_app_scenarios(
             result["frontend"] = frontend_weight(server.base)
         result["worker_pids"] = server.worker_pids()
         for sc in picked:
+            if sc.who == "admin":
+                check_admin_page(server.base, sc.path, admin_cookies)
+        for sc in picked:
             log(f"{label}: {sc.name} {sc.path} ({s.warmup}s warm-up + {s.seconds}s)")
-            m = measure(wrk, s, server, sc, extra)
+            own = dict(extra, BENCH_COOKIES=str(admin_cookies)) if sc.who == "admin" else extra
+            m = measure(wrk, s, server, sc, own)
             log(m.line())
             result["measures"][sc.name] = m
     if any(sc.name == "vote" for sc in picked):
@@ -988,6 +1011,16 @@ def run_app_scenarios(
             f"count_mismatches() after the vote toggles: {result['vote_check']['count_mismatches']}"
         )
     return result
+
+
+def check_admin_page(base: str, path: str, cookies: Path) -> None:
+    """The bench admin's minted session gets the admin page (not a 403 or sign-in)."""
+    cookie = cookies.read_text().splitlines()[0].split("\t")[0]
+    status, _, body = http_get(
+        base + path, {"Cookie": f"session={cookie}", "Accept-Encoding": "identity"}
+    )
+    if status != 200 or b"Bench Admin" not in body:
+        raise RuntimeError(f"{path} answered {status} to the bench admin before the load")
 
 
 def check_vote(base: str, line: list[str], idea_id: int) -> dict:

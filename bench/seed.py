@@ -54,6 +54,7 @@ from ideaboard.services.ideas import trending_score
 
 BENCH_PASSWORD = "bench password 123"
 STAFF_EMAIL = "bench-staff@bench.test"
+ADMIN_EMAIL = "bench-admin@bench.test"  # for the admin-area scenarios
 DEFAULT_STATE = Path(__file__).resolve().parent / "state.json"
 SPAN = timedelta(days=730)  # ideas are spread over the last two years
 
@@ -452,6 +453,7 @@ def _make_users(
     columns += ("session_token", "created_at")
     wanted = [(STAFF_EMAIL, "Bench Staff", Role.STAFF.value)]
     wanted += [(f"bench{i}@bench.test", None, Role.MEMBER.value) for i in range(1, members + 1)]
+    wanted += [(ADMIN_EMAIL, "Bench Admin", Role.ADMIN.value)]
     next_id = _reserve_ids(
         conn, users, sum(accounts.email_key(e) not in existing for e, *_ in wanted)
     )
@@ -476,7 +478,7 @@ def _make_users(
         w.conn.commit()
         progress.add(len(batch))
     progress.finish()
-    return ids[0], ids[1:]
+    return ids[0], ids[1:-1]  # the admin, last, is neither staff nor a voting member
 
 
 def _make_boards(conn: Connection, count: int, now: datetime) -> list[int]:
@@ -817,7 +819,8 @@ def seed_command(
     )
     click.echo(
         f"Hot idea: {result.hot_idea_id}. Sign in as bench1@bench.test ... "
-        f"bench{members}@bench.test or {STAFF_EMAIL} with the password {BENCH_PASSWORD!r}."
+        f"bench{members}@bench.test, {STAFF_EMAIL} or {ADMIN_EMAIL} with the password "
+        f"{BENCH_PASSWORD!r}."
     )
     click.echo(f"State written to {state_path}.")
 

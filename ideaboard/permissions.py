@@ -58,6 +58,17 @@ def is_admin(user: Any) -> bool:
     return _member(user) and user.role == Role.ADMIN.value
 
 
+def can_manage_site(user: Any) -> bool:
+    """Admins run the admin area: boards, members' roles and access. A disabled account
+    is signed out when disabled, so it never gets this far."""
+    return is_admin(user) and getattr(user, "disabled_at", None) is None
+
+
+def can_change_access(user: Any, other: User) -> bool:
+    """Admins disable and enable other people's accounts, never their own."""
+    return can_manage_site(user) and other.id != user.id
+
+
 def can_change_role(user: Any, other: User) -> bool:
     """Admins set other people's roles; nobody changes their own (no self-escalation, and
     the last admin cannot demote themselves)."""
@@ -172,7 +183,8 @@ TWINS = (
 NOT_FACTS = {
     "ideas": {"title", "body", "vote_count", "comment_count", "trending_score", "version"}
     | {"updated_at", "last_activity_at"},
-    "users": {"email", "email_key", "display_name", "password_hash", "session_token"},
+    "users": {"email", "email_key", "display_name", "search_name", "password_hash"}
+    | {"session_token"},
 }
 
 

@@ -140,8 +140,9 @@ def _load_user(value: str) -> User | None:
     if parsed is None or parsed.expired(_now()):
         return None  # also a remember-me cookie older than REMEMBER_COOKIE_DURATION
     user = db.session.scalar(select(User).where(User.id == parsed.user_id))
-    # A changed session token (password change, demotion) ends every older session.
-    if user is None or user.session_token != parsed.token:
+    # A changed session token (password change, demotion, disabling) ends every older
+    # session; disabling changes it, and a disabled account is refused here as well.
+    if user is None or user.session_token != parsed.token or user.disabled_at is not None:
         return None
     return user
 

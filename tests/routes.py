@@ -36,6 +36,7 @@ MEMBER = "member"  # any signed-in account
 OWNER_OR_STAFF = "owner-or-staff"  # the object's owner, staff and admins
 AUTHOR = "author"  # the object's owner only (not even staff)
 STAFF = "staff"  # staff and admins
+ADMIN = "admin"  # admins only (the admin area)
 
 #: The roles the matrix signs in as. Moderators have no powers beyond a member's yet
 #: (the app has no communities): the matrix proves they gain nothing from the role.
@@ -52,7 +53,8 @@ class Route:
 
     methods: tuple[str, ...]  # what its rules accept, besides HEAD and OPTIONS
     who: str = ANYONE  # who may call it: one of the policies above
-    target: str | None = None  # what its URL names: idea | comment | staff-comment | board | file
+    target: str | None = None  # what its URL names: idea | comment | staff-comment | board
+    # | file | admin-board (a fresh board, by id) | member (a fresh member's account)
     owner: str | None = None  # the column saying whose the target is
     deleted: str = "hidden"  # on a deleted idea: hidden (404 to non-staff) | staff-may | nobody
     csrf: bool = True  # its POST needs a CSRF token (False: a documented exemption)
@@ -154,6 +156,15 @@ ROUTES: dict[str, Route] = {
         ("GET",), target="idea", api=True, deleted="nobody", content_type="application/json"
     ),
     "static": Route(("GET",), target="file", content_type=""),
+    "admin.index": Route(("GET",), who=ADMIN, personal=True),
+    "admin.create_board": Route(("POST",), who=ADMIN, ok=(303, 303)),
+    "admin.board": Route(
+        ("GET", "POST"), who=ADMIN, target="admin-board", personal=True, ok=(303, 303)
+    ),
+    "admin.archive_board": Route(("POST",), who=ADMIN, target="admin-board", ok=(303, 303)),
+    "admin.members": Route(("GET",), who=ADMIN, personal=True),
+    "admin.member_role": Route(("POST",), who=ADMIN, target="member", ok=(303, 303)),
+    "admin.member_access": Route(("POST",), who=ADMIN, target="member", ok=(303, 303)),
 }
 
 _seq = itertools.count(1)
@@ -198,6 +209,7 @@ class Target:
     comment: Comment | None = None
     board: Board | None = None
     token: str | None = None
+    member: User | None = None
 
 
 @dataclass
@@ -245,6 +257,14 @@ class World:
             return Target()
         if kind == "board":
             return Target(board=self.general)
+        if kind == "admin-board":
+            board = make_board()
+            db.session.commit()
+            return Target(board=board)
+        if kind == "member":
+            member = quick_user("member", _unique("Mia Member"))
+            db.session.commit()
+            return Target(member=member)
         if kind == "reset-token":
             token, _ = accounts.issue_reset_token(self.users[owner])
             db.session.commit()
@@ -274,6 +294,10 @@ def url_args(route: Route, t: Target) -> dict:
         return {"filename": "css/app.css"}
     if route.target == "reset-token":
         return {"token": t.token}
+    if route.target == "admin-board":
+        return {"board_id": t.board.id}
+    if route.target == "member":
+        return {"user_id": t.member.id}
     if route.target is None:
         return {}
     args = {"idea_id": t.idea.id}
@@ -333,6 +357,15 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "ideas.edit_comment": lambda w, t, u: {"body": "Better words"},
     "ideas.mark_official": lambda w, t, u: {"official": "1"},
     "roadmap.change_status": lambda w, t, u: {"status": "planned", "note": "Soon"},
+    "admin.create_board": lambda w, t, u: {
+        "slug": f"board-{next(_seq)}",
+        "name": _unique("Board"),
+        "description": "What it is for",
+    },
+    "admin.board": lambda w, t, u: {"name": _unique("Renamed board"), "description": "New words"},
+    "admin.archive_board": lambda w, t, u: {"intent": "archive"},
+    "admin.member_role": lambda w, t, u: {"role": "staff"},
+    "admin.member_access": lambda w, t, u: {"intent": "disable"},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
@@ -383,6 +416,7 @@ def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -
         STAFF: role in STAFF_ROLES,
         OWNER_OR_STAFF: role == owner or role in STAFF_ROLES,
         AUTHOR: role == owner,
+        ADMIN: role == "admin",
     }[route.who]
     return "ok" if allowed else "forbidden"
 

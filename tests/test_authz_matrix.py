@@ -8,8 +8,10 @@ exactly as it was.
 
 What the app has, and so what is covered: ownership of ideas and comments (#28), staff-only
 status changes and official responses (#29), moderators with no extra power (#30: no
-communities yet), role changes only through the CLI/service (#31: no admin routes), and
-deleted ideas answering 404 to everyone but staff (#33). There are no bans yet (#34).
+communities yet), the admin area for admins only (#31: boards, roles and disabling, policy
+ADMIN; self-demotion and the last admin in tests/test_admin.py), and deleted ideas
+answering 404 to everyone but staff (#33). A disabled account (#34) is signed out and
+refused at sign-in (tests/test_admin.py).
 """
 
 from __future__ import annotations
@@ -441,6 +443,51 @@ def test_password_change_and_reset_ignore_role(app, client):
     assert reload(world.users["mod"]).role == "moderator"
 
 
+def test_admin_board_forms_change_only_their_declared_fields(app, client):
+    """Creating, editing and archiving a board from the admin area ignore extra fields:
+    no slug change on edit, no archiving by a posted archived_at, no chosen id."""
+    from ideaboard.models import Board
+
+    world = World.build()
+    sign_in(client, world.users["admin"])
+    extras = {**_extras(world), "archived_at": "2020-01-01 00:00:00", "board_id": "1"}
+    data = form("admin.create_board", world, None, "admin")
+    assert client.post("/admin/boards", data={**extras, **data}).status_code == 303
+    board = _newest(Board)
+    assert (board.slug, board.name, board.archived_at) == (data["slug"], data["name"], None)
+    assert board.id != 424242 and board.created_at.year > 2020
+    edit = {**extras, "slug": "hijacked", **form("admin.board", world, None, "admin")}
+    assert client.post(f"/admin/boards/{board.id}", data=edit).status_code == 303
+    board = reload(board)
+    assert (board.slug, board.name, board.archived_at) == (data["slug"], edit["name"], None)
+    archive = {**extras, "name": "Other name", "intent": "archive"}
+    assert client.post(f"/admin/boards/{board.id}/archive", data=archive).status_code == 303
+    board = reload(board)
+    assert board.name == edit["name"] and board.archived_at is not None
+    assert reload(world.other).archived_at is None and reload(world.general).archived_at is None
+    _roles_unchanged(world)
+
+
+def test_admin_member_forms_change_only_the_target_and_field(app, client):
+    """A role or access change names its member in the URL only: extra user ids, tokens,
+    emails or hashes in the form change nobody else and nothing else."""
+    world = World.build()
+    target = world.target(ROUTES["admin.member_role"])
+    member = reload(target.member)
+    kept = (member.email_key, member.password_hash, member.display_name)
+    sign_in(client, world.users["admin"])
+    extras = {**_extras(world), "disabled_at": "2020-01-01 00:00:00"}
+    path = f"/admin/members/{member.id}"
+    assert client.post(path + "/role", data={**extras, "role": "staff"}).status_code == 303
+    assert client.post(path + "/access", data={**extras, "intent": "disable"}).status_code == 303
+    member = reload(member)
+    assert member.role == "staff" and member.disabled_at is not None
+    assert (member.email_key, member.password_hash, member.display_name) == kept
+    assert member.session_token != "attacker-token"
+    _roles_unchanged(world)
+    assert all(reload(u).disabled_at is None for u in world.users.values())
+
+
 def test_every_form_route_has_a_mass_assignment_test():
     """A new route that takes a form must get a test in this file."""
     covered = {
@@ -463,6 +510,11 @@ def test_every_form_route_has_a_mass_assignment_test():
         "ideas.delete",
         "ideas.restore",
         "ideas.mark_official",
+        "admin.create_board",
+        "admin.board",
+        "admin.archive_board",
+        "admin.member_role",
+        "admin.member_access",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

@@ -109,3 +109,58 @@ def test_detector_sees_a_table_scan(app, seeded):
             conn.exec_driver_sql("EXPLAIN SELECT id FROM ideas WHERE body LIKE '%%x%%'").scalars()
         )
     assert SEQ_SCAN.search(plan), plan
+
+
+FIRST_NAMES = "Anna Boris Carla Dmitri Elena Fatima George Hana Igor Julia Karl Lena Maria Nikolai Olga Pavel Rosa Sergei Tanya Yuri"  # noqa: E501
+
+
+def test_member_search_uses_indexes_at_100k_accounts(app, capsys):
+    """The admin member search (name or email prefix, paged by name) reads users through
+    its indexes, not a table scan, at 100,000 accounts, in a few milliseconds."""
+    from sqlalchemy import func, select
+
+    from ideaboard.models import User
+
+    from .factories import make_user
+
+    names = "ARRAY[" + ",".join(f"'{n}'" for n in FIRST_NAMES.split()) + "]"
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO users (email, email_key, display_name, search_name, password_hash, role,"
+            " session_token, created_at) SELECT 'user' || n || '@example.com',"
+            " 'user' || n || '@example.com', name, lower(name), 'x', 'member', md5(n::text), now()"
+            f" FROM (SELECT n, ({names})[1 + mod(n, 20)] || ' ' || md5(n::text) AS name"
+            "       FROM generate_series(1, 100000) AS n) AS s"
+        )
+        conn.exec_driver_sql("ANALYZE users")
+    boss = make_user("admin", name="Ada Admin", email="ada@example.org")
+    assert db.session.scalar(select(func.count()).select_from(User)) > 100_000
+    client = app.test_client()
+    login_as(client, boss)
+    urls = [
+        "/admin/members?q=ann", "/admin/members?q=yuri+a", "/admin/members?q=user12",
+        "/admin/members?q=user99999", "/admin/members?q=zz", "/admin/members",
+        "/admin/members?page=40", "/admin/members?q=o&page=3", "/admin/members?q=user",
+    ]  # fmt: skip
+    problems, timings = [], {}
+    with db.engine.connect() as conn:
+        for url in urls:
+            for statement, params in _recorded(client, url):
+                if "FROM users" not in statement or "LIMIT" not in statement:
+                    continue  # the signed-in user's own row, by primary key
+                plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
+                if re.search(r"Seq Scan on users\b", plan):
+                    problems.append(f"{url}:\n{plan}")
+                best = min(_execution_ms(conn, statement, params) for _ in range(3))
+                timings[url] = best
+    assert not problems, "\n\n".join(problems)
+    assert set(timings) == set(urls)
+    with capsys.disabled():
+        print("\nmember search at 100k accounts, ms:", {u: round(t, 2) for u, t in timings.items()})
+    assert max(timings.values()) < 50, timings
+
+
+def _execution_ms(conn, statement: str, params) -> float:
+    lines = conn.exec_driver_sql("EXPLAIN (ANALYZE, TIMING OFF) " + statement, params).scalars()
+    found = [re.search(r"Execution Time: ([\d.]+) ms", line) for line in lines]
+    return next(float(m.group(1)) for m in found if m)

@@ -238,6 +238,7 @@ PARAMS = {
     "roadmap.index": ("board",),
     "ideas.show": ("cpage",),
     "main.home": ("page",),
+    "admin.index": (),  # takes no query; admin.members' q and page: the test below
 }
 
 
@@ -255,6 +256,25 @@ def test_every_filter_and_page_parameter_takes_hostile_values(app, world):
                 resp = client.get(path, query_string={param: value})
                 if resp.status_code >= 500 or resp.status_code not in (200, 400, 404):
                     failures.append(f"{path}?{param}={value!r}: {resp.status_code}")
+    assert not failures, "\n".join(failures)
+    assert not snapshot_diff(before, db_snapshot())
+
+
+def test_the_admin_member_search_takes_hostile_values(app, world):
+    """An admin's member search with injection-shaped q or page: never a 5xx or a write;
+    board and member ids too large for the database are 404."""
+    client = app.test_client()
+    sign_in(client, world.users["admin"])
+    before = db_snapshot()
+    failures = []
+    for param in ("q", "page"):
+        for value in PAYLOADS:
+            resp = client.get("/admin/members", query_string={param: value})
+            if resp.status_code != 200:
+                failures.append(f"/admin/members?{param}={value!r}: {resp.status_code}")
+    for path in ("/admin/boards/99999999999999999999", "/admin/boards/2147483648"):
+        if client.get(path).status_code != 404:
+            failures.append(f"{path}: not 404")
     assert not failures, "\n".join(failures)
     assert not snapshot_diff(before, db_snapshot())
 

@@ -1,6 +1,7 @@
 """Permission predicates as plain calls."""
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,19 @@ def test_staff_mark_a_staff_comment_official_on_a_live_idea(user, author, delete
 def test_only_admins_change_roles_and_never_their_own(user, other, expected):
     """Role changes: admins, on someone else (no self-escalation, no last-admin demotion)."""
     assert p.can_change_role(user, other) is expected
+
+
+def test_only_active_admins_run_the_admin_area_and_not_on_themselves():
+    """The admin area: active admins only; access changes only on someone else."""
+    disabled_admin = _user(99, "admin")
+    disabled_admin.disabled_at = datetime(2026, 1, 1)
+    assert p.can_manage_site(ADMIN) and not p.can_manage_site(disabled_admin)
+    for user in (ANON, AUTHOR, MOD, STAFF):
+        assert not p.can_manage_site(user)
+        assert not p.can_change_access(user, OTHER)
+    assert p.can_change_access(ADMIN, OTHER) and p.can_change_access(ADMIN, STAFF)
+    assert not p.can_change_access(ADMIN, ADMIN)
+    assert not p.can_change_access(disabled_admin, OTHER)
 
 
 def test_staff_means_the_same_on_a_model_and_in_the_rule():

@@ -66,3 +66,33 @@ def test_statement_count_is_flat_and_bounded(app, make_app, count_queries, page,
     assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
     assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
     assert member_big <= BUDGET[page], f"{url}: {member_big} statements > {BUDGET[page]}"
+
+
+# The admin area, signed in as an admin: the user, then boards with idea counts and
+# members by role (/admin); the board (/admin/boards/<id>); one page of members.
+ADMIN_BUDGET = {"/admin": 3, "/admin/boards/{board}": 2, "/admin/members": 2}
+
+
+@pytest.mark.parametrize("url", list(ADMIN_BUDGET))
+def test_admin_pages_cost_the_same_for_few_or_many_rows(app, count_queries, url):
+    """The admin pages' statements stay flat from 2 to 12 boards and 5 to 60 members."""
+    from ideaboard.services import admin
+
+    from .conftest import _reset
+
+    counts = []
+    for n_boards, n_members in ((2, 5), (12, 60)):
+        _reset(app)
+        boss = make_user("admin")
+        made = [make_board() for _ in range(n_boards)]
+        for n in range(n_members):
+            make_user(name=f"Member {n:03d}")
+        for board in made[:3]:
+            make_idea(board=board)
+        admin.set_board_archived(boss, made[-1], True)
+        db.session.commit()
+        client = app.test_client()
+        login_as(client, boss)
+        counts.append(_measure(client, count_queries, url.format(board=made[0].id)))
+    assert counts[0] == counts[1], f"{url}: {counts[0]} statements grew to {counts[1]}"
+    assert counts[1] <= ADMIN_BUDGET[url], f"{url}: {counts[1]} > {ADMIN_BUDGET[url]}"

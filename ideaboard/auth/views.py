@@ -117,7 +117,11 @@ def login():
         return redirect(safe_next(request.args.get("next")))  # already in: go on, as /register
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data or "", form.password.data or "")
+        try:
+            user = accounts.authenticate(form.email.data or "", form.password.data or "")
+        except accounts.AccountDisabled as err:
+            form.form_errors.append(err.message)
+            return render("auth/login.html", form=form, status=422)
         if user is not None:
             db.session.commit()  # a rehashed password, if its parameters changed
             _start_session(user, remember=bool(form.remember.data))

@@ -88,7 +88,8 @@ def board(slug: str):
 
 def _idea_form(idea: Idea | None = None) -> IdeaForm:
     form = IdeaForm(obj=None)
-    form.board.choices = [SelectChoice(b.id, b.name) for b in boards.list_boards()]
+    shown = boards.list_boards(include=idea.board if idea is not None else None)
+    form.board.choices = [SelectChoice(b.id, b.name) for b in shown]
     return form
 
 

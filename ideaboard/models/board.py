@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, Text
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedMixin, page_content
@@ -16,6 +18,13 @@ class Board(CreatedMixin, Base):
     slug: Mapped[str] = mapped_column(String(60), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
+    # Archived by an admin: takes no new ideas and leaves the public board lists; its
+    # ideas and its own page stay readable.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     def __repr__(self) -> str:
         return f"<Board {self.slug}>"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import secrets
+import unicodedata
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedMixin, page_content
@@ -28,10 +29,38 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+SEARCH_NAME_MAX = 180  # casefold can lengthen a 60-character name ("ß" -> "ss")
+
+
+def search_name_of(display_name: str | None) -> str:
+    """The form of a display name that member search matches a prefix against: NFKC and
+    casefolded, as services.text.fold_key (not imported: models stay below services)."""
+    return unicodedata.normalize("NFKC", display_name or "").casefold().strip()[:SEARCH_NAME_MAX]
+
+
+def _search_name_default(context) -> str:
+    return search_name_of(context.get_current_parameters().get("display_name"))
+
+
+#: On PostgreSQL the search column compares bytewise ("C"), so `LIKE 'prefix%'` and
+#: ORDER BY both use its plain b-tree index whatever the database's own collation.
+SearchName = String(SEARCH_NAME_MAX).with_variant(
+    String(SEARCH_NAME_MAX, collation="C"), "postgresql"
+)
+
+
 class User(UserMixin, CreatedMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('member', 'moderator', 'staff', 'admin')", name="role_known"),
+        # Member search (admin area): a name prefix, ordered by name; an email prefix
+        # (varchar_pattern_ops lets LIKE 'prefix%' use it under any collation).
+        Index("ix_users_search_name", "search_name", "id"),
+        Index(
+            "ix_users_email_prefix",
+            "email_key",
+            postgresql_ops={"email_key": "varchar_pattern_ops"},
+        ),
         page_content(True),  # names and roles show beside everything people write
     )
 
@@ -49,6 +78,13 @@ class User(UserMixin, CreatedMixin, Base):
     # submit), so two identical submits at once make one idea (services.ideas).
     last_idea_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     last_idea_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    # Kept in step with display_name (column default on insert, an attribute event on
+    # change): what member search compares. Never shown.
+    search_name: Mapped[str] = mapped_column(
+        SearchName, default=_search_name_default, server_default=text("''")
+    )
+    # Set by an admin: the account cannot sign in, and its sessions ended when it was set.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
@@ -62,8 +98,17 @@ class User(UserMixin, CreatedMixin, Base):
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
+
+
+@event.listens_for(User.display_name, "set")
+def _keep_search_name(user: User, value: str | None, _old, _initiator) -> None:
+    user.search_name = search_name_of(value)
 
 
 class AccountToken(CreatedMixin, Base):

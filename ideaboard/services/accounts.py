@@ -44,6 +44,12 @@ RESET_PURPOSE = "password_reset"
 _dummy_hashes: dict[str, str] = {}
 
 
+class AccountDisabled(DomainError):
+    """The right password for an account an admin has disabled."""
+
+    status_code = 403
+
+
 class InvalidToken(DomainError):
     """A reset link that is unknown, used, expired, superseded or for another purpose."""
 
@@ -151,6 +157,10 @@ def authenticate(email: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password or ""):
         security_event("login.failed", user_id=user.id, level=logging.WARNING)
         return None
+    if user.disabled_at is not None:
+        # Said only after the right password, so the answer reveals nothing to a guesser.
+        security_event("login.disabled", user_id=user.id, level=logging.WARNING)
+        raise AccountDisabled(_("This account has been disabled. Contact the site's admins."))
     if not user.password_hash.startswith(_method() + "$"):
         # Parameters changed since this hash was made: upgrade it now that we know the password.
         user.password_hash = hash_password(password)

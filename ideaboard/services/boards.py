@@ -17,8 +17,15 @@ from .text import check_text, clean_line
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$|^[a-z0-9]$")
 
 
-def list_boards() -> list[Board]:
-    return list(db.session.scalars(select(Board).order_by(Board.name, Board.id)))
+def list_boards(include: Board | None = None) -> list[Board]:
+    """The boards open for ideas, by name (archived ones are left out of every public list
+    and choice; `include` keeps one in, such as the archived board an idea is on)."""
+    stmt = select(Board).order_by(Board.name, Board.id)
+    if include is not None:
+        return list(
+            db.session.scalars(stmt.where((Board.archived_at.is_(None)) | (Board.id == include.id)))
+        )
+    return list(db.session.scalars(stmt.where(Board.archived_at.is_(None))))
 
 
 def get_board_by_slug(slug: str) -> Board | None:

@@ -317,7 +317,7 @@ def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) 
 
 
 def _check_fields(
-    title: str, body: str, kind: str, board: Board | None
+    title: str, body: str, kind: str, board: Board | None, keep_board_id: int | None = None
 ) -> tuple[str, str, dict[str, str]]:
     errors: dict[str, str] = {}
     title = clean_line(title)
@@ -328,6 +328,8 @@ def _check_fields(
         errors["kind"] = _("Choose what kind of post this is.")
     if board is None:
         errors["board"] = _("Choose a board.")
+    elif board.is_archived and board.id != keep_board_id:
+        errors["board"] = _("This board is archived and takes no new ideas. Choose another.")
     return title, body, errors
 
 
@@ -378,6 +380,21 @@ def _recent_duplicate(actor: User, title: str, body: str, now: datetime) -> Idea
     )
 
 
+def _board_still_open(board: Board) -> None:
+    """Refuse a board archived since it was loaded. On PostgreSQL FOR SHARE makes an archive
+    in progress finish first and is then judged on the row as it is; on SQLite this runs
+    inside the write transaction, after every earlier write."""
+    open_now = db.session.scalar(
+        select(Board.id)
+        .where(Board.id == board.id, Board.archived_at.is_(None))
+        .with_for_update(read=True)
+    )
+    if open_now is None:
+        raise ValidationError(
+            {"board": _("This board is archived and takes no new ideas. Choose another.")}
+        )
+
+
 def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
     """Post an idea; it starts at `heard` with its first history entry."""
     if not can_post_idea(actor):
@@ -391,6 +408,7 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     # comes after it, so a double submit, like a post identical to an older one from the
     # window (A, B, then A again), lands on the existing idea; one deleted since is not.
     _record_post(actor, _post_digest(title, body), now)
+    _board_still_open(board)
     existing = _recent_duplicate(actor, title, body, now)
     if existing is not None:
         return existing
@@ -429,7 +447,8 @@ def update_idea(
     """Edit an idea, refusing an edit made from an older version of it (409)."""
     if not can_edit_idea(actor, idea):
         raise NotAllowed(_("You can only edit your own ideas."))
-    title, body, errors = _check_fields(title, body, kind, board)
+    # An idea already on an archived board may stay there; none may move onto one.
+    title, body, errors = _check_fields(title, body, kind, board, keep_board_id=idea.board_id)
     if errors:
         raise ValidationError(errors)
     if not version or not 0 < version <= MAX_INT:
