@@ -89,9 +89,7 @@ def test_an_htmx_comment_says_so_out_of_band(app, htmx):
     """An htmx comment answers its fragment plus the message for the #flash region."""
     idea = make_idea()
     login_as(htmx, make_user())
-    html = htmx.post(f"/ideas/{idea.id}/comments", data={"body": "Via htmx"}).get_data(
-        as_text=True
-    )
+    html = htmx.post(f"/ideas/{idea.id}/comments", data={"body": "Via htmx"}).get_data(as_text=True)
     assert "<html" not in html
     oob = re.search(r'<div id="flash" hx-swap-oob="innerHTML">(.*?)</div>\s*$', html, re.S)
     assert oob and "Your comment was posted." in oob[1]
@@ -254,7 +252,9 @@ def test_a_duplicate_title_is_refused_with_a_link_and_a_vote(app, client):
     assert resp.status_code == 422
     assert "An idea with this title is already on this board" in html
     assert f'href="/ideas/{existing.id}-' in html
-    vote = re.search(rf'<form method="post"[^>]*action="/ideas/{existing.id}/vote">(.*?)</form>', html, re.S)
+    vote = re.search(
+        rf'<form method="post"[^>]*action="/ideas/{existing.id}/vote">(.*?)</form>', html, re.S
+    )
     assert vote and 'name="intent" value="vote"' in vote[1]
     assert db.session.scalar(select(Idea.id).where(Idea.id != existing.id)) is None
     assert _post(client, "Dark mode for the app", board=make_board()).status_code == 303
@@ -355,7 +355,9 @@ def test_a_status_change_is_an_event_in_the_discussion(app, client):
     assert "Alice changed the status to" in stream and "Coming in Q3" in stream
     assert stream.index("Before the change") < stream.index("Coming in Q3")
     assert stream.index("Coming in Q3") < stream.index("After the change")
-    assert stream.count('class="comment status-event"') == 1  # not the first entry (the post itself)
+    assert (
+        stream.count('class="comment status-event"') == 1
+    )  # not the first entry (the post itself)
 
 
 def test_status_events_cost_no_statement(app, client, count_queries):
@@ -425,3 +427,111 @@ def test_the_stylesheet_places_staff_controls_first_on_both_widths():
     narrow = css[css.index("@media (max-width:640px){\n  .idea-page") :]
     assert ".idea-page>.idea>.idea-head{order:1}" in narrow
     assert ".idea-page>.staff-controls{order:2}" in narrow
+
+
+# --- the duplicate check's plan ---------------------------------------------------------
+
+
+def test_the_duplicate_lookup_uses_the_title_index(app, tmp_path):
+    """The check before every post reads the partial unique index, not the table (EXPLAIN:
+    PostgreSQL after ANALYZE over a few thousand ideas; SQLite's query plan)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from .conftest import BACKEND
+    from .factories import bench_seed
+
+    bench_seed(app, tmp_path, ["--ideas", "3000", "--votes", "3000", "--comments", "100",
+                               "--members", "200", "--boards", "3"])  # fmt: skip
+    board_id, title = db.session.execute(select(Idea.board_id, Idea.title).limit(1)).one()
+    stmt = (
+        select(Idea)
+        .where(Idea.board_id == board_id, Idea.title_key == title_key(title), Idea.live())
+        .limit(1)
+    )
+    dialect = postgresql.dialect() if BACKEND == "postgres" else sqlite.dialect()
+    sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    explain = "EXPLAIN " if BACKEND == "postgres" else "EXPLAIN QUERY PLAN "
+    with db.engine.connect() as conn:
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + sql))
+    assert "uq_ideas_board_title_key" in plan, plan
+    assert ideas.duplicate_of(board_id, title.upper()) is not None
+
+
+def _backfill(url: str) -> None:
+    from flask_migrate import upgrade
+
+    from ideaboard import create_app
+
+    from .conftest import _config
+
+    app = create_app(_config(url))
+    with app.app_context():
+        upgrade(revision="034f2d45fbbc")  # before title_key
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO users (id, email, email_key, display_name, password_hash, role,"
+                " session_token, created_at) VALUES (1, 'a@x.test', 'a@x.test', 'A', 'x',"
+                " 'member', 't', '2026-01-01')"
+            )
+            rows = [
+                (1, "Dark mode", None),
+                (2, "DARK  mode", None),  # a live duplicate from before the rule
+                (3, "dark mode", "2026-02-01"),  # a deleted one
+                (4, "Export", None),
+            ]
+            for idea_id, title, deleted_at in rows:
+                conn.exec_driver_sql(
+                    "INSERT INTO ideas (id, board_id, author_id, kind, title, body, status,"
+                    " updated_at, last_activity_at, created_at, deleted_at) VALUES"
+                    f" ({idea_id}, 1, 1, 'idea', '{title}', '', 'heard', '2026-01-01',"
+                    " '2026-01-01', '2026-01-01', "
+                    + ("NULL" if deleted_at is None else f"'{deleted_at}'")
+                    + ")"
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            keys = dict(conn.exec_driver_sql("SELECT id, title_key FROM ideas ORDER BY id").all())
+        assert keys == {
+            1: title_key("dark mode"),
+            2: None,
+            3: title_key("dark mode"),
+            4: title_key("export"),
+        }
+        db.engine.dispose()
+
+
+def test_the_migration_gives_existing_ideas_their_keys(tmp_path):
+    """Existing ideas get their key; an older live duplicate keeps NULL so the unique
+    index can be built (SQLite, and PostgreSQL when TEST_DATABASE_URL names one)."""
+    from .conftest import PG_URL, drop_pg_database, make_pg_database
+
+    _backfill(f"sqlite:///{tmp_path / 'old.db'}")
+    if PG_URL:
+        url = make_pg_database(PG_URL)
+        try:
+            _backfill(url)
+        finally:
+            drop_pg_database(PG_URL, url)
+
+
+def test_statement_budgets_of_the_confirm_page_and_a_staff_idea_page(app, client, count_queries):
+    """The confirm page costs the user and the idea; a staff member's idea page with status
+    events in its discussion stays within the idea page's budget (test_query_budget)."""
+    from .test_query_budget import BUDGET
+
+    app.extensions["ideaboard_cache"].enabled = False
+    author, staff = make_user(), make_user("staff")
+    idea = make_idea(author=author)
+    for n, status in enumerate(("under_review", "planned", "in_progress")):
+        make_comment(reload(idea), body=f"c{n}")
+        roadmap.change_status(staff, reload(idea), status, f"note {n}")
+        db.session.commit()
+    for who, url, budget in (
+        (author, f"/ideas/{idea.id}/delete", 2),
+        (staff, f"/ideas/{idea.id}", BUDGET["idea"]),
+    ):
+        login_as(client, who)
+        client.get(url)  # warm-up
+        with count_queries() as counter:
+            assert client.get(url).status_code == 200
+        assert counter.count <= budget, (url, counter.statements)
