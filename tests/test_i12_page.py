@@ -535,3 +535,28 @@ def test_statement_budgets_of_the_confirm_page_and_a_staff_idea_page(app, client
         with count_queries() as counter:
             assert client.get(url).status_code == 200
         assert counter.count <= budget, (url, counter.statements)
+
+
+def test_members_posting_one_title_at_once_get_one_idea_and_form_errors(app):
+    """Six members post the same title at once: one idea is made, every other answer is
+    the duplicate form (422) with a link to it, and none is a server error."""
+    from functools import partial
+
+    from .factories import at_once
+
+    board = general_board()
+    form = {"title": "All at once", "body": "", "board": board.id, "kind": "idea"}
+    jobs = []
+    for _ in range(6):
+        client = app.test_client()
+        login_as(client, make_user())
+        jobs.append(partial(client.post, "/ideas/new", data=form))
+    answers = at_once(jobs)
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [303] + [422] * 5, statuses
+    db.session.commit()
+    made = db.session.scalars(select(Idea).where(Idea.title == "All at once")).all()
+    assert len(made) == 1 and made[0].board_id == board.id
+    for resp in answers:
+        if resp.status_code == 422:
+            assert f'href="/ideas/{made[0].id}-' in resp.get_data(as_text=True)
