@@ -632,7 +632,15 @@ def seed_database(
         change_cols = ("idea_id", "from_status", "to_status", "by_id", "note", "created_at")
         progress = Progress("ideas", ideas, echo)
         changes_made = 0
-        titles_seen: set[tuple[int, str]] = set()  # one live idea per title on a board
+        # One live idea per title on a board: the titles already there (a --force run) too.
+        titles_seen: set[tuple[int, str]] = {
+            (board_id, key)
+            for board_id, key in conn.execute(
+                select(idea_t.c.board_id, idea_t.c.title_key).where(
+                    idea_t.c.deleted_at.is_(None), idea_t.c.title_key.is_not(None)
+                )
+            )
+        }
         for lo in range(0, ideas, CHUNK["ideas"]):
             idea_rows, change_rows = [], []
             for i in range(lo, min(lo + CHUNK["ideas"], ideas)):
