@@ -102,8 +102,13 @@ def restore_deadline(idea: Idea) -> datetime | None:
     restore, as when staff deleted it). IDEA_RESTORE_DAYS, default 30."""
     if not idea.is_deleted or idea.deleted_by_id is None or idea.deleted_by_id != idea.author_id:
         return None
+    return idea.deleted_at + restore_window()
+
+
+def restore_window() -> timedelta:
+    """How long an author may restore an idea they deleted (IDEA_RESTORE_DAYS)."""
     days = current_app.config.get("IDEA_RESTORE_DAYS", 30) if has_app_context() else 30
-    return idea.deleted_at + timedelta(days=days)
+    return timedelta(days=days)
 
 
 def can_restore_idea(user: Any, idea: Idea) -> bool:

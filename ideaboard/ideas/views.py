@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, abort, current_app, flash, redirect, request
 from flask_babel import format_date
 from flask_babel import gettext as _
@@ -28,6 +26,7 @@ from ideaboard.permissions import (
     can_mark_official,
     is_exempt_from_limits,
     restore_deadline,
+    restore_window,
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
@@ -305,7 +304,7 @@ def _deadline_if_deleted_now(idea: Idea):
     only staff could: a member deleting someone else's idea never happens)."""
     if idea.author_id != current_user.id:
         return None
-    return clock.now() + timedelta(days=current_app.config.get("IDEA_RESTORE_DAYS", 30))
+    return clock.now() + restore_window()
 
 
 @bp.post("/ideas/<int:idea_id>/restore")
