@@ -47,6 +47,7 @@ from ideaboard.models import (
     Vote,
     utcnow,
 )
+from ideaboard.models.idea import title_key
 from ideaboard.models.user import new_session_token
 from ideaboard.perf.freshness import content_changed
 from ideaboard.services import accounts
@@ -626,12 +627,22 @@ def seed_database(
         hot_id = first_id + hot
 
         # Ideas, each with its status history (None -> heard, then one row per step).
-        idea_cols = ("id", "board_id", "author_id", "kind", "title", "body", "status")
+        idea_cols = ("id", "board_id", "author_id", "kind", "title", "title_key", "body")
+        idea_cols += ("status",)
         idea_cols += ("vote_count", "comment_count", "trending_score", "updated_at")
         idea_cols += ("last_activity_at", "version", "created_at")
         change_cols = ("idea_id", "from_status", "to_status", "by_id", "note", "created_at")
         progress = Progress("ideas", ideas, echo)
         changes_made = 0
+        # One live idea per title on a board: the titles already there (a --force run) too.
+        titles_seen: set[tuple[int, str]] = {
+            (board_id, key)
+            for board_id, key in conn.execute(
+                select(idea_t.c.board_id, idea_t.c.title_key).where(
+                    idea_t.c.deleted_at.is_(None), idea_t.c.title_key.is_not(None)
+                )
+            )
+        }
         for lo in range(0, ideas, CHUNK["ideas"]):
             idea_rows, change_rows = [], []
             for i in range(lo, min(lo + CHUNK["ideas"], ideas)):
@@ -648,13 +659,20 @@ def seed_database(
                     )
                 active = max([created[i], last_comment[i], *steps])
                 title, body = idea_text(kinds[i], rng)
+                board_id = rng.choices(board_ids, weights=board_weights)[0]
+                key = title_key(title)
+                if (board_id, key) in titles_seen:
+                    title = f"{title} ({idea_id})"
+                    key = title_key(title)
+                titles_seen.add((board_id, key))
                 idea_rows.append(
                     (
                         idea_id,
-                        rng.choices(board_ids, weights=board_weights)[0],
+                        board_id,
                         author,
                         kinds[i],
                         title,
+                        key,
                         body,
                         statuses[i],
                         vote_counts[i],

@@ -102,6 +102,8 @@ class Config:
     COMMENT_LIMIT = "1 per 5 seconds; 200 per day"
     VOTE_LIMIT = "30 per minute; 100 per day"
     EDIT_LIMIT = "30 per day"
+    # Days an author may restore an idea they deleted themselves (and still see it).
+    IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))
     TESTING = False
     DEBUG = False
 

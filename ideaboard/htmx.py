@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, make_response, render_template, request
+from flask import Flask, Response, make_response, render_template, request, session
 
 
 def is_htmx(req=None) -> bool:
@@ -22,7 +22,11 @@ def render(
 ) -> Response:
     """Render the full page, or just `fragment` for htmx."""
     template = fragment if fragment and is_htmx() else template_name
-    return make_response(render_template(template, **context), status)
+    body = render_template(template, **context)
+    if is_htmx() and session.get("_flashes"):
+        # A fragment has no #flash region of its own: say what happened out of band.
+        body += render_template("_flash_oob.html")
+    return make_response(body, status)
 
 
 def hx_redirect(url: str, status: int = 303) -> Response:

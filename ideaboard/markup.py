@@ -58,9 +58,14 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return True
 
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False}).enable(
-    ["table", "strikethrough", "linkify"]
-)
+#: Bumped whenever the same text renders differently (v2: single line breaks kept as <br>),
+#: so caches that outlive a process (the shared page store) never serve the old HTML.
+MARKUP_VERSION = 2
+
+# breaks: a single line break is kept (<br>), as people type lists and addresses that way.
+_md = MarkdownIt(
+    "commonmark", {"html": False, "linkify": True, "typographer": False, "breaks": True}
+).enable(["table", "strikethrough", "linkify"])
 # As bleach's linkifier did: web addresses (with or without a scheme), not email addresses;
 # no ftp:// or scheme-relative //host links, which the sanitiser would leave without href.
 _md.linkify.set({"fuzzy_email": False, "fuzzy_ip": False})

@@ -23,10 +23,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import ColumnElement, FromClause, Table, Text, and_
 
+from ideaboard import clock
 from ideaboard.models import Comment, Idea, Role, User
 from ideaboard.models.user import STAFF_ROLES
 
@@ -85,8 +88,9 @@ def is_exempt_from_limits_sql(user: FromClause) -> ColumnElement[bool]:
 
 
 def can_view_idea(user: Any, idea: Idea) -> bool:
-    """Everyone sees live ideas; only staff see deleted ones."""
-    return not idea.is_deleted or is_staff(user)
+    """Everyone sees live ideas; staff see deleted ones, and so does an author who may
+    still restore theirs (marked deleted, with the Restore button)."""
+    return not idea.is_deleted or is_staff(user) or can_restore_idea(user, idea)
 
 
 def can_post_idea(user: Any) -> bool:
@@ -104,8 +108,31 @@ def can_delete_idea(user: Any, idea: Idea) -> bool:
     return can_edit_idea(user, idea)
 
 
+def restore_deadline(idea: Idea) -> datetime | None:
+    """Until when the author may restore the idea they deleted (None: not theirs to
+    restore, as when staff deleted it). IDEA_RESTORE_DAYS, default 30."""
+    if not idea.is_deleted or idea.deleted_by_id is None or idea.deleted_by_id != idea.author_id:
+        return None
+    return idea.deleted_at + restore_window()
+
+
+def restore_window() -> timedelta:
+    """How long an author may restore an idea they deleted (IDEA_RESTORE_DAYS)."""
+    days = current_app.config.get("IDEA_RESTORE_DAYS", 30) if has_app_context() else 30
+    return timedelta(days=days)
+
+
 def can_restore_idea(user: Any, idea: Idea) -> bool:
-    return idea.is_deleted and is_staff(user)
+    """Staff restore any deleted idea; an author restores an idea they deleted themselves,
+    for IDEA_RESTORE_DAYS (one staff deleted stays deleted for them)."""
+    if not idea.is_deleted or not _member(user):
+        return False
+    if is_staff(user):
+        return True
+    if idea.author_id != user.id:
+        return False
+    deadline = restore_deadline(idea)
+    return deadline is not None and clock.now() < deadline
 
 
 def can_vote(user: Any, idea: Idea) -> bool:
@@ -181,7 +208,15 @@ TWINS = (
 #: that starts reading a column listed here fails with AttributeError on the fast path's
 #: facts (and in tests/test_permission_twins.py) until it is taken off this list.
 NOT_FACTS = {
-    "ideas": {"title", "body", "vote_count", "comment_count", "trending_score", "version"}
+    "ideas": {
+        "title",
+        "title_key",
+        "body",
+        "vote_count",
+        "comment_count",
+        "trending_score",
+        "version",
+    }
     | {"updated_at", "last_activity_at"},
     "users": {"email", "email_key", "display_name", "search_name", "password_hash"}
     | {"session_token"},

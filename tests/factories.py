@@ -45,11 +45,18 @@ def make_idea(
     kind: str = "idea",
     board: Board | None = None,
 ) -> Idea:
-    """Post an idea through the service, as a member would."""
+    """Post an idea through the service, as a member would.
+
+    Titles are unique on a board (one live idea per title): a title already taken there
+    gets a number, so a test may make "the same" idea many times.
+    """
     author = author or make_user()
-    idea = ideas.create_idea(
-        author, board or general_board(), kind, title or f"Idea number {next(_seq)}", body
-    )
+    board = board or general_board()
+    n = next(_seq)
+    title = title or f"Idea number {n}"
+    if ideas.duplicate_of(board.id, title) is not None:
+        title = f"{title} #{n}"
+    idea = ideas.create_idea(author, board, kind, title, body)
     db.session.commit()
     return idea
 

@@ -56,7 +56,10 @@ class Route:
     target: str | None = None  # what its URL names: idea | comment | staff-comment | board
     # | file | admin-board (a fresh board, by id) | member (a fresh member's account)
     owner: str | None = None  # the column saying whose the target is
-    deleted: str = "hidden"  # on a deleted idea: hidden (404 to non-staff) | staff-may | nobody
+    # On a deleted idea: hidden (404 to those who cannot see it; 403 to staff, and to its
+    # author while they may restore it) | staff-may | author-may (staff and, while they may
+    # restore it, the author who deleted it) | nobody (404 to everyone)
+    deleted: str = "hidden"
     csrf: bool = True  # its POST needs a CSRF token (False: a documented exemption)
     limits: tuple[str, ...] = ()  # config keys of the rate limits on its POST (failures count)
     write_limits: tuple[str, ...] = ()  # per-member write throttles (successes count; staff exempt)
@@ -122,7 +125,7 @@ ROUTES: dict[str, Route] = {
     ),
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
-    "ideas.show": Route(("GET",), target="idea", deleted="staff-may"),
+    "ideas.show": Route(("GET",), target="idea", deleted="author-may"),
     "ideas.new": Route(
         ("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303), write_limits=("IDEA_LIMIT",)
     ),
@@ -135,8 +138,22 @@ ROUTES: dict[str, Route] = {
         ok=(303, 303),
         write_limits=("EDIT_LIMIT",),
     ),
-    "ideas.delete": Route(("POST",), who=OWNER_OR_STAFF, target="idea", owner="ideas.author_id"),
-    "ideas.restore": Route(("POST",), who=STAFF, target="deleted-idea", deleted="staff-may"),
+    "ideas.delete": Route(
+        ("GET", "POST"),
+        who=OWNER_OR_STAFF,
+        target="idea",
+        owner="ideas.author_id",
+        personal=True,  # the confirm page holds a form
+        why="GET asks for confirmation (works without JavaScript); POST deletes",
+    ),
+    "ideas.restore": Route(
+        ("POST",),
+        who=OWNER_OR_STAFF,
+        target="deleted-idea",
+        owner="ideas.author_id",
+        deleted="author-may",
+        why="staff, or the author who deleted it, for IDEA_RESTORE_DAYS",
+    ),
     "ideas.vote": Route(("POST",), who=MEMBER, target="idea", write_limits=("VOTE_LIMIT",)),
     "ideas.comment": Route(("POST",), who=MEMBER, target="idea", write_limits=("COMMENT_LIMIT",)),
     "ideas.edit_comment": Route(
@@ -406,10 +423,18 @@ def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -
         return "login"
     deleted = deleted or route.target == "deleted-idea"
     if deleted:
-        if route.deleted == "nobody" or role not in STAFF_ROLES:
+        # World.target(): the idea's author deleted it (for a comment, the idea is the
+        # other member's), so they may still see and restore it.
+        other = "b" if owner == "a" else "a"
+        idea_author = other if route.target == "comment" else owner
+        sees = role in STAFF_ROLES or role == idea_author
+        if route.deleted == "nobody" or not sees:
             return "notfound"  # invisible objects are 404, never 403 (no existence leak)
-        if route.deleted != "staff-may":
-            return "forbidden"  # staff see it, but nothing but restoring happens to it
+        may = route.deleted == "author-may" or (
+            route.deleted == "staff-may" and role in STAFF_ROLES
+        )
+        if not may:
+            return "forbidden"  # they see it, but nothing but restoring happens to it
     allowed = {
         ANYONE: True,
         MEMBER: role in MEMBER_ROLES,

@@ -525,7 +525,10 @@ def test_every_form_route_has_a_mass_assignment_test():
 
 def test_a_deleted_idea_leaks_nowhere_but_to_staff(app):
     """A deleted idea's title, text, comments and notes appear on no GET route, in no search
-    and no API answer, for a visitor, its own author, another member or a moderator."""
+    and no API answer, for a visitor, its own author, another member or a moderator.
+
+    Staff deleted it: an author sees an idea they deleted themselves, to restore it, for
+    IDEA_RESTORE_DAYS (tests/test_i12_page.py holds that window and its end)."""
     from ideaboard.services import comments, ideas, roadmap
 
     world = World.build()
@@ -537,7 +540,7 @@ def test_a_deleted_idea_leaks_nowhere_but_to_staff(app):
     )
     comments.add_comment(b, hidden, f"{word} {marker} comment")
     roadmap.change_status(staff, hidden, "planned", f"{word} {marker} note")
-    ideas.delete_idea(a, hidden)
+    ideas.delete_idea(staff, hidden)
     db.session.commit()
     live = {
         route.target: world.target(route, owner="a")

@@ -26,7 +26,7 @@ from ideaboard.perf.fastvote import VoteFastPath, _identifier
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
-from .factories import PASSWORD, at_once, make_idea, make_user
+from .factories import PASSWORD, at_once, make_board, make_idea, make_user
 
 
 @pytest.fixture
@@ -643,7 +643,9 @@ def test_odd_votes_get_the_same_answer_and_rows_with_the_fast_path_on_or_off(mak
                     other_token=staff_token,
                     staff_client=staff_client,
                     staff_token=staff_token,
-                    idea=make_idea(title="The case at hand"),
+                    # Its own board: one live idea per title on a board, and the
+                    # answers (its slug) must read alike in every case.
+                    idea=make_idea(title="The case at hand", board=make_board()),
                     deleted=deleted,
                     spare=[make_idea(), make_idea()],
                     now=now,

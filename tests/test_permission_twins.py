@@ -84,9 +84,9 @@ def _world() -> tuple[list[User], list[Idea]]:
         conn.execute(
             sa.insert(ideas_t),
             [
-                {**_IDEA_BASE, "board_id": board, "author_id": author, **state}
-                for author in user_ids
-                for state in idea_states
+                # Each its own title: one live idea per title on a board.
+                {**_IDEA_BASE, "title": f"An idea {n}", "board_id": board, "author_id": a, **st}
+                for n, (a, st) in enumerate(itertools.product(user_ids, idea_states))
             ],
         )
     users = list(db.session.scalars(sa.select(User).order_by(User.id)))

@@ -112,12 +112,16 @@ def test_the_oracle_reads_as_intended():
     assert expected(edit, "mod", owner="a") == "forbidden"
     assert expected(edit, "staff", owner="b") == "ok"
     assert expected(edit, "anon") == "login"
-    assert expected(edit, "a", owner="a", deleted=True) == "notfound"
+    assert expected(edit, "a", owner="a", deleted=True) == "forbidden"  # sees it, may restore
+    assert expected(edit, "b", owner="a", deleted=True) == "notfound"
     assert expected(edit, "staff", deleted=True) == "forbidden"
     assert expected(vote, "mod") == "ok"
     assert expected(status, "mod") == "forbidden" and status.who == STAFF
     assert expected(ROUTES["ideas.edit_comment"], "staff", owner="a") == "forbidden"
-    assert expected(ROUTES["ideas.restore"], "a", owner="a") == "notfound"
+    assert expected(ROUTES["ideas.restore"], "a", owner="a") == "ok"  # the author who deleted it
+    assert expected(ROUTES["ideas.restore"], "b", owner="a") == "notfound"
+    assert expected(ROUTES["ideas.show"], "a", owner="a", deleted=True) == "ok"
+    assert expected(ROUTES["ideas.show"], "b", owner="a", deleted=True) == "notfound"
     assert expected(ROUTES["ideas.restore"], "admin") == "ok"
     assert expected(ROUTES["api.show_idea"], "staff", deleted=True) == "notfound"
     assert isinstance(ROUTES["main.home"], Route)

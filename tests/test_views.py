@@ -194,12 +194,15 @@ def test_stale_edit_answers_409_and_keeps_newer_text(client, world):
 
 
 def test_delete_and_restore(client, world):
-    """Another member cannot delete; the author can; it 404s for all but staff, who restore."""
+    """Another member cannot delete; the author can; it 404s for all but staff and its
+    author, who both restore it (the author, for a while: tests/test_i12_page.py)."""
     idea = world["idea"]
     login_as(client, world["other"])
     assert client.post(f"/ideas/{idea.id}/delete").status_code == 403
     login_as(client, world["author"])
     assert client.post(f"/ideas/{idea.id}/delete").status_code == 303
+    assert b"You deleted this idea" in client.get(f"/ideas/{idea.id}").data
+    login_as(client, world["other"])
     assert client.get(f"/ideas/{idea.id}").status_code == 404
     assert client.post(f"/ideas/{idea.id}/restore").status_code == 404
     login_as(client, world["staff"])

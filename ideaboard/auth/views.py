@@ -97,6 +97,7 @@ def register():
         else:
             db.session.commit()
             _start_session(user, remember=False)
+            flash(_("Welcome, %(name)s! Your account is ready.", name=user.display_name))
             return redirect(safe_next(form.next.data), 303)
         return render("auth/register.html", form=form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")

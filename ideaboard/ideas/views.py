@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request
+from flask_babel import format_date
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
-from ideaboard import ratelimit
+from ideaboard import clock, ratelimit
 from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
@@ -17,15 +20,18 @@ from ideaboard.perf.rows import idea_rows
 from ideaboard.permissions import (
     can_change_status,
     can_comment,
+    can_delete_idea,
     can_edit_comment,
     can_edit_idea,
     can_mark_official,
     is_exempt_from_limits,
+    restore_deadline,
+    restore_window,
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
 from ideaboard.services import boards, comments, ideas, roadmap, votes
-from ideaboard.services.errors import Conflict, NotFound, ValidationError
+from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
 from .forms import CommentForm, IdeaForm
@@ -36,7 +42,12 @@ bp = Blueprint("ideas", __name__)
 @bp.record_once
 def _globals(state) -> None:
     # Globals, not context variables, so imported macros can call them too.
-    state.app.jinja_env.globals.update(idea_url=idea_url, board_url=board_url, idea_rows=idea_rows)
+    state.app.jinja_env.globals.update(
+        idea_url=idea_url,
+        board_url=board_url,
+        idea_rows=idea_rows,
+        restore_deadline=restore_deadline,
+    )
 
 
 def _write_limit(name: str):
@@ -105,20 +116,44 @@ def new():
         if wanted is not None:
             form.board.data = wanted.id
         return render("ideas/new.html", form=form)
+    board = boards.get_board(form.board.data)
+    title = form.title.data or ""
     try:
         idea = ideas.create_idea(
-            current_user,
-            boards.get_board(form.board.data),
-            form.kind.data or "",
-            form.title.data or "",
-            form.body.data or "",
+            current_user, board, form.kind.data or "", title, form.body.data or ""
         )
+        db.session.commit()
+    except IntegrityError:
+        # Two posts of one title at once: the unique index refused the later one.
+        db.session.rollback()
+        err = ideas.duplicate_after_race(board and board.id, title)
+        if err is None:
+            raise
+        return _duplicate_form("ideas/new.html", form, err)
+    except DuplicateTitle as err:
+        db.session.rollback()
+        return _duplicate_form("ideas/new.html", form, err)
     except ValidationError as err:
         db.session.rollback()
         apply_errors(form, err)
         return render("ideas/new.html", form=form, status=422)
-    db.session.commit()
+    flash(_("Your idea was posted."), "success")
     return redirect(idea_url(idea), 303)
+
+
+def _duplicate_form(template: str, form: IdeaForm, err: DuplicateTitle, **context):
+    """The form again (422), with a link to the idea that has this title and a one-click
+    vote for it."""
+    apply_errors(form, err)
+    existing = err.existing
+    return render(
+        template,
+        form=form,
+        duplicate=existing,
+        duplicate_voted=votes.has_voted(current_user, existing),
+        status=422,
+        **context,
+    )
 
 
 @bp.get("/ideas/<int:idea_id>")
@@ -126,6 +161,9 @@ def new():
 def show(idea_id: int, slug: str | None = None):
     """The idea: its body, votes, status history and comments."""
     idea = _load(idea_id)
+    if idea.is_deleted:
+        # Shown only to staff and, until a deadline no write marks, to its author.
+        page_cache.uncached()
     if slug is not None and slug != slugify(idea.title):
         page_cache.uncached()  # the page echoes its URL: keep only the idea's own address
     try:
@@ -142,9 +180,10 @@ def _comment_questions(idea: Idea, comment_list):
         yield can_mark_official, comment, idea
 
 
-def _comments_html(idea: Idea, comment_list, cpage: int):
-    """One page of comments, rendered once per version for everyone who sees it alike:
-    everyone whose answers to its permission questions are the same (perf/shared.py)."""
+def _comments_html(idea: Idea, comment_list, cpage: int, items=None):
+    """One page of comments (and the status changes among them), rendered once per version
+    for everyone who sees it alike: everyone whose answers to its permission questions are
+    the same (perf/shared.py)."""
     viewer = shared.ask(current_user, _comment_questions(idea, comment_list))
     return page_cache.fragment(
         ("comments", idea.id, cpage),
@@ -152,21 +191,25 @@ def _comments_html(idea: Idea, comment_list, cpage: int):
         "ideas/_comments.html",
         idea=idea,
         comments=comment_list,
+        items=items if items is not None else [("comment", c) for c in comment_list],
     )
 
 
 def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 200):
     """The idea page, also re-shown with a comment form's errors."""
-    comment_list, more_comments = comments.list_comments(idea, cpage)
+    page = comments.list_comments(idea, cpage)
+    comment_list, more_comments = page
+    timeline = roadmap.history(idea)
+    items = comments.discussion(comment_list, page, timeline, cpage)
     return render(
         "ideas/show.html",
         status=status,
         idea=idea,
         voted=votes.has_voted(current_user, idea),
         voters=votes.recent_voters(idea),
-        timeline=roadmap.history(idea),
+        timeline=timeline,
         comments=comment_list,
-        comments_html=_comments_html(idea, comment_list, cpage),
+        comments_html=_comments_html(idea, comment_list, cpage, items),
         cpage=cpage,
         more_comments=more_comments,
         # Only members get a form: making one makes a CSRF token, and with it a session
@@ -192,6 +235,7 @@ def edit(idea_id: int):
         form.title.data, form.body.data = idea.title, idea.body
         form.board.data, form.kind.data, form.version.data = idea.board_id, idea.kind, idea.version
         return render("ideas/edit.html", form=form, idea=idea)
+    board = boards.get_board(form.board.data)
     try:
         ideas.update_idea(
             current_user,
@@ -199,9 +243,19 @@ def edit(idea_id: int):
             title=form.title.data or "",
             body=form.body.data or "",
             kind=form.kind.data or "",
-            board=boards.get_board(form.board.data),
+            board=board,
             version=form.version.data,
         )
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        err = ideas.duplicate_after_race(board and board.id, form.title.data or "", idea_id)
+        if err is None:
+            raise
+        return _duplicate_form("ideas/edit.html", form, err, idea=_load(idea_id))
+    except DuplicateTitle as err:
+        db.session.rollback()
+        return _duplicate_form("ideas/edit.html", form, err, idea=_load(idea_id))
     except ValidationError as err:
         db.session.rollback()
         apply_errors(form, err)
@@ -210,27 +264,59 @@ def edit(idea_id: int):
         db.session.rollback()
         idea = _load(idea_id)
         return render("ideas/edit.html", form=form, idea=idea, conflict=err.message, status=409)
-    db.session.commit()
+    flash(_("Your changes were saved."), "success")
     return redirect(idea_url(idea), 303)
 
 
-@bp.post("/ideas/<int:idea_id>/delete")
+@bp.route("/ideas/<int:idea_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete(idea_id: int):
-    """Delete one's own idea (staff can restore it)."""
+    """Ask before deleting an idea (GET, a page that works without JavaScript); delete it
+    (POST). The author can restore it for IDEA_RESTORE_DAYS; staff always."""
     idea = _load(idea_id)
+    if not can_delete_idea(current_user, idea):
+        abort(403)
+    if request.method == "GET":
+        no_store()
+        deadline = _deadline_if_deleted_now(idea)
+        return render(
+            "ideas/delete.html",
+            idea=idea,
+            deadline=deadline and format_date(deadline, "long"),
+        )
     ideas.delete_idea(current_user, idea)
     db.session.commit()
-    return hx_redirect(url_for("ideas.index"))
+    deadline = restore_deadline(idea)
+    if deadline is not None:
+        flash(
+            _(
+                "Your idea was deleted. You can restore it until %(date)s.",
+                date=format_date(deadline, "long"),
+            ),
+            "success",
+        )
+    else:
+        flash(_("The idea was deleted."), "success")
+    # Back to the idea: whoever deleted it still sees it there, with Restore.
+    return hx_redirect(idea_url(idea))
+
+
+def _deadline_if_deleted_now(idea: Idea):
+    """Until when the actor could restore the idea, were they to delete it now (None if
+    only staff could: a member deleting someone else's idea never happens)."""
+    if idea.author_id != current_user.id:
+        return None
+    return clock.now() + restore_window()
 
 
 @bp.post("/ideas/<int:idea_id>/restore")
 @login_required
 def restore(idea_id: int):
-    """Bring back a deleted idea (staff)."""
+    """Bring back a deleted idea: staff, or its author for a while after deleting it."""
     idea = _load(idea_id)
     ideas.restore_idea(current_user, idea)
     db.session.commit()
+    flash(_("The idea was restored."), "success")
     return hx_redirect(idea_url(idea))
 
 
@@ -273,6 +359,7 @@ def comment(idea_id: int):
             return render("ideas/_comment_form.html", idea=idea, comment_form=form, status=422)
         return _idea_page(idea, comment_form=form, status=422)
     db.session.commit()
+    flash(_("Your comment was posted."), "success")
     if is_htmx():
         return render(
             "ideas/_comment_added.html",
@@ -307,6 +394,7 @@ def edit_comment(idea_id: int, comment_id: int):
         apply_errors(form, err)
         return render("ideas/edit_comment.html", idea=idea, comment=target, form=form, status=422)
     db.session.commit()
+    flash(_("Your comment was saved."), "success")
     return redirect(idea_url(idea, _anchor=f"comment-{target.id}"), 303)
 
 

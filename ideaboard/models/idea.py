@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import (
@@ -19,7 +21,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, CreatedMixin, SoftDeleteMixin, live_index, page_content, utcnow
+from .base import (
+    LIVE_SQL,
+    Base,
+    CreatedMixin,
+    SoftDeleteMixin,
+    live_index,
+    page_content,
+    utcnow,
+)
 from .board import Board
 from .user import User
 
@@ -43,6 +53,20 @@ class Kind(enum.StrEnum):
 ROADMAP = (Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Status.IN_PROGRESS, Status.SHIPPED)
 
 
+def title_key(title: str) -> str:
+    """What makes two titles "the same": SHA-256 of the title after Unicode NFKC,
+    casefolding and collapsing whitespace ("Dark  MODE" is "dark mode"; "ﬁle" is "file")."""
+    normal = " ".join(unicodedata.normalize("NFKC", title or "").casefold().split())
+    return hashlib.sha256(normal.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _title_key_default(context) -> str | None:
+    """An inserted idea's title_key, from its title, whoever inserts it (services, seeds,
+    demo, factories): a live duplicate on the board is then refused by the unique index."""
+    title = context.get_current_parameters().get("title")
+    return None if title is None else title_key(title)
+
+
 class Idea(SoftDeleteMixin, CreatedMixin, Base):
     __tablename__ = "ideas"
     __table_args__ = (
@@ -63,6 +87,16 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
         live_index("ix_ideas_board_status_top", "board_id", "status", "vote_count", "id"),
         live_index("ix_ideas_activity", "last_activity_at", "id"),
         Index("ix_ideas_author", "author_id", "created_at"),
+        # One live idea per normalised title on a board (services/ideas.py refuses the
+        # duplicate with a link to it; this index settles two posts at once).
+        Index(
+            "uq_ideas_board_title_key",
+            "board_id",
+            "title_key",
+            unique=True,
+            sqlite_where=text(LIVE_SQL),
+            postgresql_where=text(LIVE_SQL),
+        ),
         page_content(True),
     )
 
@@ -71,6 +105,8 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     kind: Mapped[str] = mapped_column(String(16), default=Kind.IDEA.value)
     title: Mapped[str] = mapped_column(String(150))
+    # title_key(title); NULL only for duplicates that predate the rule (see its migration).
+    title_key: Mapped[str | None] = mapped_column(String(64), default=_title_key_default)
     body: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default=Status.HEARD.value)
     vote_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

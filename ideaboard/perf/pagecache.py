@@ -52,6 +52,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request, session
+from flask import get_flashed_messages as flask_get_flashed_messages
 from flask_compress.flask_compress import _choose_algorithm
 from markupsafe import Markup
 from sqlalchemy import Engine, inspect, make_url, select
@@ -59,6 +60,7 @@ from werkzeug.wrappers import Request
 
 from ideaboard.assets import compress
 from ideaboard.extensions import db
+from ideaboard.markup import MARKUP_VERSION
 from ideaboard.models import ContentVersion
 from ideaboard.security import configured_root
 
@@ -192,7 +194,8 @@ return 1
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
         # Two boards sharing one Redis never share pages: the names carry the database's.
         site = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-        self._prefix = f"ideaboard:page:{site}:"
+        # ...and the markup's version: pages rendered by an older markup are never read.
+        self._prefix = f"ideaboard:page:{site}:m{MARKUP_VERSION}:"
         self._budget = f"ideaboard:page-budget:{site}:"
         self.max_bytes = max_bytes
         self._put = self._redis.register_script(self._PUT)
@@ -601,6 +604,17 @@ def init_app(app: Flask) -> None:
 
     root = configured_root(app.config)
 
+    def get_flashed_messages(*args, **kwargs):
+        """Flask's get_flashed_messages() for templates: a page that shows a flash is
+        that one viewer's, once, so it is not kept (a visitor's copy would be served to
+        every visitor; a member's would repeat the message)."""
+        messages = flask_get_flashed_messages(*args, **kwargs)
+        if messages:
+            uncached()
+        return messages
+
+    app.jinja_env.globals["get_flashed_messages"] = get_flashed_messages
+
     @app.before_request
     def _serve_cached():
         declared = CACHEABLE.get(request.endpoint)
@@ -610,6 +624,8 @@ def init_app(app: Flask) -> None:
             return None  # refused before this hook; never cached, whatever the hooks' order
         if not _own_url(request, declared):
             return None
+        if session.get("_flashes"):
+            return None  # a flashed page is personal: render it, and keep it nowhere
         owner = _owner()
         if owner is None:
             return None

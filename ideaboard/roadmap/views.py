@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request
+from flask import Blueprint, abort, flash, redirect, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ideaboard.extensions import db
 from ideaboard.htmx import render
+from ideaboard.i18n import status_label
 from ideaboard.services import boards, ideas, roadmap
 from ideaboard.services.errors import NotFound, ValidationError
 from ideaboard.urls import idea_url
@@ -52,4 +53,5 @@ def change_status(idea_id: int):
             back=idea_url(idea),
         )
     db.session.commit()
+    flash(_("Status changed to “%(status)s”.", status=status_label(idea.status)), "success")
     return redirect(idea_url(idea, _anchor="timeline"), 303)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import Comment, Idea, User, utcnow
+from ideaboard.models import Comment, Idea, StatusChange, User, utcnow
 from ideaboard.permissions import (
     can_comment,
     can_edit_comment,
@@ -90,7 +92,19 @@ def set_official(actor: User, comment: Comment, official: bool) -> Comment:
     return comment
 
 
-def list_comments(idea: Idea, page: int = 1) -> tuple[list[Comment], bool]:
+class CommentPage(tuple):
+    """(comments, more) as before, plus `next_at`: when the next page's first comment was
+    written (None on the last page), where this page's share of status events ends."""
+
+    next_at: datetime | None = None
+
+    def __new__(cls, rows: list[Comment], more: bool, next_at: datetime | None = None):
+        page = super().__new__(cls, (rows, more))
+        page.next_at = next_at
+        return page
+
+
+def list_comments(idea: Idea, page: int = 1) -> CommentPage:
     """Official responses first, then the conversation in order; one page of it."""
     stmt = (
         select(Comment)
@@ -101,4 +115,35 @@ def list_comments(idea: Idea, page: int = 1) -> tuple[list[Comment], bool]:
         .offset((min(max(page, 1), MAX_COMMENT_PAGE) - 1) * COMMENTS_PER_PAGE)
     )
     rows = list(db.session.scalars(stmt))
-    return rows[:COMMENTS_PER_PAGE], len(rows) > COMMENTS_PER_PAGE
+    more = len(rows) > COMMENTS_PER_PAGE
+    return CommentPage(rows[:COMMENTS_PER_PAGE], more, rows[-1].created_at if more else None)
+
+
+def discussion(
+    comment_list: list[Comment], page: CommentPage | tuple, history: list[StatusChange], cpage: int
+) -> list[tuple[str, Comment | StatusChange]]:
+    """One page of the discussion: its comments with the status changes made meanwhile,
+    in time order (official responses stay first), as ("comment" | "event", row) pairs.
+
+    `history` is the idea's status history the page loads anyway (no query here). A
+    change belongs to the page whose comments span its time: from this page's first
+    conversation comment (the start of time on page 1) to the next page's first comment
+    (the end of time on the last page), so each change is on exactly one page.
+    """
+    official = [c for c in comment_list if c.is_official]
+    talk = [c for c in comment_list if not c.is_official]
+    start = talk[0].created_at if cpage > 1 and talk else None
+    end = getattr(page, "next_at", None)
+    events = [
+        change
+        for change in history
+        if change.from_status is not None  # the first entry is the post itself
+        and (start is None or change.created_at >= start)
+        and (end is None or change.created_at < end)
+    ]
+    merged = sorted(
+        [(c.created_at, 0, c.id, "comment", c) for c in talk]
+        + [(e.created_at, 1, e.id, "event", e) for e in events],
+        key=lambda row: row[:3],
+    )
+    return [("comment", c) for c in official] + [(kind, row) for *_, kind, row in merged]

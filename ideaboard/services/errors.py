@@ -35,3 +35,11 @@ class ValidationError(DomainError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(errors.values()))
         self.errors = errors
+
+
+class DuplicateTitle(ValidationError):
+    """A live idea on the board already has this title: `existing` is that idea."""
+
+    def __init__(self, errors: dict[str, str], existing) -> None:
+        super().__init__(errors)
+        self.existing = existing

@@ -14,6 +14,7 @@ from sqlalchemy.orm import defer, joinedload
 from ideaboard.extensions import db
 from ideaboard.models import Board, Idea, Kind, Status, StatusChange, User, Vote, utcnow
 from ideaboard.models.base import MAX_INT
+from ideaboard.models.idea import title_key
 from ideaboard.permissions import (
     can_delete_idea,
     can_edit_idea,
@@ -22,7 +23,7 @@ from ideaboard.permissions import (
     can_view_idea,
 )
 
-from .errors import Conflict, NotAllowed, NotFound, ValidationError
+from .errors import Conflict, DuplicateTitle, NotAllowed, NotFound, ValidationError
 from .search import match_clause, query_terms, walks_sort_index
 from .text import check_text, clean_line
 
@@ -393,6 +394,35 @@ def _board_still_open(board: Board) -> None:
         raise ValidationError(
             {"board": _("This board is archived and takes no new ideas. Choose another.")}
         )
+def duplicate_of(board_id: int, title: str, *, besides: int | None = None) -> Idea | None:
+    """The live idea on the board whose title is `title`, in title_key()'s sense."""
+    stmt = select(Idea).where(
+        Idea.board_id == board_id, Idea.title_key == title_key(title), Idea.live()
+    )
+    if besides is not None:
+        stmt = stmt.where(Idea.id != besides)
+    return db.session.scalar(stmt.limit(1))
+
+
+def _refuse_duplicate(existing: Idea) -> None:
+    raise DuplicateTitle(
+        {"title": _("An idea with this title is already on this board.")}, existing
+    )
+
+
+def duplicate_after_race(
+    board_id: int | None, title: str, besides: int | None = None
+) -> DuplicateTitle | None:
+    """After a rolled-back write refused by the database (IntegrityError): the duplicate
+    title that refused it, when two posts or edits of one title met at once; else None."""
+    if board_id is None:
+        return None
+    existing = duplicate_of(board_id, clean_line(title), besides=besides)
+    if existing is None:
+        return None
+    return DuplicateTitle(
+        {"title": _("An idea with this title is already on this board.")}, existing
+    )
 
 
 def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
@@ -412,11 +442,15 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     existing = _recent_duplicate(actor, title, body, now)
     if existing is not None:
         return existing
+    same = duplicate_of(board.id, title)
+    if same is not None:
+        _refuse_duplicate(same)
     idea = Idea(
         board_id=board.id,
         author_id=actor.id,
         kind=kind,
         title=title,
+        title_key=title_key(title),
         body=body,
         status=Status.HEARD.value,
         created_at=now,
@@ -453,6 +487,9 @@ def update_idea(
         raise ValidationError(errors)
     if not version or not 0 < version <= MAX_INT:
         version = 0  # none, or one no idea can have: a stale edit (409)
+    same = duplicate_of(board.id, title, besides=idea.id)
+    if same is not None:
+        _refuse_duplicate(same)
     now = utcnow()
     # Compare-and-set on the version: two editors cannot both win.
     result = db.session.execute(
@@ -460,6 +497,7 @@ def update_idea(
         .where(Idea.id == idea.id, Idea.version == version)
         .values(
             title=title,
+            title_key=title_key(title),
             body=body,
             kind=kind,
             board_id=board.id,
@@ -492,9 +530,13 @@ def delete_idea(actor: User, idea: Idea, reason: str = "") -> None:
 
 
 def restore_idea(actor: User, idea: Idea) -> None:
-    """Bring a deleted idea back."""
+    """Bring a deleted idea back, unless a live idea on its board took its title since."""
     if not can_restore_idea(actor, idea):
-        raise NotAllowed(_("Only staff can restore ideas."))
+        raise NotAllowed(_("This idea can no longer be restored."))
+    if duplicate_of(idea.board_id, idea.title, besides=idea.id) is not None:
+        raise Conflict(
+            _("Another idea on this board has this title now, so this one cannot come back.")
+        )
     idea.restore()
 
 

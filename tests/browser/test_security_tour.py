@@ -646,8 +646,12 @@ def test_stored_payloads_never_run_in_the_browser(app, live_app, new_page, brows
         headings = page.locator(".idea-body h4")
         expect(headings).to_have_text([f"Payload line {p.line}" for p in group])
     watch.visit(f"/ideas/{planted.comment_gallery}")
-    expect(page.locator("#comments article.comment")).to_have_count(planted.comments)
+    expect(page.locator("#comments article.comment:not(.status-event)")).to_have_count(
+        planted.comments
+    )
     expect(page.locator("#timeline li")).to_have_count(len(payloads) + 1)
+    # Each status note is in the discussion too, as an event among the comments.
+    expect(page.locator("#comments article.status-event")).to_have_count(len(payloads))
 
     # A spread of single-payload idea pages: the title in <title> and <h1>, a body alone.
     # (tests/test_xss.py checks every payload's own page, and the search echo, server-side.)
