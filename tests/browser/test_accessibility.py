@@ -3,10 +3,11 @@
 Every HTML page of the route inventory (tests/routes.py: each GET route that is not the
 API, a file or plain text), for visitor, member and staff (admin where no other role may
 call a route), in English and Russian, at 1280x800 and 390x844, in the light and the dark
-colour scheme, is checked by axe-core (bundled by `axe-playwright-python`) against the
-WCAG 2.0/2.1/2.2 A and AA rules: zero violations. Besides the inventory's pages, the states
-a reader meets on them: forms refused with errors, an empty board, a search with no results,
-page 2 of a list, an idea with its discussion, a deleted idea (staff), the 404 page.
+colour scheme, and once without the page's scripts, is checked by axe-core (as bundled by
+`axe-playwright-python`) against the WCAG 2.0/2.1/2.2 A and AA rules: zero violations.
+Besides the inventory's pages, the states a reader meets on them: forms refused with
+errors, an empty board, a search with no results, page 2 of a list, an idea with its
+discussion, a deleted idea (staff), the 404 page.
 
 The page list is derived, not written: a route added to the inventory is swept by the next
 run, with the roles the policy oracle (`routes.expected`) says may call it. A route whose
@@ -54,6 +55,11 @@ AXE_OPTIONS = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["
 
 LANGS = {"en": "en-US", "ru": "ru-RU"}  # the browser's locale, hence its Accept-Language
 VIEWPORTS = {1280: {"width": 1280, "height": 800}, 390: {"width": 390, "height": 844}}
+#: (language, the page's own scripts run, widths): each language at each width with
+#: JavaScript; once more without it (the server's HTML, as a no-JS reader gets it) on the
+#: phone, where the fallbacks (menus, folded filters) differ most. axe itself needs a
+#: script engine, so "without" means the page's scripts are blocked, not the engine off.
+VIEWS = [("en", True, (1280, 390)), ("ru", True, (1280, 390)), ("en", False, (390,))]
 CSS = Path(__file__).resolve().parents[2] / "static" / "css" / "app.css"
 #: Both schemes if the stylesheet has a dark one (it does; the check keeps this honest).
 DARK = re.compile(r"prefers-color-scheme\s*:\s*dark")
@@ -386,29 +392,35 @@ def _open(page, base_url: str, path: str, spec: PageSpec):
 
 @pytest.mark.parametrize(("spec", "role"), CASES)
 def test_page_has_no_axe_violations(browser, site, spec: PageSpec, role: str):
-    """axe-core finds no WCAG 2.2 A/AA violation on the page in any language, width or scheme."""
+    """axe-core finds no WCAG 2.2 A/AA violation on the page in any language, width or
+    scheme, nor without the page's scripts."""
     if spec.name in site.unbuildable:
         pytest.skip(site.unbuildable[spec.name])
     path = site.paths[spec.name]
     findings: list[Finding] = []
     checks = 0
-    for lang, locale in LANGS.items():
+    for lang, scripts, widths in VIEWS:
         context = browser.new_context(
-            locale=locale, storage_state=site.sessions[role], service_workers="block"
+            locale=LANGS[lang], storage_state=site.sessions[role], service_workers="block"
         )
+        if not scripts:
+            context.route("**/*.js", lambda route: route.abort())
         try:
             page = context.new_page()
-            for width, viewport in VIEWPORTS.items():
-                page.set_viewport_size(viewport)
+            for width in widths:
+                page.set_viewport_size(VIEWPORTS[width])
                 page.emulate_media(color_scheme=SCHEMES[0])
                 response = _open(page, site.base_url, path, spec)  # loaded at this width
                 where = f"{path} ({spec.name}) as {ROLE_NAMES[role]}, {lang}, {width}px"
+                where += "" if scripts else ", no JS"
                 assert response is not None and response.status == spec.status, (
                     f"{where}: status {response and response.status}, want {spec.status}"
                     f" (landed on {page.url})"
                 )
                 assert page.get_attribute("html", "lang") == lang, f"{where}: not in {lang}"
-                for scheme in SCHEMES:
+                if not scripts:
+                    assert page.evaluate("typeof window.htmx") == "undefined", where
+                for scheme in SCHEMES if scripts else SCHEMES[:1]:
                     page.emulate_media(color_scheme=scheme)
                     rules = None if scheme == SCHEMES[0] else SCHEME_RULES
                     findings += axe_findings(page, f"{where}, {scheme}", rules)
