@@ -7,7 +7,7 @@ FLASK  := $(BIN)/flask --app wsgi
 CATALOGS := $(wildcard ideaboard/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: install run test test-sqlite test-postgres lint messages clean
+.PHONY: install run test test-sqlite test-postgres test-a11y lint messages clean
 
 install: $(STAMP) $(COMPILED)
 
@@ -45,6 +45,11 @@ test: install
 	else \
 		echo "TEST_DATABASE_URL is not set: skipped the PostgreSQL run."; \
 	fi
+
+# Accessibility alone: axe-core on every page of the route inventory for visitor, member and
+# staff, in en and ru, at 1280 and 390 px, light and dark; then the keyboard tests (SQLite).
+test-a11y: install
+	$(BIN)/python -m pytest tests/browser/test_accessibility.py tests/browser/test_keyboard.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check ideaboard tests bench
