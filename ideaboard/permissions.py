@@ -108,17 +108,17 @@ def voting_closed(idea: Idea) -> bool:
     return idea.status in VOTING_CLOSED_STATUSES
 
 
-def voting_closed_sql(idea: FromClause) -> ColumnElement[bool]:
-    return idea.c.status.in_(VOTING_CLOSED_STATUSES)
-
-
 def can_vote(user: Any, idea: Idea) -> bool:
     """Members vote on live ideas whose voting is not closed (see voting_closed)."""
     return _member(user) and not idea.is_deleted and not voting_closed(idea)
 
 
 def can_vote_sql(user: FromClause, idea: FromClause) -> ColumnElement[bool]:
-    return and_(is_member_sql(user), idea.c.deleted_at.is_(None), ~voting_closed_sql(idea))
+    return and_(
+        is_member_sql(user),
+        idea.c.deleted_at.is_(None),
+        idea.c.status.not_in(VOTING_CLOSED_STATUSES),  # not voting_closed()
+    )
 
 
 def can_comment(user: Any, idea: Idea) -> bool:
