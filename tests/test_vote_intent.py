@@ -423,3 +423,16 @@ def test_idea_is_reloaded_in_the_session_after_votes(app):
     assert result.count == 2 == idea.vote_count
     db.session.commit()
     assert db.session.get(Idea, idea.id).vote_count == 2
+
+
+def test_sign_in_and_registration_pages_say_which_vote_they_will_cast(app, client):
+    idea = make_idea(title='Tags <b onmouseover="x()">bold</b>')
+    for page in ("login", "register"):
+        html = client.get(f"/{page}?next=/ideas&vote={idea.id}").get_data(as_text=True)
+        notice = re.search(r'<p class="alert" id="pending-vote">(.*?)</p>', html).group(1)
+        assert "Your vote for" in notice and "&lt;b onmouseover" in notice
+        assert "<b " not in notice
+    roadmap.change_status(make_user("staff"), idea, "declined", "")
+    db.session.commit()
+    for query in (f"vote={idea.id}", "vote=nope", ""):
+        assert 'id="pending-vote"' not in client.get(f"/login?{query}").get_data(as_text=True)

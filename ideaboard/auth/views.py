@@ -88,6 +88,12 @@ def _carry_vote(form) -> None:
     form.vote.data = form.vote.data or request.args.get("vote", "")
 
 
+def _form_page(template: str, form, status: int = 200):
+    """The sign-in or registration page, saying which idea signing in will vote for."""
+    pending = votes.pending_vote_idea(form.vote.data)
+    return render(template, form=form, pending_vote=pending, status=status)
+
+
 def _start_session(user, remember: bool) -> None:
     # A fresh session on every sign-in: nothing planted before it survives (fixation).
     lang = session.get("lang")
@@ -118,10 +124,10 @@ def register():
             db.session.commit()
             _start_session(user, remember=False)
             return redirect(_back(form, anchor), 303)
-        return render("auth/register.html", form=form, status=422)
+        return _form_page("auth/register.html", form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
     _carry_vote(form)
-    return render("auth/register.html", form=form)
+    return _form_page("auth/register.html", form)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -145,10 +151,10 @@ def login():
             _start_session(user, remember=bool(form.remember.data))
             return redirect(_back(form, anchor), 303)
         form.form_errors.append(_("Email or password is incorrect."))
-        return render("auth/login.html", form=form, status=422)
+        return _form_page("auth/login.html", form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
     _carry_vote(form)
-    return render("auth/login.html", form=form)
+    return _form_page("auth/login.html", form)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -239,15 +239,10 @@ def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     return set_vote(actor, idea, None)
 
 
-def cast_pending_vote(actor: User, idea_id: str | int | None) -> int | None:
-    """The vote a visitor asked for before signing in or registering (the `vote` field
-    carried through those forms), cast in the caller's transaction, which signs them in.
-
-    Returns the idea's id when the member's vote stands on it now (cast, or there
-    already); None when there is nothing to cast: no or a malformed id, a missing or
-    hidden idea, or one the member may not vote on (voting closed). Never toggles: a
-    member who had voted keeps the vote.
-    """
+def pending_vote_idea(idea_id: str | int | None) -> Idea | None:
+    """The idea a visitor's `vote` field names, if it is one anyone may see and vote on
+    once signed in (sign-in and registration pages say so); None for no or a malformed id,
+    a missing or deleted idea, or closed voting."""
     try:
         wanted = int(idea_id or 0)
     except (TypeError, ValueError):
@@ -255,9 +250,21 @@ def cast_pending_vote(actor: User, idea_id: str | int | None) -> int | None:
     if not 0 < wanted <= 2**31 - 1:
         return None
     idea = db.session.get(Idea, wanted)
-    if idea is None or not permissions.can_view_idea(actor, idea):
+    if idea is None or idea.is_deleted or permissions.voting_closed(idea):
         return None
-    if not permissions.can_vote(actor, idea):
+    return idea
+
+
+def cast_pending_vote(actor: User, idea_id: str | int | None) -> int | None:
+    """The vote a visitor asked for before signing in or registering (the `vote` field
+    carried through those forms), cast in the caller's transaction, which signs them in.
+
+    Returns the idea's id when the member's vote stands on it now (cast, or there
+    already); None when there is nothing to cast (see pending_vote_idea()) or the member
+    may not vote on it. Never toggles: a member who had voted keeps the vote.
+    """
+    idea = pending_vote_idea(idea_id)
+    if idea is None or not permissions.can_vote(actor, idea):
         return None
     set_vote(actor, idea, VOTE)
     return idea.id
