@@ -404,7 +404,7 @@ def load_demo(
         idea = ideas.create_idea(author, board_by_slug[slug], kind, title, body)
         voters = rng.sample(members + [staff], k=min(len(members) + 1, int(rng.paretovariate(0.8))))
         for voter in voters:
-            votes.toggle_vote(voter, idea)
+            votes.set_vote(voter, idea, votes.VOTE)  # the author has voted already
         for c in range(rng.randint(0, 4)):
             said = rng.choice(COMMENTS_RU if russian else COMMENTS)
             comments.add_comment(members[(n + c + 1) % len(members)], idea, said)

@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, FromClause, Table, Text, and_
 
 from ideaboard import clock
 from ideaboard.models import Comment, Idea, Role, User
+from ideaboard.models.idea import Status
 from ideaboard.models.user import STAFF_ROLES
 
 
@@ -135,13 +136,27 @@ def can_restore_idea(user: Any, idea: Idea) -> bool:
     return deadline is not None and clock.now() < deadline
 
 
+#: Statuses on which votes are frozen: the decision is made, so the count is history
+#: (as on Canny and Fider). A merged idea joins them when merging exists.
+VOTING_CLOSED_STATUSES = (Status.SHIPPED.value, Status.DECLINED.value)
+
+
+def voting_closed(idea: Idea) -> bool:
+    """Whether the idea's votes are frozen, for everyone: nobody votes or takes a vote back."""
+    return idea.status in VOTING_CLOSED_STATUSES
+
+
 def can_vote(user: Any, idea: Idea) -> bool:
-    """Members vote on live ideas."""
-    return _member(user) and not idea.is_deleted
+    """Members vote on live ideas whose voting is not closed (see voting_closed)."""
+    return _member(user) and not idea.is_deleted and not voting_closed(idea)
 
 
 def can_vote_sql(user: FromClause, idea: FromClause) -> ColumnElement[bool]:
-    return and_(is_member_sql(user), idea.c.deleted_at.is_(None))
+    return and_(
+        is_member_sql(user),
+        idea.c.deleted_at.is_(None),
+        idea.c.status.not_in(VOTING_CLOSED_STATUSES),  # not voting_closed()
+    )
 
 
 def can_comment(user: Any, idea: Idea) -> bool:

@@ -68,7 +68,9 @@ def make_comment(idea: Idea, author: User | None = None, body: str = "Nice.", of
 
 
 def vote_for(idea: Idea, user: User) -> None:
-    votes.toggle_vote(user, idea)
+    """The member votes for the idea (kept if already there: an idea starts with its
+    author's vote, and voting for your own idea again changes nothing)."""
+    votes.set_vote(user, idea, votes.VOTE)
     db.session.commit()
 
 

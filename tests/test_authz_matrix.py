@@ -258,7 +258,8 @@ def _roles_unchanged(world: World) -> None:
 
 
 def test_posting_an_idea_ignores_privileged_fields(app, client):
-    """A new idea is the poster's, at heard, with no votes, whatever extra fields say."""
+    """A new idea is the poster's, at heard, with only the poster's own vote, whatever extra
+    fields say."""
     world = World.build()
     sign_in(client, world.users["a"])
     data = form("ideas.new", world, None)
@@ -266,10 +267,13 @@ def test_posting_an_idea_ignores_privileged_fields(app, client):
     assert resp.status_code == 303
     idea = _newest(Idea)
     assert idea.title == data["title"] and idea.author_id == world.users["a"].id
-    assert (idea.status, idea.vote_count, idea.comment_count, idea.version) == ("heard", 0, 0, 1)
+    assert (idea.status, idea.vote_count, idea.comment_count, idea.version) == ("heard", 1, 0, 1)
     assert idea.board_id == world.general.id and idea.deleted_at is None
     assert idea.created_at.year > 2020 and idea.id != 424242
-    assert _count(Vote) == 0
+    new_votes = db.session.execute(
+        select(Vote.idea_id, Vote.user_id).where(Vote.idea_id == idea.id)
+    )
+    assert new_votes.all() == [(idea.id, world.users["a"].id)]
     _roles_unchanged(world)
 
 
@@ -370,7 +374,7 @@ def test_status_change_records_the_staff_member_not_a_posted_one(app, client):
     assert (idea.author_id, idea.board_id, idea.vote_count) == (
         world.users["a"].id,
         world.general.id,
-        0,
+        1,  # its author's own vote, untouched
     )
     _roles_unchanged(world)
 
@@ -382,9 +386,9 @@ def test_a_vote_is_always_the_voters_own(app, client):
     sign_in(client, world.users["a"])
     resp = client.post(f"/ideas/{target.idea.id}/vote", data=_extras(world))
     assert resp.status_code == 303
-    voters = set(db.session.scalars(select(Vote.user_id)))
-    assert voters == {world.users["a"].id}
-    assert reload(target.idea).vote_count == 1
+    voters = set(db.session.scalars(select(Vote.user_id).where(Vote.idea_id == target.idea.id)))
+    assert voters == {world.users["a"].id, world.users["b"].id}  # a's, and b's as its author
+    assert reload(target.idea).vote_count == 2
 
 
 def test_registering_ignores_role_and_other_privileged_fields(app, client):

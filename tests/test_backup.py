@@ -494,7 +494,8 @@ def test_user_export_has_their_data_and_nobody_elses(app, tmp_path):
     result = run(app, "users", "export", "--email", alice.email.upper(), "--output", str(out))
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        f"Exported {alice.email}: 2 ideas, 1 comments, 2 votes, 2 status changes to {out}."
+        # Her votes: her two ideas' (an idea starts with its author's vote) and Bob's idea.
+        f"Exported {alice.email}: 2 ideas, 1 comments, 3 votes, 2 status changes to {out}."
     )
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text(encoding="utf-8")
@@ -514,7 +515,7 @@ def test_user_export_has_their_data_and_nobody_elses(app, tmp_path):
     assert data["ideas"][1]["deleted_at"] is not None
     assert [cm["body"] for cm in data["comments"]] == ["Also CSV, please."]
     assert data["comments"][0]["edited_at"] is not None
-    assert {v["idea_id"] for v in data["votes"]} == {c["one"].id, c["two"].id}
+    assert {v["idea_id"] for v in data["votes"]} == {c["one"].id, c["two"].id, mine.id}
     assert data["votes"][0]["idea_url"] == f"http://127.0.0.1:5000/ideas/{c['one'].id}"
 
     # Nothing of anyone else's, and no secrets of hers.

@@ -251,26 +251,27 @@ def test_a_write_inside_a_request_moves_the_version_before_the_response_can_leav
 
 
 def test_driver_runner_writes_count_with_their_transaction(server):
-    """The vote toggle's raw-cursor writes count when their transaction commits, not on rollback."""
+    """The vote toggle's raw-cursor writes count when their transaction commits, not on rollback.
+    (Counts start at 1: an idea starts with its author's vote.)"""
     idea, member = make_idea(), make_user()
     visitor = Visitor(server)
-    assert '<span class="vote-count">0</span>' in visitor.warm()
+    assert '<span class="vote-count">1</span>' in visitor.warm()
     toggle = (idea.id, member.id, member.session_token)
     with db.engine.connect() as conn:
         assert votes.toggle_for_session(conn, *toggle) is not None
         conn.rollback()
     rendered, page = visitor.get()
-    assert not rendered and '<span class="vote-count">0</span>' in page
+    assert not rendered and '<span class="vote-count">1</span>' in page
     with db.engine.connect() as conn:
-        assert votes.toggle_for_session(conn, *toggle) == (True, 1, True)
+        assert votes.toggle_for_session(conn, *toggle) == (True, 2, True)
         conn.commit()
     rendered, page = visitor.get()
-    assert rendered and '<span class="vote-count">1</span>' in page
+    assert rendered and '<span class="vote-count">2</span>' in page
     if BACKEND == "postgres":  # as the fast path runs it with Redis: one autocommit statement
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            assert votes.toggle_for_session(conn, *toggle) == (False, 0, True)
+            assert votes.toggle_for_session(conn, *toggle) == (False, 1, True)
         rendered, page = visitor.get()
-        assert rendered and '<span class="vote-count">0</span>' in page
+        assert rendered and '<span class="vote-count">1</span>' in page
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ def test_a_row_shows_what_changed_since_it_was_cached(app, client):
     votes.toggle_vote(make_user(), idea)
     db.session.commit()
     html = visitor.get("/ideas").get_data(as_text=True)
-    assert '<span class="vote-count">1</span>' in html
+    assert '<span class="vote-count">2</span>' in html  # and the author's
     login_as(client, make_user())
     client.set_cookie("lang", "ru")
     assert "Войдите" not in client.get("/ideas").get_data(as_text=True)

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ideaboard.extensions import db
-from ideaboard.models import Comment, StatusChange, Vote
+from ideaboard.models import Comment, StatusChange, User, Vote
 from ideaboard.services import accounts, comments, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, NotAllowed, ValidationError
 
@@ -18,10 +18,15 @@ def _vote_rows(idea):
 
 
 def test_new_idea_starts_heard_with_history():
-    """A posted idea starts at heard, with one history entry and zero counts."""
+    """A posted idea starts at heard, with one history entry, no comments and one vote: its
+    author's (issue 12: a new idea starts with its author's vote)."""
     idea = make_idea(title="  Offline   mode  ")
     assert idea.title == "Offline mode"
-    assert idea.status == "heard" and idea.vote_count == 0 and idea.comment_count == 0
+    assert idea.status == "heard" and idea.vote_count == 1 == _vote_rows(idea)
+    assert idea.comment_count == 0
+    assert db.session.scalars(select(Vote.user_id).where(Vote.idea_id == idea.id)).all() == [
+        idea.author_id
+    ]
     assert [(c.from_status, c.to_status) for c in roadmap.history(idea)] == [(None, "heard")]
 
 
@@ -53,17 +58,19 @@ def test_vote_toggles_and_count_equals_rows():
     """Voting twice takes the vote back; the stored count always equals the rows."""
     idea, member = make_idea(), make_user()
     first = votes.toggle_vote(member, idea)
-    assert first.voted and first.count == 1 == _vote_rows(idea)
+    assert first.voted and first.count == 2 == _vote_rows(idea)  # and the author's
     second = votes.toggle_vote(member, idea)
-    assert not second.voted and second.count == 0 == _vote_rows(idea)
+    assert not second.voted and second.count == 1 == _vote_rows(idea)
     db.session.commit()
-    assert reload(idea).vote_count == 0
+    assert reload(idea).vote_count == 1
     assert votes.count_mismatches() == []
 
 
 def test_votes_raise_trending_score():
     """Votes lift an idea's trending score; the formula is log10(1+votes) plus an age bonus."""
-    idea = make_idea()
+    idea = make_idea()  # one vote, its author's
+    votes.toggle_vote(db.session.get(User, idea.author_id), idea)  # taken back: none
+    db.session.commit()
     before = reload(idea).trending_score
     for _ in range(9):
         votes.toggle_vote(make_user(), idea)

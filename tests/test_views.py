@@ -55,8 +55,8 @@ def test_idea_page_shows_votes_timeline_and_comments(client, world):
     roadmap.change_status(staff, idea, "planned", "Coming in spring")
     db.session.commit()
     html = client.get(f"/ideas/{idea.id}").get_data(as_text=True)
-    assert '<span class="vote-count">1</span>' in html
-    assert "1 voter" in html and "Other" in html
+    assert '<span class="vote-count">2</span>' in html  # Other's and the author's own
+    assert "2 voters" in html and "Other" in html
     assert "Coming in spring" in html and "Planned" in html
     assert "my own comment" in html
 
@@ -112,15 +112,17 @@ def test_bad_idea_input_is_explained_beside_fields_and_kept(client, world):
 
 
 def test_vote_without_js_redirects_back(client, world):
-    """A plain vote post toggles and redirects back to the page it came from."""
+    """A plain vote post toggles and redirects back to the page it came from, at the row."""
     idea = world["idea"]
     login_as(client, world["other"])
     resp = client.post(f"/ideas/{idea.id}/vote", data={"next": "/ideas?sort=top"})
-    assert resp.status_code == 303 and resp.headers["Location"] == "/ideas?sort=top"
-    assert reload(idea).vote_count == 1
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == f"/ideas?sort=top#vote-{idea.id}"
+    assert reload(idea).vote_count == 2  # and the author's
     resp = client.post(f"/ideas/{idea.id}/vote", data={"next": "https://evil.test/"})
     assert resp.headers["Location"].startswith(f"/ideas/{idea.id}-")
-    assert reload(idea).vote_count == 0
+    assert resp.headers["Location"].endswith(f"#vote-{idea.id}")
+    assert reload(idea).vote_count == 1
 
 
 def test_vote_with_htmx_returns_the_button(htmx, world):
@@ -131,7 +133,7 @@ def test_vote_with_htmx_returns_the_button(htmx, world):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "<html" not in html
     assert f'id="vote-{idea.id}"' in html and 'aria-pressed="true"' in html
-    assert '<span class="vote-count">1</span>' in html
+    assert '<span class="vote-count">2</span>' in html  # and the author's
     assert "HX-Request" in resp.headers["Vary"]
 
 
@@ -370,6 +372,6 @@ def test_htmx_vote_on_idea_page_refreshes_voters_card(htmx, world):
     login_as(htmx, world["other"])
     resp = htmx.post(f"/ideas/{idea.id}/vote", data={"on_idea_page": "1"})
     html = resp.get_data(as_text=True)
-    assert 'id="voters" hx-swap-oob="true"' in html and "1 voter" in html and "Other" in html
+    assert 'id="voters" hx-swap-oob="true"' in html and "2 voters" in html and "Other" in html
     resp = htmx.post(f"/ideas/{idea.id}/vote")
     assert 'id="voters"' not in resp.get_data(as_text=True)

@@ -8,6 +8,7 @@ class RegisterForm(FlaskForm):
     display_name = StringField(_l("Name others will see"))
     password = PasswordField(_l("Password"))
     next = HiddenField()
+    vote = HiddenField()  # the idea a visitor clicked vote on: cast once they are in
 
 
 class LoginForm(FlaskForm):
@@ -15,6 +16,7 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"))
     remember = BooleanField(_l("Keep me signed in on this device"))
     next = HiddenField()
+    vote = HiddenField()  # the idea a visitor clicked vote on: cast once they are in
 
 
 class AccountForm(FlaskForm):

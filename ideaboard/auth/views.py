@@ -12,7 +12,7 @@ from ideaboard.forms import apply_errors
 from ideaboard.htmx import render
 from ideaboard.seclog import security_event
 from ideaboard.security import no_referrer, no_store, safe_next
-from ideaboard.services import accounts
+from ideaboard.services import accounts, votes
 from ideaboard.services.errors import ValidationError
 
 from .forms import (
@@ -69,6 +69,31 @@ def _end_session() -> None:
     session["_remember"] = "clear"
 
 
+def _pending_vote(user, form) -> str | None:
+    """Cast the vote the visitor clicked before signing in (the form's `vote` field), in
+    the transaction the caller commits; the anchor of its row to come back to, if cast."""
+    voted_on = votes.cast_pending_vote(user, form.vote.data)
+    return None if voted_on is None else f"vote-{voted_on}"
+
+
+def _back(form, anchor: str | None) -> str:
+    target = safe_next(form.next.data)
+    if anchor:
+        target = f"{target.split('#', 1)[0]}#{anchor}"
+    return target
+
+
+def _carry_vote(form) -> None:
+    """Keep the vote a visitor clicked in the form (from the query on the first GET)."""
+    form.vote.data = form.vote.data or request.args.get("vote", "")
+
+
+def _form_page(template: str, form, status: int = 200):
+    """The sign-in or registration page, saying which idea signing in will vote for."""
+    pending = votes.pending_vote_idea(form.vote.data)
+    return render(template, form=form, pending_vote=pending, status=status)
+
+
 def _start_session(user, remember: bool) -> None:
     # A fresh session on every sign-in: nothing planted before it survives (fixation).
     lang = session.get("lang")
@@ -95,13 +120,15 @@ def register():
             db.session.rollback()
             apply_errors(form, err)
         else:
+            anchor = _pending_vote(user, form)
             db.session.commit()
             _start_session(user, remember=False)
             flash(_("Welcome, %(name)s! Your account is ready.", name=user.display_name))
-            return redirect(safe_next(form.next.data), 303)
-        return render("auth/register.html", form=form, status=422)
+            return redirect(_back(form, anchor), 303)
+        return _form_page("auth/register.html", form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
-    return render("auth/register.html", form=form)
+    _carry_vote(form)
+    return _form_page("auth/register.html", form)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -122,15 +149,17 @@ def login():
             user = accounts.authenticate(form.email.data or "", form.password.data or "")
         except accounts.AccountDisabled as err:
             form.form_errors.append(err.message)
-            return render("auth/login.html", form=form, status=422)
+            return _form_page("auth/login.html", form, status=422)
         if user is not None:
-            db.session.commit()  # a rehashed password, if its parameters changed
+            anchor = _pending_vote(user, form)
+            db.session.commit()  # the vote, and a rehashed password if its parameters changed
             _start_session(user, remember=bool(form.remember.data))
-            return redirect(safe_next(form.next.data), 303)
+            return redirect(_back(form, anchor), 303)
         form.form_errors.append(_("Email or password is incorrect."))
-        return render("auth/login.html", form=form, status=422)
+        return _form_page("auth/login.html", form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
-    return render("auth/login.html", form=form)
+    _carry_vote(form)
+    return _form_page("auth/login.html", form)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -324,9 +324,14 @@ def restore(idea_id: int):
 @_write_limit("VOTE_LIMIT")
 @login_required
 def vote(idea_id: int):
-    """Toggle the member's vote; htmx gets the button back, a plain post goes back."""
+    """Set the member's vote (`intent` vote/unvote; none toggles); htmx gets the button
+    back, a plain post goes back to the same row."""
+    try:
+        intent = votes.parse_intent(request.form.get("intent"))
+    except votes.BadIntent:
+        abort(400)
     idea = _load(idea_id, related=False)
-    result = votes.toggle_vote(current_user, idea)
+    result = votes.set_vote(current_user, idea, intent)
     db.session.commit()
     if is_htmx():
         # On the idea page the voters card changes too: send it out of band.
@@ -338,7 +343,9 @@ def vote(idea_id: int):
             voters=votes.recent_voters(idea) if on_page else [],
             on_idea_page=on_page,
         )
-    return redirect(safe_next(request.form.get("next"), idea_url(idea)), 303)
+    # Back to the row voted on (the list keeps its page and cursor in `next`).
+    back = safe_next(request.form.get("next"), idea_url(idea)).split("#", 1)[0]
+    return redirect(f"{back}#vote-{idea.id}", 303)
 
 
 @bp.post("/ideas/<int:idea_id>/comments")

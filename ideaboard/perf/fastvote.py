@@ -304,6 +304,10 @@ class VoteFastPath:
                 return None
             if form.get("on_idea_page") == "1":
                 return None
+            try:
+                intent = votes.parse_intent(form.get("intent"))
+            except votes.BadIntent:
+                return None  # Flask answers 400
             cookies = parse_cookie(environ)  # what req.cookies parses, parsed once
             sess = self._session(cookies)
             if sess is None or sess.get("_id") != _identifier(environ):
@@ -320,7 +324,7 @@ class VoteFastPath:
                 # Rendered (and remembered) before anything is written: a template that
                 # cannot be rendered this way leaves the vote to Flask.
                 fragments = {v: self._fragment(locale, v, req.script_root) for v in (True, False)}
-                done = self._counted_toggle(idea_id, login)
+                done = self._counted_toggle(idea_id, login, intent)
             except Exception:  # noqa: BLE001 - nothing was written: Flask answers (503, ...)
                 log.warning("vote fast path passed a request on after an error", exc_info=True)
                 return None
@@ -333,14 +337,14 @@ class VoteFastPath:
             )
             return status, headers, body, login.user_id
 
-    def _counted_toggle(self, idea_id: int, login: security.LoginId):
+    def _counted_toggle(self, idea_id: int, login: security.LoginId, intent: str | None = None):
         """(voted, count, limits) once committed; None, with nothing written and the
         limit's count given back, to pass the request to Flask."""
         limits = self._limits(login.user_id)
         if limits is not None and not ratelimit.hit_all(*limits):
             return None  # Flask answers 429 (and logs it); hit_all gave the counts back
         try:
-            done = self._toggle(idea_id, login)
+            done = self._toggle(idea_id, login, intent)
         except BaseException:
             self._refund(limits)
             raise
@@ -356,7 +360,7 @@ class VoteFastPath:
             for item in items:
                 ratelimit.refund(item, args)
 
-    def _toggle(self, idea_id: int, login: security.LoginId):
+    def _toggle(self, idea_id: int, login: security.LoginId, intent: str | None = None):
         """(voted, count) once committed; None, with nothing written, if the rule says no."""
         engine = db.engine
         cache = current_cache()
@@ -368,7 +372,7 @@ class VoteFastPath:
                 # There the toggle is one statement, atomic by itself: as its own
                 # transaction it saves the round trips of BEGIN and COMMIT.
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            done = votes.toggle_for_session(conn, idea_id, login.user_id, login.token)
+            done = votes.toggle_for_session(conn, idea_id, login.user_id, login.token, intent)
             if done is None:
                 conn.rollback()
                 return None  # gone, may not vote, a stale sign-in, or staff: Flask decides

@@ -92,9 +92,10 @@ def idea_rows(ideas, voted_ids, back: str) -> Markup:
     if "/login?" in joined:
         # The sign-in link: the whole quoted href, as url_for writes it with the real path
         # (url_for quotes the stand-in's `<`, so the quotes around it keep text out).
+        # The link goes on with `&amp;vote=<id>` (the vote it carries), after the path.
         joined = joined.replace(
-            f'href="{escape(url_for("auth.login", next=_BACK))}"',
-            f'href="{escape(url_for("auth.login", next=back))}"',
+            f'href="{escape(url_for("auth.login", next=_BACK))}',
+            f'href="{escape(url_for("auth.login", next=back))}',
         )
     # The vote form's hidden fields: the token and the path, each HTML-escaped. A token is
     # made only when a row has a form: a visitor's page must not start a session.

@@ -213,6 +213,8 @@ def init_app(app: Flask) -> None:
     for name, predicate in permissions.predicates().items():
         env.globals[name] = _template_predicate(name, predicate)
     env.globals["csrf_token"] = _csrf_token
+    # About the idea, not the viewer: safe in a shared render (its status is in every key).
+    env.globals["voting_closed"] = permissions.voting_closed
     for name in PER_REQUEST_GLOBALS:
         if name in env.globals:
             env.globals[name] = _guarded(name, env.globals[name])

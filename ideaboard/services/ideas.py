@@ -426,7 +426,8 @@ def duplicate_after_race(
 
 
 def create_idea(actor: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
-    """Post an idea; it starts at `heard` with its first history entry."""
+    """Post an idea; it starts at `heard` with its first history entry and its author's
+    vote (as on Canny and Fider: you want what you asked for), counted."""
     if not can_post_idea(actor):
         raise NotAllowed(_("Sign in to post an idea."))
     title, body, errors = _check_fields(title, body, kind, board)
@@ -456,7 +457,8 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
         created_at=now,
         updated_at=now,
         last_activity_at=now,
-        trending_score=trending_score(0, now),
+        vote_count=1,
+        trending_score=trending_score(1, now),
     )
     db.session.add(idea)
     db.session.flush()
@@ -465,6 +467,7 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
             idea_id=idea.id, from_status=None, to_status=Status.HEARD.value, by_id=actor.id
         )
     )
+    db.session.add(Vote(idea_id=idea.id, user_id=actor.id, created_at=now))
     return idea
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ideaboard import permissions
 from ideaboard.extensions import db
 from ideaboard.models import Idea, User, Vote, utcnow
+from ideaboard.models.idea import Status
 from ideaboard.perf.driver import driver_runner
 
 from .errors import NotAllowed
@@ -38,6 +39,27 @@ from .ideas import TRENDING_EPOCH, TRENDING_GRAVITY, age_bonus, trending_score_s
 class VoteResult:
     voted: bool
     count: int
+
+
+#: The vote request's `intent` field (../shared/contract.md): set the vote to it, so a
+#: doubled or retried request changes nothing. Without it, the request toggles.
+VOTE, UNVOTE = "vote", "unvote"
+INTENTS = (VOTE, UNVOTE)
+
+
+class BadIntent(ValueError):
+    """An `intent` that is neither vote nor unvote: the request is refused (400)."""
+
+
+def parse_intent(value: str | None) -> str | None:
+    """The request's intent: "vote", "unvote", or None (toggle) when the field is absent
+    or empty. Anything else raises BadIntent. Flask's route and the fast path both ask
+    this, so they answer the same request the same way."""
+    if value is None or value == "":
+        return None
+    if value not in INTENTS:
+        raise BadIntent(value)
+    return value
 
 
 # The toggle's statements, built once: a vote is the hottest write path, and building and
@@ -75,17 +97,25 @@ _BUMP = (
 )
 
 
-def _toggle_sqlite(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
-    """(voted, count, score): delete the member's vote, or insert it; then move the count."""
-    removed = len(run(_DELETE, {"p_idea": idea_id, "p_user": user_id}).all())
+def _toggle_sqlite(
+    run: Run, idea_id: int, user_id: int, bonus: float, intent: str | None = None
+) -> tuple:
+    """(voted, count, score): with an intent, insert (vote) or delete (unvote) the member's
+    vote; without, delete it or else insert it; then move the count by what was written."""
+    removed = 0
+    if intent != VOTE:
+        removed = len(run(_DELETE, {"p_idea": idea_id, "p_user": user_id}).all())
     if removed:
         delta, voted = -removed, False
+    elif intent == UNVOTE:
+        return False, None, None  # no vote to take back: nothing changes
     else:
         # Decided from RETURNING, which names the row only if this statement wrote it.
         params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow()}
         inserted = run(_INSERT, params).first() is not None
         if not inserted:
-            # A concurrent request of the same member voted first: the vote stands.
+            # Voted already (a repeated request), or a concurrent request of the same
+            # member voted first: the vote stands, once.
             return True, None, None
         delta, voted = 1, True
     params = {"p_idea": idea_id, "p_delta": delta, "p_bonus": bonus}
@@ -97,14 +127,18 @@ def _toggle_sqlite(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
 # delete the member's vote from the target idea, or, if there was none, insert it; then
 # move the count by what was actually written and rescore, under the idea's row lock, and
 # say which it was. `target` (the idea's id and age bonus) comes first, from the caller.
+# :p_intent ('vote', 'unvote' or 'toggle') switches the delete and the insert off: with
+# an intent the statement only sets the vote, so running it twice changes nothing.
 _PG_TOGGLE_REST = """
     gone AS (
         DELETE FROM votes
         WHERE idea_id = (SELECT id FROM target) AND user_id = :p_user
+          AND CAST(:p_intent AS text) <> 'vote'
         RETURNING id
     ), added AS (
         INSERT INTO votes (idea_id, user_id, created_at)
-        SELECT target.id, :p_user, :p_at FROM target WHERE NOT EXISTS (SELECT 1 FROM gone)
+        SELECT target.id, :p_user, :p_at FROM target
+        WHERE CAST(:p_intent AS text) <> 'unvote' AND NOT EXISTS (SELECT 1 FROM gone)
         ON CONFLICT (idea_id, user_id) DO NOTHING
         RETURNING id
     ), moved AS (
@@ -125,46 +159,115 @@ _PG_TOGGLE = text(
 ).bindparams(bindparam("p_at", type_=DateTime()), bindparam("p_bonus", type_=Float()))
 
 
-def _pg_outcome(row) -> tuple[bool, int, float, bool]:
+def _pg_intent(intent: str | None) -> str:
+    return intent or "toggle"
+
+
+def _pg_outcome(row, intent: str | None = None) -> tuple[bool, int, float, bool]:
     """(voted, count, score, changed) from a _PG_TOGGLE* row."""
     count, score, removed, delta = row
+    if intent == UNVOTE:
+        return False, count, score, delta != 0
     # Nothing removed means the vote stands: added now, or by a concurrent request of the
     # same member (the insert then did nothing, and neither did the count).
     return not removed, count, score, delta != 0
 
 
-def _toggle_postgresql(run: Run, idea_id: int, user_id: int, bonus: float) -> tuple:
-    params = {"p_idea": idea_id, "p_user": user_id, "p_at": utcnow(), "p_bonus": bonus}
-    voted, count, score, changed = _pg_outcome(run(_PG_TOGGLE, params).one())
-    return (voted, count, score) if changed else (True, None, None)
+def _toggle_postgresql(
+    run: Run, idea_id: int, user_id: int, bonus: float, intent: str | None = None
+) -> tuple:
+    params = {
+        "p_idea": idea_id,
+        "p_user": user_id,
+        "p_at": utcnow(),
+        "p_bonus": bonus,
+        "p_intent": _pg_intent(intent),
+    }
+    voted, count, score, changed = _pg_outcome(run(_PG_TOGGLE, params).one(), intent)
+    return (voted, count, score) if changed else (voted, None, None)
 
 
-def toggle_on(run: Run, dialect: str, idea_id: int, user_id: int, created_at: datetime) -> tuple:
-    """The toggle itself, through `run` (see Run) inside its transaction, on a `dialect`
-    database: (voted, count, score).
+def toggle_on(
+    run: Run,
+    dialect: str,
+    idea_id: int,
+    user_id: int,
+    created_at: datetime,
+    intent: str | None = None,
+) -> tuple:
+    """The vote itself, through `run` (see Run) inside its transaction, on a `dialect`
+    database: (voted, count, score). `intent` (parse_intent()) sets the vote; None toggles.
 
-    count and score are None when nothing changed (the member's concurrent request voted
-    first). Safe under concurrency: a delete or insert that found nothing to do changes no
-    count, and the unique constraint makes a racing second insert a no-op. Callers check
-    the rule (can_vote) first: toggle_vote() on loaded objects, toggle_for_session() from
-    the rows' facts or the rule's SQL twin.
+    count and score are None when nothing changed (the vote already was as asked, or the
+    member's concurrent request voted first). Safe under concurrency: a delete or insert
+    that found nothing to do changes no count, and the unique constraint makes a racing
+    second insert a no-op. Callers check the rule (can_vote) first: set_vote() on loaded
+    objects, toggle_for_session() from the rows' facts or the rule's SQL twin.
     """
     toggle = _toggle_postgresql if dialect == "postgresql" else _toggle_sqlite
-    return toggle(run, idea_id, user_id, age_bonus(created_at))
+    return toggle(run, idea_id, user_id, age_bonus(created_at), intent)
+
+
+def closed_message(idea: Idea) -> str:
+    """Why nobody can vote on the idea any more (permissions.voting_closed)."""
+    if idea.status == Status.SHIPPED.value:
+        return _("Voting is closed: this idea has shipped.")
+    return _("Voting is closed: this idea was declined.")
+
+
+def set_vote(actor: User, idea: Idea, intent: str | None = None) -> VoteResult:
+    """Set the member's vote as `intent` says (vote, unvote; see parse_intent), or toggle
+    it when there is no intent. Repeating an intent changes nothing."""
+    if not permissions.can_vote(actor, idea):
+        if permissions.is_member(actor) and permissions.voting_closed(idea):
+            raise NotAllowed(closed_message(idea))
+        raise NotAllowed(_("Sign in to vote."))
+    # Through the Session (any connection would do: perf.freshness sees writes at the engine).
+    dialect = db.session.get_bind().dialect.name
+    voted, count, score = toggle_on(
+        db.session.execute, dialect, idea.id, actor.id, idea.created_at, intent
+    )
+    if count is None:
+        return VoteResult(voted=voted, count=idea.vote_count)
+    set_committed_value(idea, "vote_count", count)
+    set_committed_value(idea, "trending_score", score)
+    return VoteResult(voted=voted, count=count)
 
 
 def toggle_vote(actor: User, idea: Idea) -> VoteResult:
     """Add the member's vote, or take it back if it is there."""
-    if not permissions.can_vote(actor, idea):
-        raise NotAllowed(_("Sign in to vote."))
-    # Through the Session (any connection would do: perf.freshness sees writes at the engine).
-    dialect = db.session.get_bind().dialect.name
-    voted, count, score = toggle_on(db.session.execute, dialect, idea.id, actor.id, idea.created_at)
-    if count is None:
-        return VoteResult(voted=True, count=idea.vote_count)
-    set_committed_value(idea, "vote_count", count)
-    set_committed_value(idea, "trending_score", score)
-    return VoteResult(voted=voted, count=count)
+    return set_vote(actor, idea, None)
+
+
+def pending_vote_idea(idea_id: str | int | None) -> Idea | None:
+    """The idea a visitor's `vote` field names, if it is one anyone may see and vote on
+    once signed in (sign-in and registration pages say so); None for no or a malformed id,
+    a missing or deleted idea, or closed voting."""
+    try:
+        wanted = int(idea_id or 0)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < wanted <= 2**31 - 1:
+        return None
+    idea = db.session.get(Idea, wanted)
+    if idea is None or idea.is_deleted or permissions.voting_closed(idea):
+        return None
+    return idea
+
+
+def cast_pending_vote(actor: User, idea_id: str | int | None) -> int | None:
+    """The vote a visitor asked for before signing in or registering (the `vote` field
+    carried through those forms), cast in the caller's transaction, which signs them in.
+
+    Returns the idea's id when the member's vote stands on it now (cast, or there
+    already); None when there is nothing to cast (see pending_vote_idea()) or the member
+    may not vote on it. Never toggles: a member who had voted keeps the vote.
+    """
+    idea = pending_vote_idea(idea_id)
+    if idea is None or not permissions.can_vote(actor, idea):
+        return None
+    set_vote(actor, idea, VOTE)
+    return idea.id
 
 
 # The vote fast path (perf/fastvote.py) asks permissions.py, never its own rule: "may this
@@ -227,9 +330,10 @@ _PG_TOGGLE_FOR_SESSION = text(
 
 
 def toggle_for_session(
-    conn: Connection, idea_id: int, user_id: int, token: str
+    conn: Connection, idea_id: int, user_id: int, token: str, intent: str | None = None
 ) -> tuple[bool, int, bool] | None:
-    """The fast path's whole toggle, for the member whose session holds `token`.
+    """The fast path's whole vote (set_vote()'s: `intent` sets it, None toggles), for the
+    member whose session holds `token`.
 
     (voted, count, changed), or None, with nothing written, when the rule says no (see
     fast_path_may_vote()) or the idea is gone or the sign-in no longer stands.
@@ -246,11 +350,12 @@ def toggle_for_session(
             "p_at": utcnow(),
             "p_epoch": TRENDING_EPOCH,
             "p_gravity": float(TRENDING_GRAVITY),
+            "p_intent": _pg_intent(intent),
         }
         row = run(_PG_TOGGLE_FOR_SESSION, params).first()
         if row is None:
             return None
-        voted, count, _score, changed = _pg_outcome(row)
+        voted, count, _score, changed = _pg_outcome(row, intent)
         return voted, count, changed
     row = run(_FACTS, {"p_idea": idea_id, "p_user": user_id, "p_token": token}).first()
     if row is None:
@@ -259,7 +364,7 @@ def toggle_for_session(
     idea = permissions.facts(Idea, row[:split])
     if not fast_path_may_vote(permissions.facts(User, row[split:]), idea):
         return None
-    voted, count, _score = toggle_on(run, "sqlite", idea_id, user_id, idea.created_at)
+    voted, count, _score = toggle_on(run, "sqlite", idea_id, user_id, idea.created_at, intent)
     if count is None:
         return voted, run(_COUNT, {"p_idea": idea_id}).scalar_one(), False
     return voted, count, True

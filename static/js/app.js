@@ -77,4 +77,52 @@
   // Content htmx swaps in (comments, list pages) gets the same treatment.
   document.addEventListener("htmx:load", function (evt) { renderAll(evt.target); });
   setInterval(renderAll, 60000);
+// i12 votes: after an htmx vote, keep focus on the vote button (the form is swapped for a
+// new one) and announce the new state in a polite live region.
+(function () {
+  "use strict";
+  var pending = null;
+  function region() {
+    var box = document.getElementById("vote-status");
+    if (!box && document.body) {
+      box = document.createElement("div");
+      box.id = "vote-status";
+      box.className = "visually-hidden";
+      box.setAttribute("role", "status");
+      box.setAttribute("aria-live", "polite");
+      document.body.appendChild(box);
+    }
+    return box;
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", region);
+  } else {
+    region();
+  }
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (form && form.classList && form.classList.contains("vote") && form.id) {
+      var button = form.querySelector("button");
+      pending = {id: form.id, focused: !!button && document.activeElement === button};
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (!evt.detail.successful) pending = null;  // refused or failed: nothing was swapped
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!pending) return;
+    var was = pending;
+    pending = null;
+    var form = document.getElementById(was.id);
+    if (!form) return;
+    var button = form.querySelector("button");
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (button && (was.focused || lost)) button.focus();
+    var box = region();
+    var text = form.getAttribute("data-vote-status");
+    if (box && text) {
+      box.textContent = "";
+      window.setTimeout(function () { box.textContent = text; }, 50);
+    }
+  });
 })();

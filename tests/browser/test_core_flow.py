@@ -62,7 +62,8 @@ def count_navigations(page: Page) -> list[str]:
 
 
 def test_vote_with_htmx_toggles_in_place(page, browser_log):
-    """With JS a new member's vote toggles the count 0→1→0 in place, with CSRF, and persists."""
+    """With JS a new member's vote toggles in place, with CSRF, and persists: the idea
+    starts with its author's vote (1), which they take back (0) and give again (1)."""
     sign_up(page, "ada@example.com", "Ada")
     idea_id = post_idea(page, "Export to CSV", "We need **CSV export**:\n\n- ideas\n- votes\n")
     expect(page.locator(".idea-body strong")).to_have_text("CSV export")
@@ -72,8 +73,8 @@ def test_vote_with_htmx_toggles_in_place(page, browser_log):
     vote = page.locator(f"form#vote-{idea_id}")
     button = vote.locator("button.vote-button")
     count = vote.locator(".vote-count")
-    expect(count).to_have_text("0")
-    expect(button).to_have_attribute("aria-pressed", "false")
+    expect(count).to_have_text("1")  # the author's own vote
+    expect(button).to_have_attribute("aria-pressed", "true")
 
     page.evaluate("window.__marker = 1")
     navigations = count_navigations(page)
@@ -82,27 +83,28 @@ def test_vote_with_htmx_toggles_in_place(page, browser_log):
     headers = sent.value.headers
     assert headers.get("hx-request") == "true"
     assert headers.get("x-csrftoken"), "htmx must send the CSRF token from body[hx-headers]"
-    expect(count).to_have_text("1")
-    expect(button).to_have_attribute("aria-pressed", "true")
-    expect(vote).to_have_class(re.compile(r"\bis-voted\b"))
-    assert page.evaluate("window.__marker") == 1, "the vote reloaded the page"
+    expect(count).to_have_text("0")
+    expect(button).to_have_attribute("aria-pressed", "false")
+    expect(vote).not_to_have_class(re.compile(r"\bis-voted\b"))
+    assert page.evaluate("window.__marker") == 1, "the un-vote reloaded the page"
     assert navigations == []
 
     page.reload()
-    expect(count).to_have_text("1")
-    expect(button).to_have_attribute("aria-pressed", "true")
+    expect(count).to_have_text("0")
+    expect(button).to_have_attribute("aria-pressed", "false")
     assert page.evaluate("window.__marker") is None, "the reload did not happen"
 
     page.evaluate("window.__marker = 2")
     navigations.clear()
     button.click()
-    expect(count).to_have_text("0")
-    expect(button).to_have_attribute("aria-pressed", "false")
-    assert page.evaluate("window.__marker") == 2, "the un-vote reloaded the page"
+    expect(count).to_have_text("1")
+    expect(button).to_have_attribute("aria-pressed", "true")
+    expect(vote).to_have_class(re.compile(r"\bis-voted\b"))
+    assert page.evaluate("window.__marker") == 2, "the vote reloaded the page"
     assert navigations == []
 
     page.reload()
-    expect(count).to_have_text("0")
+    expect(count).to_have_text("1")
     assert browser_log.console_errors == []
 
 
@@ -116,7 +118,7 @@ def test_vote_without_javascript_posts_and_redirects_back(new_page):
 
     vote = page.locator(f"form#vote-{idea_id}")
     count = vote.locator(".vote-count")
-    expect(count).to_have_text("0")
+    expect(count).to_have_text("1")  # the author's own vote
     with (
         page.expect_event("framenavigated", lambda frame: frame == page.main_frame),
         page.expect_response(lambda r: r.request.method == "POST") as answer,
@@ -125,12 +127,14 @@ def test_vote_without_javascript_posts_and_redirects_back(new_page):
     assert answer.value.status == 303
     assert "hx-request" not in answer.value.request.headers
     assert urlsplit(page.url).path == idea_path
-    expect(count).to_have_text("1")
-    expect(vote.locator("button.vote-button")).to_have_attribute("aria-pressed", "true")
-    expect(page.locator(".voters-count")).to_have_text("1 voter")
+    assert urlsplit(page.url).fragment == f"vote-{idea_id}"  # back at the control
+    expect(count).to_have_text("0")
+    expect(vote.locator("button.vote-button")).to_have_attribute("aria-pressed", "false")
+    expect(page.locator(".voters-count")).to_have_text("0 voters")
 
     vote.locator("button.vote-button").click()
-    expect(count).to_have_text("0")
+    expect(count).to_have_text("1")
+    expect(vote.locator("button.vote-button")).to_have_attribute("aria-pressed", "true")
 
 
 def test_comment_with_htmx_appends_in_place(app, page, browser_log):
@@ -203,7 +207,7 @@ def test_sort_filter_updates_list_and_url(app, page, browser_log):
     choose("top")
     expect(page).to_have_url(re.compile(r"/ideas\?(.*&)?sort=top"))
     expect(titles).to_have_text(["Popular older idea", "Newest idea"])
-    expect(page.locator("#idea-list .vote-count").first).to_have_text("2")
+    expect(page.locator("#idea-list .vote-count").first).to_have_text("3")  # and the author's
     assert page.evaluate("window.__marker") == 1, "filtering reloaded the page"
     assert parse_qs(urlsplit(page.url).query)["sort"] == ["top"]
 
@@ -215,7 +219,7 @@ def test_sort_filter_updates_list_and_url(app, page, browser_log):
 
 
 def test_anonymous_vote_is_sent_to_sign_in(app, page):
-    """A visitor's vote button leads to sign-in, and signing in returns to the idea."""
+    """A visitor's vote button leads to sign-in, and signing in returns to the idea, voted."""
     idea = make_idea(title="Dark mode")
     member = make_user(email="ken@example.com")
 
@@ -223,14 +227,15 @@ def test_anonymous_vote_is_sent_to_sign_in(app, page):
     idea_path = urlsplit(page.url).path
     # Visitors' pages carry no form (no CSRF token, so they can be cached): a plain link.
     page.locator(f"#vote-{idea.id} a.vote-button").click()
-    page.wait_for_url(re.compile(r"/login\?next="))
+    page.wait_for_url(re.compile(r"/login\?next=.*&vote="))
     (back,) = parse_qs(urlsplit(page.url).query)["next"]
     assert back.startswith(f"/ideas/{idea.id}")
 
     sign_in(page, member.email)
     page.wait_for_url(on_idea_page)
     assert urlsplit(page.url).path.startswith(idea_path)
-    expect(page.locator(f"form#vote-{idea.id} .vote-count")).to_have_text("0")
+    expect(page.locator(f"form#vote-{idea.id} .vote-count")).to_have_text("2")
+    expect(page.locator(f"#vote-button-{idea.id}")).to_have_attribute("aria-pressed", "true")
 
 
 def test_csp_detector_catches_inline_style(page, browser_log):

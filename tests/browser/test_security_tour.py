@@ -201,7 +201,7 @@ def test_tour_has_no_csp_violations_and_htmx_sends_the_token(app, new_page, brow
 
     # Vote with htmx: the count changes in place and the voters card follows (out of band).
     vote = page.locator(f"form#vote-{idea.id}")
-    expect(vote.locator(".vote-count")).to_have_text("0")
+    expect(vote.locator(".vote-count")).to_have_text("1")  # the author's own vote
     page.evaluate("window.__sameDocument = true")
     with page.expect_response(lambda r: r.url.endswith(f"/ideas/{idea.id}/vote")) as answer:
         vote.locator("button.vote-button").click()
@@ -209,10 +209,10 @@ def test_tour_has_no_csp_violations_and_htmx_sends_the_token(app, new_page, brow
     assert answer.value.status == 200
     assert request.headers.get("hx-request") == "true"
     assert request.headers.get("x-csrftoken") == token
-    expect(vote.locator(".vote-count")).to_have_text("1")
+    expect(vote.locator(".vote-count")).to_have_text("2")
     expect(vote.locator("button.vote-button")).to_have_attribute("aria-pressed", "true")
-    expect(page.locator(".voters-count")).to_have_text("1 voter")
-    assert vote_total(idea.id) == (1, 1)
+    expect(page.locator(".voters-count")).to_have_text("2 voters")
+    assert vote_total(idea.id) == (2, 2)
 
     # Comment with htmx: appended to #comments, the count follows, the form is reset.
     form = page.locator("#comment-form")
@@ -858,15 +858,15 @@ def test_forged_cross_origin_posts_cannot_vote(app, live_app, live_server, new_p
     # The refusal page offers no "send again" for it: one click there would finish the
     # forgery with the member's own token.
     expect(page.locator("main form[action$='/vote']")).to_have_count(0)
-    assert vote_total(idea.id) == (0, 0)
+    assert vote_total(idea.id) == (1, 1)  # the author's only
 
     # The member's own page shows no vote, and their own click does vote (the control).
     page.goto(f"/ideas/{idea.id}")
     count = page.locator(f"form#vote-{idea.id} .vote-count")
-    expect(count).to_have_text("0")
-    page.locator(f"form#vote-{idea.id} button.vote-button").click()
     expect(count).to_have_text("1")
-    assert vote_total(idea.id) == (1, 1)
+    page.locator(f"form#vote-{idea.id} button.vote-button").click()
+    expect(count).to_have_text("2")
+    assert vote_total(idea.id) == (2, 2)
 
     # Cross site (another host name, served by the test): SameSite=Lax keeps the cookie home
     # even on a top-level form post, which would have taken the vote back. (Chromium keeps
@@ -874,11 +874,11 @@ def test_forged_cross_origin_posts_cannot_vote(app, live_app, live_server, new_p
     with page.expect_response(target) as answer:
         page.goto(forge_from_other_site(page, target))
     assert answer.value.status == 400
-    assert vote_total(idea.id) == (1, 1)
+    assert vote_total(idea.id) == (2, 2)
     # ... and the refusal did not replace the member's session cookie (a forced sign-out).
     page.goto(f"/ideas/{idea.id}")
     expect(page.locator(".site-header .who")).to_have_text("Vic")
-    expect(count).to_have_text("1")
+    expect(count).to_have_text("2")
 
     # Every forged POST reached the app and was refused; only the member's own click counted.
     posts = [
