@@ -77,6 +77,7 @@
   // Content htmx swaps in (comments, list pages) gets the same treatment.
   document.addEventListener("htmx:load", function (evt) { renderAll(evt.target); });
   setInterval(renderAll, 60000);
+})();
 // i12 votes: after an htmx vote, keep focus on the vote button (the form is swapped for a
 // new one) and announce the new state in a polite live region.
 (function () {
