@@ -78,8 +78,8 @@ def test_trending_is_popular(client):
 )
 def test_voters_heading_and_count(app, client, n, words):
     """The idea page's voters card: «Проголосовали» and «N человек/человека»."""
-    idea = make_idea()
-    for _ in range(n):
+    idea = make_idea()  # its author's vote is the first
+    for _ in range(n - 1):
         vote_for(idea, make_user())
     page = _ru(client, f"/ideas/{idea.id}")
     assert "Проголосовали" in page and "Проголосовавшие" not in page
