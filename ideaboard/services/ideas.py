@@ -394,6 +394,8 @@ def _board_still_open(board: Board) -> None:
         raise ValidationError(
             {"board": _("This board is archived and takes no new ideas. Choose another.")}
         )
+
+
 def duplicate_of(board_id: int, title: str, *, besides: int | None = None) -> Idea | None:
     """The live idea on the board whose title is `title`, in title_key()'s sense."""
     stmt = select(Idea).where(
