@@ -274,11 +274,13 @@ def _fill(app, site: Site) -> None:
         idea = ideas.create_idea(
             b if n % 2 else a, general, ("idea", "problem", "product")[n % 3], f"Idea {n:02d}", ""
         )
+        # The member votes for some of b's ideas (their own carry their vote already),
+        # before the status change that may close voting.
+        if n % 4 == 1:
+            votes.set_vote(a, idea, votes.VOTE)
         status = ("heard", "under_review", "planned", "in_progress", "shipped", "declined")[n % 6]
         if status != "heard":
             roadmap.change_status(staff, idea, status, "")
-        if n % 4 == 0:
-            votes.toggle_vote(a, idea)
     # An idea with a whole discussion: Markdown, comments, an official answer, a status note.
     talk = ideas.create_idea(
         b,
