@@ -204,8 +204,8 @@ def _contents(xml: bytes) -> list[tuple[str, str]]:
 
 
 def test_shared_payloads_are_inert_in_every_feed(app, client):
-    """Every payload of the shared corpus, as a title, body, note and display name, comes
-    out of every feed as inert HTML (content) and as itself (titles, plain text)."""
+    """Every payload of the shared corpus, as a title, body and staff note, comes out of
+    every feed as inert HTML (content) and as itself (titles, plain text)."""
     payloads = load_payloads()
     staff = make_user("staff")
     problems = []
@@ -232,9 +232,9 @@ def test_shared_payloads_are_inert_in_every_feed(app, client):
             assert resp.status_code == 200
             assert not feedparser.parse(resp.data).bozo, url
             titles = set()
-            for title, html in _contents(resp.data):
+            for title, content in _contents(resp.data):
                 titles.add(title)
-                for problem in inert_problems(html or "", fragment=True):
+                for problem in inert_problems(content or "", fragment=True):
                     problems.append(f"{url} {title[:40]!r}: {problem}")
             stored = {t for _p, t in made.values()}
             if url == "/feeds/ideas.atom":
