@@ -82,6 +82,10 @@ CACHEABLE: dict[str, frozenset[str]] = {
     "roadmap.index": frozenset({"board"}),
     "api.list_ideas": _LIST_QUERY | {"board"},
     "api.show_idea": frozenset(),
+    # i13 feeds. (The Atom feeds are not kept here: a reader's conditional GET must get
+    # its 304, which the visitor fast path does not answer.)
+    "changelog.index": frozenset({"page"}),
+    "people.profile": frozenset({"page"}),
 }
 MAX_BODY = 512 * 1024
 # Longer query strings are answered uncached (a search of 200 Cyrillic letters is 1,200).
