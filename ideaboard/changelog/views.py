@@ -106,8 +106,6 @@ def _atom(feed: Feed):
     """The feed as a conditional response: ETag (from its bytes) and Last-Modified (its
     newest entry), 304 to a reader that has it, cacheable by anyone for a short while."""
     resp = make_response(feed.to_xml(fallback_updated=_epoch()))
-    resp.mimetype = MIMETYPE
-    resp.charset = "utf-8"
     resp.headers["Content-Type"] = f"{MIMETYPE}; charset=utf-8"
     if feed.updated is not None:
         resp.last_modified = feed.updated

@@ -521,6 +521,10 @@ def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
         version,
         owner,
         locale,
+        # The UTC day: a page may show what the date alone changes (the home page's
+        # "shipped in the last 12 months" drops an idea a year after it shipped, with no
+        # write to move the version), so every page is rendered afresh once a day.
+        time.strftime("%Y-%m-%d", time.gmtime()),
         req.script_root,
         req.full_path,
         req.headers.get("HX-Request") == "true",
