@@ -6,12 +6,10 @@ from datetime import datetime
 from itertools import groupby
 
 from babel.dates import format_date
-from flask import Blueprint, abort, make_response, request, url_for
-from flask_babel import get_locale, ngettext
+from flask import Blueprint, abort, make_response, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
-from markupsafe import Markup
 
-from ideaboard.formats import grouped
 from ideaboard.htmx import render
 from ideaboard.i18n import status_label
 from ideaboard.markup import render_markdown
@@ -76,30 +74,9 @@ def _idea_entry(idea) -> Entry:
 
 
 def _change_html(row, votes_line: bool) -> str:
-    parts = [
-        Markup("<p>{}</p>").format(
-            _(
-                "Status: %(old)s → %(new)s",
-                old=status_label(row.change.from_status) if row.change.from_status else "—",
-                new=status_label(row.change.to_status),
-            )
-        )
-    ]
-    if row.change.note:
-        parts.append(Markup("<blockquote><p>{}</p></blockquote>").format(row.change.note))
-    if votes_line:
-        n = row.idea.vote_count
-        parts.append(
-            Markup("<p>{}</p>").format(
-                _n("%(num)d customer asked for it", "%(num)d customers asked for it", n)
-            )
-        )
-    return str(Markup("").join(parts))
-
-
-def _n(singular: str, plural: str, n: int) -> str:
-    """A plural message with its number grouped (10 000 in Russian)."""
-    return grouped(ngettext(singular, plural, n), n)
+    """A status change as the HTML of its feed entry (an autoescaped template: the note
+    is plain text, shown as written)."""
+    return render_template("changelog/_entry.html", row=row, votes_line=votes_line)
 
 
 def _atom(feed: Feed):
