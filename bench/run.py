@@ -143,6 +143,16 @@ SCENARIOS += [
         ADMIN_PAGE, connections=4, who="admin",
     ),
 ]  # fmt: skip
+# i13: the shipped changelog (a cached page, like the roadmap) and the changelog's Atom feed
+# (rendered on every request: readers revalidate with ETag and get 304s, which a cached
+# copy would not answer; so no ratio target, only errors and a p99 like a member's page).
+SCENARIOS += [
+    Scenario("changelog_anon", "shipped changelog, anonymous", "get.lua", "/changelog", PUBLIC),
+    Scenario(
+        "feed_changelog", "changelog Atom feed", "get.lua", "/feeds/changelog.atom",
+        Target(max_p99_ms=100), accept="application/atom+xml",
+    ),
+]  # fmt: skip
 BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
 # Words the seed's titles and bodies use (bench/seed.py), common and rare, English and
 # Russian, whole and as prefixes; search.lua asks for one or two of them per request.

@@ -86,11 +86,15 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .admin.views import bp as admin_bp
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
+    from .changelog.views import bp as changelog_bp
     from .ideas.views import bp as ideas_bp
     from .main.views import bp as main_bp
+    from .people.views import bp as people_bp
     from .roadmap.views import bp as roadmap_bp
 
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp, admin_bp):
+        app.register_blueprint(bp)
+    for bp in (changelog_bp, people_bp):  # i13: the changelog, feeds and profiles
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
 

@@ -30,7 +30,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import ColumnElement, FromClause, Table, Text, and_
 
 from ideaboard import clock
-from ideaboard.models import Comment, Idea, Role, User
+from ideaboard.models import Board, Comment, Idea, Role, User
 from ideaboard.models.idea import Status
 from ideaboard.models.user import STAFF_ROLES
 
@@ -92,6 +92,17 @@ def can_view_idea(user: Any, idea: Idea) -> bool:
     """Everyone sees live ideas; staff see deleted ones, and so does an author who may
     still restore theirs (marked deleted, with the Restore button)."""
     return not idea.is_deleted or is_staff(user) or can_restore_idea(user, idea)
+
+
+def is_public_idea(idea: Idea, board: Board) -> bool:
+    """What lists beyond an idea's own board show to anyone (the changelog, the Atom
+    feeds, member profiles): what a visitor may view (can_view_idea: live ideas), on a
+    board not archived. Nothing a viewer sees only by role or ownership is syndicated."""
+    return can_view_idea(None, idea) and board.archived_at is None
+
+
+def is_public_idea_sql(idea: FromClause, board: FromClause) -> ColumnElement[bool]:
+    return and_(idea.c.deleted_at.is_(None), board.c.archived_at.is_(None))
 
 
 def can_post_idea(user: Any) -> bool:
@@ -198,7 +209,7 @@ def predicates() -> dict[str, Callable[..., bool]]:
 
 @dataclass(frozen=True)
 class Twin:
-    """A predicate and its SQL twin, over rows of `models` (the first is the user)."""
+    """A predicate and its SQL twin, over rows of `models` (the user first, if it has one)."""
 
     predicate: Callable[..., bool]
     sql: Callable[..., ColumnElement[bool]]
@@ -211,6 +222,7 @@ TWINS = (
     Twin(is_staff, is_staff_sql, (User,)),
     Twin(is_exempt_from_limits, is_exempt_from_limits_sql, (User,)),
     Twin(can_vote, can_vote_sql, (User, Idea)),
+    Twin(is_public_idea, is_public_idea_sql, (Idea, Board)),
 )
 
 

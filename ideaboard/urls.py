@@ -32,3 +32,8 @@ def idea_url(idea, action: str | None = None, **kw) -> str:
 def board_url(board) -> str:
     """The board's list of ideas."""
     return f"{request.script_root}/b/{quote(board.slug)}"
+
+
+def profile_url(user_id: int) -> str:
+    """A member's public profile."""
+    return f"{request.script_root}/u/{int(user_id)}"

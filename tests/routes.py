@@ -70,12 +70,17 @@ class Route:
     ok_get: frozenset[int] = frozenset({200})  # a permitted GET answers
     content_type: str = "text/html; charset=utf-8"
     referrer: str = "strict-origin-when-cross-origin"  # its Referrer-Policy
+    # A visitor's Cache-Control when it is not no-cache (feeds: shared caches may keep them)
+    public_cache: str = ""
     why: str = ""
 
     @property
     def writes(self) -> bool:
         return bool(STATE_CHANGING & set(self.methods))
 
+
+ATOM = "application/atom+xml; charset=utf-8"
+FEED_CACHE = "public, max-age=300"  # the same for everyone; revalidated by ETag
 
 #: One row per endpoint of the URL map (ideas.show has two rules; both are GET).
 ROUTES: dict[str, Route] = {
@@ -182,6 +187,15 @@ ROUTES: dict[str, Route] = {
     "admin.members": Route(("GET",), who=ADMIN, personal=True),
     "admin.member_role": Route(("POST",), who=ADMIN, target="member", ok=(303, 303)),
     "admin.member_access": Route(("POST",), who=ADMIN, target="member", ok=(303, 303)),
+    # i13 feeds: the changelog, the Atom feeds, members' public profiles.
+    "changelog.index": Route(("GET",)),
+    "changelog.ideas_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
+    "changelog.board_feed": Route(
+        ("GET",), target="board", content_type=ATOM, public_cache=FEED_CACHE
+    ),
+    "changelog.changes_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
+    "changelog.changelog_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
+    "people.profile": Route(("GET",), target="member"),
 }
 
 _seq = itertools.count(1)

@@ -164,3 +164,38 @@ def _execution_ms(conn, statement: str, params) -> float:
     lines = conn.exec_driver_sql("EXPLAIN (ANALYZE, TIMING OFF) " + statement, params).scalars()
     found = [re.search(r"Execution Time: ([\d.]+) ms", line) for line in lines]
     return next(float(m.group(1)) for m in found if m)
+
+
+def test_changelog_feeds_and_profiles_use_indexes(app, seeded, capsys):
+    """i13: the changelog (page and headline), every feed and a profile read ideas, votes,
+    comments and status changes through indexes, each statement in a few milliseconds."""
+    from sqlalchemy import func, select
+
+    from ideaboard.models import Board, Idea, User
+
+    board = db.session.scalar(select(Board.slug).where(Board.slug != "general"))
+    author = db.session.scalar(
+        select(Idea.author_id).group_by(Idea.author_id).order_by(func.count().desc()).limit(1)
+    )
+    member = db.session.scalar(select(User).where(User.email == "bench1@bench.test"))
+    urls = [
+        "/changelog", "/changelog?page=3", "/feeds/ideas.atom", f"/feeds/b/{board}.atom",
+        "/feeds/changes.atom", "/feeds/changelog.atom", f"/u/{author}", f"/u/{author}?page=2",
+    ]  # fmt: skip
+    scan = re.compile(r"Seq Scan on (ideas|votes|comments|status_changes)\b")
+    visitor, signed_in = app.test_client(), app.test_client()
+    login_as(signed_in, member)
+    problems, timings = [], {}
+    with db.engine.connect() as conn:
+        for client in (visitor, signed_in):
+            for url in urls:
+                for statement, params in _recorded(client, url):
+                    plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
+                    if scan.search(plan):
+                        problems.append(f"{url}: {statement[:160]}...\n{plan}")
+                    ms = min(_execution_ms(conn, statement, params) for _ in range(3))
+                    timings[url] = max(timings.get(url, 0.0), ms)
+    assert not problems, "\n\n".join(problems)
+    with capsys.disabled():
+        print("\ni13 pages, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
+    assert max(timings.values()) < 50, timings

@@ -240,6 +240,7 @@ PARAMS = {
     "ideas.show": ("cpage",),
     "main.home": ("page",),
     "admin.index": (),  # takes no query; admin.members' q and page: the test below
+    "changelog.index": ("page",),
 }
 
 

@@ -21,7 +21,7 @@ from flask_login import AnonymousUserMixin
 
 from ideaboard import permissions
 from ideaboard.extensions import db
-from ideaboard.models import Idea, User
+from ideaboard.models import Board, Idea, User
 from ideaboard.services import votes
 
 from .factories import general_board
@@ -73,6 +73,14 @@ def _world() -> tuple[list[User], list[Idea]]:
     board = general_board().id
     db.session.rollback()  # the reads below must see what this writes
     with db.engine.begin() as conn:
+        # One more board per combination of board states (an archived one, and so on).
+        boards_t = Board.__table__
+        for n, state in enumerate(combinations(state_domains(boards_t))):
+            conn.execute(
+                sa.insert(boards_t).values(
+                    slug=f"twin-{n}", name=f"Twin {n}", description="", **state
+                )
+            )
         for n, state in enumerate(user_states):
             email = f"twin{n}@example.com"
             conn.execute(
@@ -125,6 +133,18 @@ def mismatches(name: str, predicate, sql, models, users, ideas) -> list[str]:
                 .limit(1)
             )
             cases.append(((AnonymousUserMixin(),), bool(rows.scalar_one())))
+        elif models == (Idea, Board):
+            boards_t = Board.__table__
+            boards = {b.id: b for b in db.session.scalars(sa.select(Board))}
+            assert {b.archived_at is None for b in boards.values()} == {True, False}
+            rows = conn.execute(
+                sa.select(
+                    ideas_t.c.id,
+                    boards_t.c.id,
+                    sa.case((sql(ideas_t, boards_t), True), else_=False),
+                ).select_from(ideas_t.join(boards_t, sa.true()))
+            )
+            cases = [((by_id["i", iid], boards[bid]), bool(ok)) for iid, bid, ok in rows]
         else:
             assert models == (User, Idea), models
             rows = conn.execute(
@@ -145,6 +165,13 @@ def mismatches(name: str, predicate, sql, models, users, ideas) -> list[str]:
             predicate(*[a if isinstance(a, AnonymousUserMixin) else _facts(a) for a in args])
         )
         if in_python == in_sql == on_facts:
+            continue
+        if isinstance(args[0], Idea):
+            idea, board = args
+            found.append(
+                f"{name}(idea {_state(idea, ideas_t)}, board {_state(board, Board.__table__)}): "
+                f"predicate {in_python}, on facts {on_facts}, SQL {in_sql}"
+            )
             continue
         user = args[0]
         who = "visitor" if isinstance(user, AnonymousUserMixin) else _state(user, users_t)

@@ -3,12 +3,14 @@
 import pytest
 
 from ideaboard.extensions import db
+from ideaboard.models import Board
 from ideaboard.services import comments, roadmap, votes
 
 from .factories import login_as, make_board, make_idea, make_user
 
-# Statements per page, signed in (the user is loaded once per request).
-BUDGET = {"list": 4, "idea": 6, "roadmap": 5, "home": 3, "api": 2}
+# Statements per page, signed in (the user is loaded once per request). Home: boards, the
+# most active ideas, the shipped headline's one indexed count (i13), the user.
+BUDGET = {"list": 4, "idea": 6, "roadmap": 5, "home": 4, "api": 2}
 
 
 def _fill(n_ideas: int, n_comments: int):
@@ -96,3 +98,42 @@ def test_admin_pages_cost_the_same_for_few_or_many_rows(app, count_queries, url)
         counts.append(_measure(client, count_queries, url.format(board=made[0].id)))
     assert counts[0] == counts[1], f"{url}: {counts[0]} statements grew to {counts[1]}"
     assert counts[1] <= ADMIN_BUDGET[url], f"{url}: {counts[1]} > {ADMIN_BUDGET[url]}"
+
+
+# i13 feeds: the changelog (its page, the headline count), each feed (one statement; the
+# board's feed looks the board up first), a profile (the user, the counts, the page);
+# signed in, plus the user.
+FEEDS_BUDGET = {
+    "/changelog": 3,
+    "/feeds/ideas.atom": 2,
+    "/feeds/b/{board}.atom": 3,
+    "/feeds/changes.atom": 2,
+    "/feeds/changelog.atom": 2,
+    "/u/{author}": 4,
+}
+
+
+@pytest.mark.parametrize("url", list(FEEDS_BUDGET))
+def test_changelog_feeds_and_profiles_cost_the_same_for_few_or_many_rows(app, count_queries, url):
+    """The changelog, the feeds and a profile cost the same statements at 3 or 20 ideas."""
+    from .conftest import _reset
+
+    app.extensions["ideaboard_cache"].enabled = False  # measure rendering, not cache hits
+    counts = []
+    for n_ideas, n_comments in ((3, 2), (20, 40)):
+        _reset(app)
+        first, member = _fill(n_ideas, n_comments)
+        author = first.author_id
+        for extra in range(n_ideas):  # the profile's author posts as many again
+            make_idea(db.session.get(type(member), author), title=f"More {extra}")
+        board = db.session.get(Board, first.board_id)
+        for signed_in in (False, True):
+            client = app.test_client()
+            if signed_in:
+                login_as(client, member)
+            path = url.format(board=board.slug, author=author)
+            counts.append(_measure(client, count_queries, path))
+    anon_small, member_small, anon_big, member_big = counts
+    assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
+    assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
+    assert member_big <= FEEDS_BUDGET[url], f"{url}: {member_big} > {FEEDS_BUDGET[url]}"

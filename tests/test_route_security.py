@@ -240,6 +240,9 @@ def test_every_get_route_sends_the_exact_security_headers(app, world):
         resp.close()
         if endpoint == "static":
             no_store = None  # assets set their own long-lived caching
+        elif route.public_cache and role == "anon":
+            no_store = None  # a feed: cacheable by anyone for a while
+            assert resp.headers.get("Cache-Control") == route.public_cache, endpoint
         else:
             page = resp.status_code == 200 and (route.auth_page or route.personal)
             no_store = role != "anon" or page
@@ -463,8 +466,12 @@ def test_write_limit_slows_a_member_and_spares_staff(make_app, endpoint, key):
 
 _ABSOLUTE = re.compile(r"""https?://[^\s"'<>)]+""")
 #: Absolute addresses that are fixed text of ours, not links to this site.
-# The comment form's Markdown hint; the favicon's SVG namespace.
-_FIXED_TEXT = {"https://example.com", "http://www.w3.org/2000/svg"}
+# The comment form's Markdown hint; the favicon's SVG namespace; the Atom feeds' namespace.
+_FIXED_TEXT = {
+    "https://example.com",
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/2005/Atom",
+}
 
 
 def _absolute_urls_problems(resp, base: str) -> list[str]:

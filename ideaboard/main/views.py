@@ -12,7 +12,7 @@ from ideaboard.extensions import csrf, db
 from ideaboard.htmx import render
 from ideaboard.i18n import LOCALE_COOKIE
 from ideaboard.security import safe_next
-from ideaboard.services import boards, ideas
+from ideaboard.services import boards, changelog, ideas
 
 bp = Blueprint("main", __name__)
 
@@ -24,6 +24,7 @@ def home():
         "main/home.html",
         boards=boards.list_boards(),
         active=ideas.most_active(),
+        shipped=changelog.shipped_count(),
     )
 
 

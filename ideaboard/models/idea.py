@@ -165,6 +165,10 @@ class StatusChange(CreatedMixin, Base):
     __tablename__ = "status_changes"
     __table_args__ = (
         Index("ix_status_changes_idea_created", "idea_id", "created_at", "id"),
+        # The changelog and its feed walk the moves to shipped, newest first, and count
+        # those of the last 12 months (services/changelog.py); the changes feed walks all.
+        Index("ix_status_changes_to_created", "to_status", "created_at", "id"),
+        Index("ix_status_changes_created", "created_at", "id"),
         page_content(True),  # an idea's history
     )
 

@@ -82,6 +82,10 @@ CACHEABLE: dict[str, frozenset[str]] = {
     "roadmap.index": frozenset({"board"}),
     "api.list_ideas": _LIST_QUERY | {"board"},
     "api.show_idea": frozenset(),
+    # i13 feeds. (The Atom feeds are not kept here: a reader's conditional GET must get
+    # its 304, which the visitor fast path does not answer.)
+    "changelog.index": frozenset({"page"}),
+    "people.profile": frozenset({"page"}),
 }
 MAX_BODY = 512 * 1024
 # Longer query strings are answered uncached (a search of 200 Cyrillic letters is 1,200).
@@ -517,6 +521,10 @@ def page_key(version: str, owner: tuple, locale: str, req) -> tuple:
         version,
         owner,
         locale,
+        # The UTC day: a page may show what the date alone changes (the home page's
+        # "shipped in the last 12 months" drops an idea a year after it shipped, with no
+        # write to move the version), so every page is rendered afresh once a day.
+        time.strftime("%Y-%m-%d", time.gmtime()),
         req.script_root,
         req.full_path,
         req.headers.get("HX-Request") == "true",

@@ -1,0 +1,1 @@
+"""The shipped changelog and the Atom feeds."""
