@@ -155,6 +155,13 @@ ROUTES: dict[str, Route] = {
         why="staff, or the author who deleted it, for IDEA_RESTORE_DAYS",
     ),
     "ideas.vote": Route(("POST",), who=MEMBER, target="idea", write_limits=("VOTE_LIMIT",)),
+    "ideas.follow": Route(
+        ("POST",),
+        who=MEMBER,
+        target="idea",
+        write_limits=("FOLLOW_LIMIT",),
+        why="intent = follow | unfollow (anything else 400); idempotent",
+    ),
     "ideas.comment": Route(("POST",), who=MEMBER, target="idea", write_limits=("COMMENT_LIMIT",)),
     "ideas.edit_comment": Route(
         ("GET", "POST"),
@@ -370,6 +377,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "ideas.delete": lambda w, t, u: {},
     "ideas.restore": lambda w, t, u: {},
     "ideas.vote": lambda w, t, u: {},
+    "ideas.follow": lambda w, t, u: {"intent": "follow"},
     "ideas.comment": lambda w, t, u: {"body": "A fine comment"},
     "ideas.edit_comment": lambda w, t, u: {"body": "Better words"},
     "ideas.mark_official": lambda w, t, u: {"official": "1"},

@@ -30,7 +30,7 @@ from ideaboard.permissions import (
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
-from ideaboard.services import boards, comments, ideas, roadmap, votes
+from ideaboard.services import boards, comments, follows, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
@@ -201,11 +201,13 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
     comment_list, more_comments = page
     timeline = roadmap.history(idea)
     items = comments.discussion(comment_list, page, timeline, cpage)
+    voted, following = follows.viewer_state(current_user, idea)
     return render(
         "ideas/show.html",
         status=status,
         idea=idea,
-        voted=votes.has_voted(current_user, idea),
+        voted=voted,
+        following=following,
         voters=votes.recent_voters(idea),
         timeline=timeline,
         comments=comment_list,
@@ -339,6 +341,22 @@ def vote(idea_id: int):
             on_idea_page=on_page,
         )
     return redirect(safe_next(request.form.get("next"), idea_url(idea)), 303)
+
+
+@bp.post("/ideas/<int:idea_id>/follow")
+@_write_limit("FOLLOW_LIMIT")
+@login_required
+def follow(idea_id: int):
+    """Follow or unfollow (`intent`); htmx gets the button back, a plain post goes back."""
+    intent = request.form.get("intent")
+    if intent not in follows.INTENTS:
+        abort(400)
+    idea = _load(idea_id, related=False)
+    result = follows.set_following(current_user, idea, intent)
+    db.session.commit()
+    if is_htmx():
+        return render("ideas/_follow_changed.html", idea=idea, following=result.following)
+    return redirect(idea_url(idea, _anchor="followers"), 303)
 
 
 @bp.post("/ideas/<int:idea_id>/comments")

@@ -23,6 +23,7 @@ from ideaboard.permissions import (
     can_view_idea,
 )
 
+from . import follows
 from .errors import Conflict, DuplicateTitle, NotAllowed, NotFound, ValidationError
 from .search import match_clause, query_terms, walks_sort_index
 from .text import check_text, clean_line
@@ -394,6 +395,8 @@ def _board_still_open(board: Board) -> None:
         raise ValidationError(
             {"board": _("This board is archived and takes no new ideas. Choose another.")}
         )
+
+
 def duplicate_of(board_id: int, title: str, *, besides: int | None = None) -> Idea | None:
     """The live idea on the board whose title is `title`, in title_key()'s sense."""
     stmt = select(Idea).where(
@@ -465,6 +468,7 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
             idea_id=idea.id, from_status=None, to_status=Status.HEARD.value, by_id=actor.id
         )
     )
+    follows.auto_follow(actor, idea)
     return idea
 
 
