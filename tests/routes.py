@@ -126,6 +126,12 @@ ROUTES: dict[str, Route] = {
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
     "ideas.show": Route(("GET",), target="idea", deleted="author-may"),
+    "ideas.similar": Route(
+        ("GET",),
+        who=MEMBER,
+        personal=True,  # its buttons post the new-idea form's CSRF token
+        why="suggestions under the new-idea form's title; SIMILAR_LIMIT counted in the view",
+    ),
     "ideas.new": Route(
         ("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303), write_limits=("IDEA_LIMIT",)
     ),

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from limits import parse_many
 from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
@@ -102,6 +103,33 @@ def _idea_form(idea: Idea | None = None) -> IdeaForm:
     shown = boards.list_boards(include=idea.board if idea is not None else None)
     form.board.choices = [SelectChoice(b.id, b.name) for b in shown]
     return form
+
+
+def _similar_within_limit() -> bool:
+    """Count one suggestion request against SIMILAR_LIMIT (per member), as the write
+    limits count (a GET here, so not through the POST-only route decorator)."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True) or is_exempt_from_limits(current_user):
+        return True
+    items = sorted(parse_many(current_app.config["SIMILAR_LIMIT"]))
+    return ratelimit.hit_all(items, ratelimit.limit_args(ratelimit.actor_key(), "ideas.similar"))
+
+
+@bp.get("/ideas/similar")
+@login_required
+def similar():
+    """Ideas like the title being typed on the new-idea form (a fragment for htmx; a
+    plain page otherwise), each with a one-click vote for it instead."""
+    no_store()
+    if not _similar_within_limit():
+        abort(429)
+    board = boards.find_board(request.args.get("board"))
+    found = ideas.similar_ideas(request.args.get("title", "")[:400], board)
+    return render(
+        "ideas/similar.html",
+        "ideas/_similar.html",
+        similar=found,
+        voted=ideas.voted_ids(current_user, [i.id for i in found]),
+    )
 
 
 @bp.route("/ideas/new", methods=["GET", "POST"])
