@@ -58,6 +58,8 @@ def test_finds_similar_live_ideas_most_voted_first(app, htmx):
     assert 'id="similar-heading"' in html
     assert html.count('name="intent" value="vote"') == 3
     assert f'formaction="/ideas/{plain.id}/vote"' in html
+    # The buttons belong to #similar-vote, never to the new-idea form around them.
+    assert html.count('form="similar-vote"') == 3
 
 
 def test_short_titles_and_short_words_find_nothing(app, htmx):
@@ -94,13 +96,14 @@ def test_a_voted_idea_says_so_instead_of_a_button(app, htmx):
 
 
 def test_vote_for_this_instead_posts_intent_vote(app, client):
-    """The button posts the new-idea form (its CSRF token) to the idea's vote URL with
-    intent=vote: the member votes and lands on the idea; no idea is posted."""
+    """The button posts the small #similar-vote form (its CSRF token) to the idea's vote
+    URL with intent=vote: the member votes and lands on the idea; no idea is posted."""
     idea = make_idea(title="Calendar export")
     member = make_user()
     login_as(client, member)
-    form = {"title": "Calendar", "body": "", "board": str(general_board().id), "kind": "idea"}
-    resp = client.post(f"/ideas/{idea.id}/vote", data={**form, "intent": "vote"})
+    page = client.get("/ideas/new").get_data(as_text=True)
+    assert re.search(r'<form id="similar-vote" method="post" action="/ideas/new" hidden>', page)
+    resp = client.post(f"/ideas/{idea.id}/vote", data={"intent": "vote"})
     assert resp.status_code == 303 and f"/ideas/{idea.id}" in resp.headers["Location"]
     db.session.expire_all()
     assert idea_service.get_idea(idea.id).vote_count == 1

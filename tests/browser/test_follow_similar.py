@@ -44,6 +44,12 @@ def test_similar_ideas_appear_while_typing_and_one_click_votes(page: Page):
     expect(region.get_by_role("heading", name="Similar ideas")).to_be_visible()
     expect(region.locator("li")).to_have_count(1)
     expect(region.get_by_role("link", name="Dark mode for reports")).to_be_visible()
+    # Enter in the title still posts the new idea's form, not a suggestion's vote.
+    default = page.evaluate(
+        "() => [...document.querySelector(\"form[action='/ideas/new'].card\").elements]"
+        ".find(e => e.type === 'submit').textContent.trim()"
+    )
+    assert default == "Post idea"
     with page.expect_navigation():
         region.get_by_role("button", name="Vote for this instead").click()
     assert urlsplit(page.url).path.startswith(f"/ideas/{wanted.id}")
