@@ -509,7 +509,8 @@ def _make_boards(conn: Connection, count: int, now: datetime) -> list[int]:
 
 
 def _fix_counts(conn: Connection) -> list[int]:
-    """Make vote_count and comment_count equal their rows: one UPDATE ... FROM per table.
+    """Make vote_count and comment_count equal their rows: one UPDATE ... FROM per table;
+    then the follows the app would have written, and follower_count.
 
     The counts were written with the ideas already, so normally nothing changes; only rows
     that differ are touched. Returns the ids whose vote count changed.
@@ -529,6 +530,25 @@ def _fix_counts(conn: Connection) -> list[int]:
             "SELECT ideas.id AS idea_id, count(comments.id) AS n FROM ideas "
             "LEFT JOIN comments ON comments.idea_id = ideas.id GROUP BY ideas.id) AS c "
             "WHERE ideas.id = c.idea_id AND ideas.comment_count <> c.n"
+        )
+    )
+    # Authors, voters and commenters follow their ideas, as the app's own writes make them
+    # (services/follows.py): the fan-out and the follower counts see real sizes.
+    conn.execute(
+        text(
+            "INSERT INTO follows (user_id, idea_id, active, created_at) "
+            "SELECT user_id, idea_id, true, CURRENT_TIMESTAMP FROM ("
+            "SELECT author_id AS user_id, id AS idea_id FROM ideas "
+            "UNION SELECT user_id, idea_id FROM votes "
+            "UNION SELECT author_id, idea_id FROM comments) AS involved WHERE true "
+            "ON CONFLICT (user_id, idea_id) DO NOTHING"
+        )
+    )
+    conn.execute(
+        text(
+            "UPDATE ideas SET follower_count = c.n FROM ("
+            "SELECT idea_id, count(*) AS n FROM follows WHERE active GROUP BY idea_id) AS c "
+            "WHERE ideas.id = c.idea_id AND ideas.follower_count <> c.n"
         )
     )
     conn.commit()

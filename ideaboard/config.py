@@ -101,6 +101,8 @@ class Config:
     IDEA_LIMIT = "1 per 15 seconds; 20 per day"
     COMMENT_LIMIT = "1 per 5 seconds; 200 per day"
     VOTE_LIMIT = "30 per minute; 100 per day"
+    FOLLOW_LIMIT = "30 per minute; 200 per day"
+    SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))

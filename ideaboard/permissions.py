@@ -174,6 +174,11 @@ def can_comment(user: Any, idea: Idea) -> bool:
     return _member(user) and not idea.is_deleted
 
 
+def can_follow(user: Any, idea: Idea) -> bool:
+    """Members follow (and unfollow) live ideas; a deleted idea takes no new followers."""
+    return _member(user) and not idea.is_deleted
+
+
 def can_edit_comment(user: Any, comment: Comment) -> bool:
     return _member(user) and comment.author_id == user.id
 
@@ -241,6 +246,7 @@ NOT_FACTS = {
         "body",
         "vote_count",
         "comment_count",
+        "follower_count",
         "trending_score",
         "version",
     }

@@ -131,6 +131,12 @@ ROUTES: dict[str, Route] = {
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
     "ideas.show": Route(("GET",), target="idea", deleted="author-may"),
+    "ideas.similar": Route(
+        ("GET",),
+        who=MEMBER,
+        personal=True,  # its buttons post the new-idea form's CSRF token
+        why="suggestions under the new-idea form's title; SIMILAR_LIMIT counted in the view",
+    ),
     "ideas.new": Route(
         ("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303), write_limits=("IDEA_LIMIT",)
     ),
@@ -160,6 +166,13 @@ ROUTES: dict[str, Route] = {
         why="staff, or the author who deleted it, for IDEA_RESTORE_DAYS",
     ),
     "ideas.vote": Route(("POST",), who=MEMBER, target="idea", write_limits=("VOTE_LIMIT",)),
+    "ideas.follow": Route(
+        ("POST",),
+        who=MEMBER,
+        target="idea",
+        write_limits=("FOLLOW_LIMIT",),
+        why="intent = follow | unfollow (anything else 400); idempotent",
+    ),
     "ideas.comment": Route(("POST",), who=MEMBER, target="idea", write_limits=("COMMENT_LIMIT",)),
     "ideas.edit_comment": Route(
         ("GET", "POST"),
@@ -384,6 +397,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "ideas.delete": lambda w, t, u: {},
     "ideas.restore": lambda w, t, u: {},
     "ideas.vote": lambda w, t, u: {},
+    "ideas.follow": lambda w, t, u: {"intent": "follow"},
     "ideas.comment": lambda w, t, u: {"body": "A fine comment"},
     "ideas.edit_comment": lambda w, t, u: {"body": "Better words"},
     "ideas.mark_official": lambda w, t, u: {"official": "1"},

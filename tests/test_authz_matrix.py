@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from ideaboard.extensions import db
 from ideaboard.models import Comment, Idea, StatusChange, User, Vote
 from ideaboard.perf import observe
+from ideaboard.services import follows
 
 from .conftest import fresh_app
 from .factories import PASSWORD, reload
@@ -391,6 +392,19 @@ def test_a_vote_is_always_the_voters_own(app, client):
     assert reload(target.idea).vote_count == 2
 
 
+def test_a_follow_is_always_the_followers_own(app, client):
+    """user_id= or follower_count= in a follow post follow for nobody else, count nothing."""
+    world = World.build()
+    target = world.target(ROUTES["ideas.follow"], owner="b")
+    sign_in(client, world.users["a"])
+    before = reload(target.idea).follower_count
+    data = {**_extras(world), "follower_count": "999", "active": "0", "intent": "follow"}
+    assert client.post(f"/ideas/{target.idea.id}/follow", data=data).status_code == 303
+    followers = set(db.session.scalars(follows.followers_query(target.idea.id)))
+    assert world.users["a"].id in followers and world.users["b"].id in followers
+    assert len(followers) == 2 and reload(target.idea).follower_count == before + 1 == 2
+
+
 def test_registering_ignores_role_and_other_privileged_fields(app, client):
     """A new account is a plain member whatever the form adds."""
     world = World.build()
@@ -501,6 +515,7 @@ def test_every_form_route_has_a_mass_assignment_test():
         "ideas.edit_comment",
         "roadmap.change_status",
         "ideas.vote",
+        "ideas.follow",
         "auth.register",
         "auth.login",
         "auth.account",

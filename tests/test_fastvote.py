@@ -23,10 +23,11 @@ from werkzeug.datastructures import MultiDict
 from ideaboard.extensions import db
 from ideaboard.models import Idea, User, Vote, utcnow
 from ideaboard.perf.fastvote import VoteFastPath, _identifier
+from ideaboard.services import follows
 from ideaboard.services.ideas import trending_score
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
-from .factories import PASSWORD, at_once, make_board, make_idea, make_user
+from .factories import PASSWORD, at_once, make_board, make_idea, make_user, reload
 
 
 @pytest.fixture
@@ -347,6 +348,9 @@ def test_many_members_voting_at_once_on_the_fast_path_keep_counts_exact(fast_app
             count, rows, score, created = _state(idea.id)
             assert count == rows == (13 if round_ % 2 == 0 else 1)  # and the author's
             assert score == trending_score(count, created)
+            # Every voter follows (and keeps following after taking the vote back).
+            assert reload(idea).follower_count == 13  # the author and the 12 voters
+        assert follows.follower_mismatches() == []
 
 
 def test_one_member_clicking_in_many_tabs_at_once_makes_one_vote(fast_app):
@@ -393,13 +397,25 @@ def _comparable(resp, idea_id: int) -> tuple:
 
 
 def _rows(case) -> list:
-    """The case's ideas as stored: count, vote rows, and whether the member's vote is one."""
+    """The case's ideas as stored: count, vote rows, and whether the member's vote is one;
+    the follower count, the active follows and whether the member follows (a vote makes
+    the voter follow the idea, on both paths)."""
     db.session.expire_all()
     found = []
     for idea in (case.idea, *case.spare):
-        count = db.session.get(Idea, idea.id).vote_count
+        stored = db.session.get(Idea, idea.id)
         voters = list(db.session.scalars(select(Vote.user_id).where(Vote.idea_id == idea.id)))
-        found.append((count, len(voters), case.member.id in voters))
+        followers = list(db.session.scalars(follows.followers_query(idea.id)))
+        found.append(
+            (
+                stored.vote_count,
+                len(voters),
+                case.member.id in voters,
+                stored.follower_count,
+                len(followers),
+                case.member.id in followers,
+            )
+        )
     return found
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from bench.seed import BENCH_PASSWORD, STAFF_EMAIL, _fix_counts, _rescore, seed_command
 from ideaboard.extensions import db
 from ideaboard.models import Board, Comment, Idea, Status, StatusChange, User, Vote
-from ideaboard.services import accounts, votes
+from ideaboard.services import accounts, follows, votes
 from ideaboard.services.ideas import IdeaQuery, list_ideas, trending_score
 from ideaboard.services.search import match_clause, query_terms
 
@@ -87,6 +87,10 @@ def _assert_sizes(seeded):
 
 def _assert_counts_exact():
     assert votes.count_mismatches() == []
+    # Authors, voters and commenters follow, as the app's writes make them; counts exact.
+    assert follows.follower_mismatches() == []
+    hot = db.session.scalar(select(Idea).order_by(Idea.vote_count.desc()).limit(1))
+    assert hot.follower_count >= hot.vote_count > 0
     comment_rows = dict(
         db.session.execute(select(Comment.idea_id, func.count()).group_by(Comment.idea_id)).all()
     )

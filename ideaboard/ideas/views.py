@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from limits import parse_many
 from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
@@ -30,7 +31,7 @@ from ideaboard.permissions import (
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
-from ideaboard.services import boards, comments, ideas, roadmap, votes
+from ideaboard.services import boards, comments, follows, ideas, roadmap, votes
 from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
@@ -102,6 +103,33 @@ def _idea_form(idea: Idea | None = None) -> IdeaForm:
     shown = boards.list_boards(include=idea.board if idea is not None else None)
     form.board.choices = [SelectChoice(b.id, b.name) for b in shown]
     return form
+
+
+def _similar_within_limit() -> bool:
+    """Count one suggestion request against SIMILAR_LIMIT (per member), as the write
+    limits count (a GET here, so not through the POST-only route decorator)."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True) or is_exempt_from_limits(current_user):
+        return True
+    items = sorted(parse_many(current_app.config["SIMILAR_LIMIT"]))
+    return ratelimit.hit_all(items, ratelimit.limit_args(ratelimit.actor_key(), "ideas.similar"))
+
+
+@bp.get("/ideas/similar")
+@login_required
+def similar():
+    """Ideas like the title being typed on the new-idea form (a fragment for htmx; a
+    plain page otherwise), each with a one-click vote for it instead."""
+    no_store()
+    if not _similar_within_limit():
+        abort(429)
+    board = boards.find_board(request.args.get("board"))
+    found = ideas.similar_ideas(request.args.get("title", "")[:400], board)
+    return render(
+        "ideas/similar.html",
+        "ideas/_similar.html",
+        similar=found,
+        voted=ideas.voted_ids(current_user, [i.id for i in found]),
+    )
 
 
 @bp.route("/ideas/new", methods=["GET", "POST"])
@@ -201,11 +229,13 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
     comment_list, more_comments = page
     timeline = roadmap.history(idea)
     items = comments.discussion(comment_list, page, timeline, cpage)
+    voted, following = follows.viewer_state(current_user, idea)
     return render(
         "ideas/show.html",
         status=status,
         idea=idea,
-        voted=votes.has_voted(current_user, idea),
+        voted=voted,
+        following=following,
         voters=votes.recent_voters(idea),
         timeline=timeline,
         comments=comment_list,
@@ -346,6 +376,22 @@ def vote(idea_id: int):
     # Back to the row voted on (the list keeps its page and cursor in `next`).
     back = safe_next(request.form.get("next"), idea_url(idea)).split("#", 1)[0]
     return redirect(f"{back}#vote-{idea.id}", 303)
+
+
+@bp.post("/ideas/<int:idea_id>/follow")
+@_write_limit("FOLLOW_LIMIT")
+@login_required
+def follow(idea_id: int):
+    """Follow or unfollow (`intent`); htmx gets the button back, a plain post goes back."""
+    intent = request.form.get("intent")
+    if intent not in follows.INTENTS:
+        abort(400)
+    idea = _load(idea_id, related=False)
+    result = follows.set_following(current_user, idea, intent)
+    db.session.commit()
+    if is_htmx():
+        return render("ideas/_follow_changed.html", idea=idea, following=result.following)
+    return redirect(idea_url(idea, _anchor="followers"), 303)
 
 
 @bp.post("/ideas/<int:idea_id>/comments")

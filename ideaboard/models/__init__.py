@@ -2,6 +2,7 @@
 
 from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
 from .board import Board
+from .follow import Follow
 from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
 from .mail import OutboxMessage, OutboxStatus
 from .site import ContentVersion
@@ -16,6 +17,7 @@ __all__ = [
     "Board",
     "Comment",
     "ContentVersion",
+    "Follow",
     "Idea",
     "Kind",
     "OutboxMessage",

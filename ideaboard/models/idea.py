@@ -111,6 +111,8 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=Status.HEARD.value)
     vote_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     comment_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Active rows of `follows` for this idea, kept exact like vote_count (services/follows.py).
+    follower_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # log10(votes) + age bonus; see services/ideas.py trending_score().
     trending_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)

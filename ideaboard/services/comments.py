@@ -18,6 +18,7 @@ from ideaboard.permissions import (
     can_post_official,
 )
 
+from . import follows
 from .errors import NotAllowed, NotFound, ValidationError
 from .text import check_text
 
@@ -57,6 +58,7 @@ def add_comment(actor: User, idea: Idea, body: str, official: bool = False) -> C
     ).scalar_one()
     set_committed_value(idea, "comment_count", count)
     set_committed_value(idea, "last_activity_at", now)
+    follows.auto_follow(actor, idea)
     db.session.flush()
     return comment
 

@@ -23,6 +23,7 @@ from ideaboard.permissions import (
     can_view_idea,
 )
 
+from . import follows
 from .errors import Conflict, DuplicateTitle, NotAllowed, NotFound, ValidationError
 from .search import match_clause, query_terms, walks_sort_index
 from .text import check_text, clean_line
@@ -305,6 +306,46 @@ def voted_ids(viewer: User | None, idea_ids: list[int]) -> set[int]:
     )
 
 
+SIMILAR_LIMIT = 5
+SIMILAR_MIN_CHARS = 3
+SIMILAR_MIN_WORD = 3  # shorter words ("a", "to", "of") would match nearly everything
+
+
+def similar_ideas(title: str, board: Board | None = None) -> list[Idea]:
+    """Up to SIMILAR_LIMIT live ideas like a title being typed, most voted first: the
+    ideas matching all of its words, then, to fill up, those matching any of them.
+
+    The search's own machinery and visibility (live ideas, services/search.py), on one
+    board or all; a title under SIMILAR_MIN_CHARS characters finds nothing.
+    """
+    title = clean_line(title or "")[:TITLE_MAX]
+    if len(title) < SIMILAR_MIN_CHARS:
+        return []
+    terms = [t for t in query_terms(title) if len(t) >= SIMILAR_MIN_WORD]
+    if not terms:
+        return []
+    found: list[Idea] = []
+    for any_term in (False, True) if len(terms) > 1 else (False,):
+        where = [Idea.live()]
+        if board is not None:
+            where.append(Idea.board_id == board.id)
+        if found:
+            where.append(Idea.id.not_in([i.id for i in found]))
+        walk = walks_sort_index(terms, any_term=any_term)
+        where.append(match_clause(terms, walk=walk, any_term=any_term))
+        stmt = (
+            select(Idea)
+            .options(defer(Idea.body, raiseload=True))
+            .where(*where)
+            .order_by(*_ORDER["top"])
+            .limit(SIMILAR_LIMIT - len(found))
+        )
+        found += db.session.scalars(stmt)
+        if len(found) >= SIMILAR_LIMIT:
+            break
+    return found
+
+
 def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) -> Idea:
     """The idea with its author and board, if the viewer may see it; else NotFound.
 
@@ -470,6 +511,7 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
         )
     )
     db.session.add(Vote(idea_id=idea.id, user_id=actor.id, created_at=now))
+    follows.auto_follow(actor, idea)
     return idea
 
 

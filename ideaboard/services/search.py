@@ -31,11 +31,11 @@ def query_terms(q: str | None) -> list[str]:
     return [w.lower() for w in _WORD.findall(q or "")][:MAX_TERMS]
 
 
-def _sqlite_fts(terms: list[str]) -> str:
-    return " AND ".join(f'"{t}"*' for t in terms)
+def _sqlite_fts(terms: list[str], any_term: bool = False) -> str:
+    return (" OR " if any_term else " AND ").join(f'"{t}"*' for t in terms)
 
 
-def walks_sort_index(terms: list[str]) -> bool:
+def walks_sort_index(terms: list[str], any_term: bool = False) -> bool:
     """True when the terms match so many ideas that walking the sort's index is cheaper.
 
     SQLite only. Its planner otherwise drives every search from the full-text match list:
@@ -53,13 +53,15 @@ def walks_sort_index(terms: list[str]) -> bool:
             "SELECT count(*) FROM (SELECT rowid FROM ideas_fts "
             "WHERE ideas_fts MATCH :fts LIMIT :cap)"
         ),
-        {"fts": _sqlite_fts(terms), "cap": FEW_MATCHES},
+        {"fts": _sqlite_fts(terms, any_term), "cap": FEW_MATCHES},
     ).scalar_one()
     return found >= FEW_MATCHES
 
 
-def match_clause(terms: list[str], walk: bool = False) -> ColumnElement[bool]:
-    """A WHERE clause that keeps the ideas matching every term.
+def match_clause(
+    terms: list[str], walk: bool = False, any_term: bool = False
+) -> ColumnElement[bool]:
+    """A WHERE clause that keeps the ideas matching every term (with `any_term`, any one).
 
     With `walk` (SQLite), the membership test is written `id + 0 IN (...)`, which SQLite
     cannot use to look rows up, so it reads the ideas in the ORDER BY's index instead.
@@ -68,11 +70,11 @@ def match_clause(terms: list[str], walk: bool = False) -> ColumnElement[bool]:
     if dialect == "postgresql":
         # Tokens are \w+ only, so quoting them as tsquery lexemes cannot inject operators;
         # the value is still a bound parameter.
-        tsquery = " & ".join(f"'{t}':*" for t in terms)
+        tsquery = (" | " if any_term else " & ").join(f"'{t}':*" for t in terms)
         return literal_column(PG_DOCUMENT).op("@@")(func.to_tsquery("simple", tsquery))
     matches = (
         select(literal_column("rowid"))
         .select_from(text("ideas_fts"))
-        .where(text("ideas_fts MATCH :fts").bindparams(fts=_sqlite_fts(terms)))
+        .where(text("ideas_fts MATCH :fts").bindparams(fts=_sqlite_fts(terms, any_term)))
     )
     return ((Idea.id + 0) if walk else Idea.id).in_(matches)

@@ -32,6 +32,7 @@ from ideaboard.models.idea import Status
 from ideaboard.perf.driver import driver_runner
 
 from .errors import NotAllowed
+from .follows import AUTO_FOLLOW
 from .ideas import TRENDING_EPOCH, TRENDING_GRAVITY, age_bonus, trending_score_sql
 
 
@@ -85,24 +86,29 @@ _INSERT = (
 )
 _new_count = _ideas.c.vote_count + bindparam("p_delta")
 # One UPDATE moves the count and rescores from the row's own new count, so the score can
-# never lag a concurrent toggle, and the row is locked once.
+# never lag a concurrent toggle, and the row is locked once. It also moves the follower
+# count by the follow the vote wrote, if any (a voter follows the idea: services/follows.py).
 _BUMP = (
     update(_ideas)
     .where(_ideas.c.id == bindparam("p_idea"))
     .values(
         vote_count=_new_count,
         trending_score=trending_score_sql(_new_count, bindparam("p_bonus")),
+        follower_count=_ideas.c.follower_count + bindparam("p_followed"),
     )
     .returning(_ideas.c.vote_count, _ideas.c.trending_score)
 )
+# A vote makes the voter follow the idea, unless they unfollowed it (follows.AUTO_FOLLOW).
+_AUTO_FOLLOW = AUTO_FOLLOW["sqlite"]
 
 
 def _toggle_sqlite(
     run: Run, idea_id: int, user_id: int, bonus: float, intent: str | None = None
 ) -> tuple:
     """(voted, count, score): with an intent, insert (vote) or delete (unvote) the member's
-    vote; without, delete it or else insert it; then move the count by what was written."""
-    removed = 0
+    vote; without, delete it or else insert it; then move the count by what was written.
+    A vote inserted makes the voter follow the idea unless they unfollowed it."""
+    removed = followed = 0
     if intent != VOTE:
         removed = len(run(_DELETE, {"p_idea": idea_id, "p_user": user_id}).all())
     if removed:
@@ -118,13 +124,15 @@ def _toggle_sqlite(
             # member voted first: the vote stands, once.
             return True, None, None
         delta, voted = 1, True
-    params = {"p_idea": idea_id, "p_delta": delta, "p_bonus": bonus}
+        followed = 1 if run(_AUTO_FOLLOW, params).first() is not None else 0
+    params = {"p_idea": idea_id, "p_delta": delta, "p_bonus": bonus, "p_followed": followed}
     count, score = run(_BUMP, params).one()
     return voted, count, score
 
 
 # PostgreSQL does the whole toggle in one statement (one round trip instead of three):
-# delete the member's vote from the target idea, or, if there was none, insert it; then
+# delete the member's vote from the target idea, or, if there was none, insert it and
+# make the voter follow the idea unless they unfollowed it (services/follows.py); then
 # move the count by what was actually written and rescore, under the idea's row lock, and
 # say which it was. `target` (the idea's id and age bonus) comes first, from the caller.
 # :p_intent ('vote', 'unvote' or 'toggle') switches the delete and the insert off: with
@@ -141,13 +149,20 @@ _PG_TOGGLE_REST = """
         WHERE CAST(:p_intent AS text) <> 'unvote' AND NOT EXISTS (SELECT 1 FROM gone)
         ON CONFLICT (idea_id, user_id) DO NOTHING
         RETURNING id
+    ), followed AS (
+        INSERT INTO follows (user_id, idea_id, active, created_at)
+        SELECT :p_user, target.id, true, :p_at FROM target WHERE EXISTS (SELECT 1 FROM added)
+        ON CONFLICT (user_id, idea_id) DO NOTHING
+        RETURNING id
     ), moved AS (
         SELECT (SELECT count(*) FROM added) - (SELECT count(*) FROM gone) AS delta,
-               (SELECT count(*) FROM gone) AS removed
+               (SELECT count(*) FROM gone) AS removed,
+               (SELECT count(*) FROM followed) AS followed
     )
     UPDATE ideas
     SET vote_count = ideas.vote_count + moved.delta,
-        trending_score = log10(1 + ideas.vote_count + moved.delta) + target.bonus
+        trending_score = log10(1 + ideas.vote_count + moved.delta) + target.bonus,
+        follower_count = ideas.follower_count + moved.followed
     FROM moved, target
     WHERE ideas.id = target.id
     RETURNING ideas.vote_count, ideas.trending_score, moved.removed, moved.delta
