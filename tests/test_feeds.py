@@ -380,16 +380,3 @@ def test_profile_paginates(app, client):
     first = client.get(f"/u/{author.id}").get_data(as_text=True)
     second = client.get(f"/u/{author.id}?page=2").get_data(as_text=True)
     assert "Mine 000" not in first and "Mine 000" in second
-
-
-def test_names_on_idea_pages_link_to_profiles(app, client):
-    """The author's name on an idea page, and a commenter's, link to their profiles."""
-    from .factories import make_comment
-
-    author = make_user(name="Linked Author")
-    commenter = make_user(name="Linked Commenter")
-    idea = make_idea(author)
-    make_comment(idea, commenter)
-    page = client.get(f"/ideas/{idea.id}").get_data(as_text=True)
-    assert f'href="/u/{author.id}"' in page
-    assert f'href="/u/{commenter.id}"' in page
