@@ -102,6 +102,7 @@ def info(vote_ideas: int, hot_id: int | None) -> dict:
 
     from ideaboard.extensions import db
     from ideaboard.models import Comment, Idea, User, Vote
+    from ideaboard.permissions import VOTING_CLOSED_STATUSES
 
     app = _app()
     with app.app_context():
@@ -129,7 +130,8 @@ def info(vote_ideas: int, hot_id: int | None) -> dict:
         vote_ids = list(
             db.session.scalars(
                 select(Idea.id)
-                .where(Idea.deleted_at.is_(None))
+                # Votes are frozen on decided ideas (permissions.voting_closed): 403 there.
+                .where(Idea.deleted_at.is_(None), Idea.status.not_in(VOTING_CLOSED_STATUSES))
                 .order_by(Idea.trending_score.desc(), Idea.id.desc())
                 .limit(vote_ideas)
             )
