@@ -5,6 +5,13 @@ from .board import Board
 from .follow import Follow
 from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
 from .mail import OutboxMessage, OutboxStatus
+from .notification import (
+    Delivery,
+    Event,
+    EventKind,
+    Notification,
+    NotificationPreference,
+)
 from .site import ContentVersion
 from .user import AccountToken, Role, User
 
@@ -17,9 +24,14 @@ __all__ = [
     "Board",
     "Comment",
     "ContentVersion",
+    "Delivery",
+    "Event",
+    "EventKind",
     "Follow",
     "Idea",
     "Kind",
+    "Notification",
+    "NotificationPreference",
     "OutboxMessage",
     "OutboxStatus",
     "Role",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import Comment, Idea, StatusChange, User, utcnow
+from ideaboard.models import Comment, EventKind, Idea, StatusChange, User, utcnow
 from ideaboard.permissions import (
     can_comment,
     can_edit_comment,
@@ -18,7 +18,7 @@ from ideaboard.permissions import (
     can_post_official,
 )
 
-from . import follows
+from . import events, follows
 from .errors import NotAllowed, NotFound, ValidationError
 from .text import check_text
 
@@ -60,6 +60,8 @@ def add_comment(actor: User, idea: Idea, body: str, official: bool = False) -> C
     set_committed_value(idea, "last_activity_at", now)
     follows.auto_follow(actor, idea)
     db.session.flush()
+    kind = EventKind.OFFICIAL_RESPONSE if official else EventKind.COMMENT
+    events.record(kind, idea, actor, comment_id=comment.id)
     return comment
 
 
@@ -90,7 +92,10 @@ def set_official(actor: User, comment: Comment, official: bool) -> Comment:
         if can_post_official(actor, idea):  # then the comment is what does not qualify
             raise NotAllowed(_("Only a staff member's comment can be the official response."))
         raise NotAllowed(_("Only staff give official responses."))
+    was_official = comment.is_official
     comment.is_official = official
+    if official and not was_official:
+        events.record(EventKind.OFFICIAL_RESPONSE, idea, actor, comment_id=comment.id)
     return comment
 
 

@@ -12,7 +12,17 @@ from sqlalchemy import Select, func, literal_column, or_, select, update
 from sqlalchemy.orm import defer, joinedload
 
 from ideaboard.extensions import db
-from ideaboard.models import Board, Idea, Kind, Status, StatusChange, User, Vote, utcnow
+from ideaboard.models import (
+    Board,
+    EventKind,
+    Idea,
+    Kind,
+    Status,
+    StatusChange,
+    User,
+    Vote,
+    utcnow,
+)
 from ideaboard.models.base import MAX_INT
 from ideaboard.models.idea import title_key
 from ideaboard.permissions import (
@@ -23,7 +33,7 @@ from ideaboard.permissions import (
     can_view_idea,
 )
 
-from . import follows
+from . import events, follows
 from .errors import Conflict, DuplicateTitle, NotAllowed, NotFound, ValidationError
 from .search import match_clause, query_terms, walks_sort_index
 from .text import check_text, clean_line
@@ -558,6 +568,8 @@ def update_idea(
         db.session.refresh(idea)
         raise Conflict(_("Someone else changed this idea while you were editing it."))
     db.session.refresh(idea)
+    if actor.id != idea.author_id:  # staff edited a member's idea: its author hears of it
+        events.record(EventKind.IDEA_EDITED, idea, actor)
     return idea
 
 
@@ -574,6 +586,8 @@ def delete_idea(actor: User, idea: Idea, reason: str = "") -> None:
     if errors:
         raise ValidationError(errors)
     idea.soft_delete(actor.id, reason)
+    if actor.id != idea.author_id:  # staff hid a member's idea: its author hears why
+        events.record(EventKind.IDEA_HIDDEN, idea, actor, reason=reason)
 
 
 def restore_idea(actor: User, idea: Idea) -> None:

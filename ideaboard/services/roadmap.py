@@ -8,9 +8,20 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import ROADMAP, Board, Idea, Status, StatusChange, User, Vote, utcnow
+from ideaboard.models import (
+    ROADMAP,
+    Board,
+    EventKind,
+    Idea,
+    Status,
+    StatusChange,
+    User,
+    Vote,
+    utcnow,
+)
 from ideaboard.permissions import can_change_status
 
+from . import events
 from .errors import Conflict, NotAllowed, NotFound, ValidationError
 from .ideas import with_author_and_board
 from .text import check_text
@@ -78,6 +89,14 @@ def change_status(actor: User, idea: Idea, status: str, note: str = "") -> Statu
     change.by = actor
     db.session.add(change)
     db.session.flush()
+    events.record(
+        EventKind.STATUS_CHANGED,
+        idea,
+        actor,
+        change_id=change.id,
+        note=note,
+        **{"from": current, "to": status},
+    )
     return change
 
 
