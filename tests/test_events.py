@@ -11,9 +11,8 @@ from sqlalchemy import select
 from ideaboard.extensions import db
 from ideaboard.models import Board, Event, EventKind
 from ideaboard.services import comments as comment_service
-from ideaboard.services import events
+from ideaboard.services import events, roadmap
 from ideaboard.services import ideas as idea_service
-from ideaboard.services import roadmap
 
 from .factories import make_idea, make_user
 
