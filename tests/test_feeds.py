@@ -167,6 +167,35 @@ def test_feeds_answer_304_to_a_reader_that_has_them(app, client):
     assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
 
 
+def test_a_kept_feed_answers_readers_before_flask_and_a_post_refreshes_it(app, client):
+    """A feed is rendered once per change of content: a second reader and a reader's
+    conditional GET are answered from the kept copy before Flask runs (no statement but
+    the version), with the same ETag; a new idea is in the very next answer."""
+    make_idea(title="First")
+    calls = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: calls.append(1))
+    first, _feed = get_feed(client, "/feeds/ideas.atom")
+    again, _feed = get_feed(client, "/feeds/ideas.atom")
+    assert len(calls) == 1, "the second reader ran Flask"
+    assert again.data == first.data and again.headers["ETag"] == first.headers["ETag"]
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    held = client.get("/feeds/ideas.atom", headers={"If-None-Match": etag})
+    since = client.get("/feeds/ideas.atom", headers={"If-Modified-Since": modified})
+    assert held.status_code == since.status_code == 304 and held.data == b""
+    assert held.headers["ETag"] == etag and held.headers["Cache-Control"] == "public, max-age=300"
+    assert len(calls) == 1, "a conditional GET ran Flask"
+    # A signed-in browser goes through Flask and is answered 304 from its kept copy too.
+    login_as(client, make_user())
+    get_feed(client, "/feeds/ideas.atom")
+    member = client.get("/feeds/ideas.atom", headers={"If-None-Match": etag})
+    assert member.status_code == 304
+    client.delete_cookie("session")
+    make_idea(title="Second")
+    fresh, parsed = get_feed(client, "/feeds/ideas.atom", **{"If-None-Match": etag})
+    assert fresh.headers["ETag"] != etag
+    assert [e.title for e in parsed.entries] == ["Second", "First"]
+
+
 def test_empty_feeds_are_valid(app, client):
     """With nothing to list, every feed is still valid Atom with an `updated`."""
     for url in ("/feeds/ideas.atom", "/feeds/changes.atom", "/feeds/changelog.atom"):

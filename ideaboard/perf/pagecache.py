@@ -82,9 +82,13 @@ CACHEABLE: dict[str, frozenset[str]] = {
     "roadmap.index": frozenset({"board"}),
     "api.list_ideas": _LIST_QUERY | {"board"},
     "api.show_idea": frozenset(),
-    # i13 feeds. (The Atom feeds are not kept here: a reader's conditional GET must get
-    # its 304, which the visitor fast path does not answer.)
     "changelog.index": frozenset({"page"}),
+    # The Atom feeds: a reader's conditional GET gets its 304 from the kept copy's ETag and
+    # Last-Modified, in the fast path as in Flask (answer_conditional).
+    "changelog.ideas_feed": frozenset(),
+    "changelog.board_feed": frozenset(),
+    "changelog.changes_feed": frozenset(),
+    "changelog.changelog_feed": frozenset(),
     "people.profile": frozenset({"page"}),
 }
 MAX_BODY = 512 * 1024
@@ -95,7 +99,11 @@ MIB = 1024 * 1024
 PAGE_CACHE_MAX_BYTES = 64 * MIB
 PAGE_CACHE_SHARED_MAX_BYTES = 128 * MIB
 FRAGMENT_CACHE_MAX_BYTES = 16 * MIB
-_KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Vary")
+_KEPT_HEADERS = ("Content-Type", "Content-Encoding", "Vary", "ETag", "Last-Modified")
+# What a 304 repeats of the stored answer (RFC 9110 15.4.5); never a body's own headers.
+_NOT_MODIFIED_HEADERS = frozenset(
+    {"etag", "last-modified", "cache-control", "vary", "expires", "content-location"}
+)
 # Headers a served copy must not repeat: computed per response, or by the server.
 _NOT_REPLAYED = frozenset({"content-length", "set-cookie", "date"})
 _NONCE = re.compile(r"'nonce-[^']*'")
@@ -561,7 +569,7 @@ class VisitorFastPath:
                             method="GET",
                             path=environ.get("PATH_INFO", ""),
                             endpoint=endpoint,
-                            status=200,
+                            status=int(status[:3]),
                             user_id=None,
                             seconds=time.perf_counter() - started,
                         ),
@@ -592,6 +600,8 @@ class VisitorFastPath:
         if entry is None or entry[3] is None:
             return None
         status, body, _kept, final, endpoint = entry
+        if not_modified(environ, final):
+            return "304 Not Modified", b"", _for_304(final), endpoint
         headers = [
             (name, _NONCE.sub(f"'nonce-{secrets.token_urlsafe(18)}'", value))
             if name == "Content-Security-Policy"
@@ -600,6 +610,27 @@ class VisitorFastPath:
         ]
         headers.append(("Content-Length", str(len(body))))
         return "200 OK", body, headers, endpoint  # only 200 responses are stored
+
+
+def not_modified(environ, headers) -> bool:
+    """Whether a conditional GET already has the stored answer whose headers are given:
+    its If-None-Match names the stored ETag (or, without one, If-Modified-Since is not
+    older than Last-Modified). Only answers that carry an ETag (the feeds) take part."""
+    stored = dict(headers)
+    etag = stored.get("ETag")
+    if etag is None:
+        return False
+    from werkzeug.http import is_resource_modified, parse_date, unquote_etag
+
+    return not is_resource_modified(
+        environ,
+        etag=unquote_etag(etag)[0],
+        last_modified=parse_date(stored.get("Last-Modified")),
+    )
+
+
+def _for_304(headers) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name.lower() in _NOT_MODIFIED_HEADERS]
 
 
 def init_app(app: Flask) -> None:
@@ -649,6 +680,8 @@ def init_app(app: Flask) -> None:
             return None
         status, body, headers, _final, _endpoint = hit
         g.page_cache_hit = True
+        if not_modified(request.environ, headers):
+            return Response(status=304, headers=_for_304(headers))
         return Response(body, status=status, headers=headers)
 
     # Registered before flask-compress (create_app calls init_app before assets.init_app),
