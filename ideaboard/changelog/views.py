@@ -122,54 +122,53 @@ def board_feed(slug: str):
     return _atom(feed)
 
 
-@bp.get("/feeds/changes.atom")
-def changes_feed():
-    """The newest status changes, with the staff notes."""
+def _change_feed(rows, *, title: str, alternate: str, shipped: bool):
+    """A feed of status changes: every change (with the note), or the moves to shipped
+    (titled "Shipped: …", with the votes behind each)."""
+    anchor = "shipped" if shipped else "change"
     entries = [
         Entry(
-            id=f"{_canonical(row.idea)}#change-{row.change.id}",
-            title=_(
+            id=f"{_canonical(row.idea)}#{anchor}-{row.change.id}",
+            title=_("Shipped: %(title)s", title=row.idea.title)
+            if shipped
+            else _(
                 "%(title)s: %(status)s",
                 title=row.idea.title,
                 status=status_label(row.change.to_status),
             ),
-            link=absolute(idea_url(row.idea, _anchor="timeline")),
+            link=absolute(
+                idea_url(row.idea) if shipped else idea_url(row.idea, _anchor="timeline")
+            ),
             published=row.at,
             updated=row.at,
             author=row.change.by.display_name,
-            html=_change_html(row, votes_line=False),
+            html=_change_html(row, votes_line=shipped),
         )
-        for row in changelog.changes_feed()
+        for row in rows
     ]
-    feed = Feed(
+    return _atom(Feed(title=title, alternate=alternate, entries=entries))
+
+
+@bp.get("/feeds/changes.atom")
+def changes_feed():
+    """The newest status changes, with the staff notes."""
+    return _change_feed(
+        changelog.changes_feed(),
         title=_("Status changes · %(site)s", site=_("Ideaboard")),
         alternate=absolute(url_for("roadmap.index")),
-        entries=entries,
+        shipped=False,
     )
-    return _atom(feed)
 
 
 @bp.get("/feeds/changelog.atom")
 def changelog_feed():
     """Shipped ideas, newest 50, with the staff note and the votes behind each."""
-    entries = [
-        Entry(
-            id=f"{_canonical(row.idea)}#shipped-{row.change.id}",
-            title=_("Shipped: %(title)s", title=row.idea.title),
-            link=absolute(idea_url(row.idea)),
-            published=row.at,
-            updated=row.at,
-            author=row.change.by.display_name,
-            html=_change_html(row, votes_line=True),
-        )
-        for row in changelog.shipped_feed()
-    ]
-    feed = Feed(
+    return _change_feed(
+        changelog.shipped_feed(),
         title=_("Shipped · %(site)s", site=_("Ideaboard")),
         alternate=absolute(url_for("changelog.index")),
-        entries=entries,
+        shipped=True,
     )
-    return _atom(feed)
 
 
 def feed_links() -> list[tuple[str, str]]:
