@@ -305,8 +305,13 @@ def _deliver_one(message_id: int, report: DeliveryReport) -> None:
     db.session.commit()
 
 
-def deliver_queued(ids: list[int] | tuple[int, ...] | None = None, limit: int = 500):
-    """Try to deliver queued messages (only `ids` when given); return a DeliveryReport."""
+def deliver_queued(
+    ids: list[int] | tuple[int, ...] | None = None,
+    limit: int = 500,
+    stop: threading.Event | None = None,
+):
+    """Try to deliver queued messages (only `ids` when given; until `stop` is set);
+    return a DeliveryReport."""
     report = DeliveryReport()
     moment = now()
     query = (
@@ -328,6 +333,8 @@ def deliver_queued(ids: list[int] | tuple[int, ...] | None = None, limit: int = 
         _deliver_one(message_id, report)
         if report.unavailable:
             break  # the server is down: the rest wait for the next run, untouched
+        if stop is not None and stop.is_set():
+            break  # a worker asked to stop: after this message, not in the middle of one
     return report
 
 
@@ -381,10 +388,15 @@ def run_worker(
         try:
             if time.monotonic() - last_digest >= digest_interval:
                 last_digest = time.monotonic()
-                digests = notification_mail.run_digests()
-                if digests:
-                    log.info("digests queued count=%s", digests)
-            report = deliver_queued(limit=limit)
+                try:
+                    digests = notification_mail.run_digests()
+                except Exception as exc:  # noqa: BLE001 - delivery still runs below
+                    db.session.rollback()
+                    log.error("digest pass failed error=%s", exc.__class__.__name__)
+                else:
+                    if digests:
+                        log.info("digests queued count=%s", digests)
+            report = deliver_queued(limit=limit, stop=stop)
         except Exception as exc:  # noqa: BLE001 - a database outage: keep the worker alive
             db.session.rollback()
             log.error("mail worker pass failed error=%s", exc.__class__.__name__)

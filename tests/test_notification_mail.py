@@ -7,8 +7,13 @@ notification rows it would make, set-based, for an event recorded by the real se
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -31,7 +36,7 @@ from ideaboard.services import notification_mail as nm
 from ideaboard.services import roadmap
 from ideaboard.services.comments import add_comment
 
-from .conftest import _reset
+from .conftest import ROOT, _reset
 from .factories import login_as, make_idea, make_user
 from .oracle import assert_inert, assert_no_foreign_scripts, parse
 from .smtp_sink import SmtpSink, closed_port_url
@@ -106,7 +111,7 @@ def test_instant_mail_reaches_exactly_the_instant_recipients(mail_app, sink):
     queued = _status_change(staff, idea, [author, instant, daily, off])
     assert queued == 2
     # Nothing rendered in the request: rows are references.
-    rows = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    rows = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.to_addr)).all()
     assert [(r.kind, r.to_addr, r.text_body) for r in rows] == [
         ("notification", "ann@example.com", ""),
         ("notification", "ivan@example.com", ""),
@@ -208,8 +213,10 @@ def test_daily_notifications_become_one_digest_exactly_once(mail_app, sink, cloc
     fan = make_user(name="Fan", email="fan@example.com")
     quiet = make_user(email="quiet@example.com")
     _prefer(quiet, "comments", Delivery.OFF)
+    _prefer(fan, "status", Delivery.OFF)  # a kind that is off never joins the digest
     idea = make_idea(author=author, title="Export to CSV")
     db.session.commit()
+    _status_change(make_user("staff"), idea, [fan])
     for body in ("First thought", "Second thought", "Third thought"):
         add_comment(author, idea, body)
         event_id = _last_event()
@@ -231,12 +238,13 @@ def test_daily_notifications_become_one_digest_exactly_once(mail_app, sink, cloc
     text = got.part("plain")
     for body in ("First thought", "Second thought", "Third thought"):
         assert body in text
+    assert "is now Planned" not in text
     assert_inert(got.part("html"), context="digest")
     # The digest's link stops the daily digest: comments become off.
     _one_click(mail_app, got.message["List-Unsubscribe"][1:-1])
     db.session.expire_all()
     assert nm.preferences_of(fan)["comments"] == Delivery.OFF
-    assert nm.preferences_of(fan)["status"] == Delivery.INSTANT
+    assert nm.preferences_of(fan)["merges"] == Delivery.INSTANT  # not a daily one
 
 
 def test_digest_is_in_the_members_language_with_russian_plurals(mail_app, sink, clock):
@@ -303,6 +311,67 @@ def test_smtp_down_rows_wait_then_the_worker_delivers_them_once(make_app, tmp_pa
             ]
         db.session.rollback()  # end the test's read transaction: see the worker's commits
         assert {r.status for r in db.session.scalars(select(OutboxMessage))} == {"sent"}
+
+
+def test_the_loop_command_waits_out_an_outage_and_stops_on_sigterm(
+    make_app, database_url, tmp_path
+):
+    """`flask --app wsgi mail send --loop` as production runs it: started while SMTP is
+    down, it keeps the rows; once a server listens on that port it delivers each once;
+    SIGTERM ends it cleanly (exit 0, no traceback)."""
+    url = closed_port_url()
+    port = int(url.rsplit(":", 1)[1])
+    app = make_app(MAIL_URL=url, MAIL_DIR=str(tmp_path))
+    _reset(app)
+    with app.app_context():
+        staff = make_user("staff", email="staff@example.com")
+        people = [make_user(email=f"loop{i}@example.com") for i in range(3)]
+        idea = make_idea(author=staff)
+        db.session.commit()
+        _status_change(staff, idea, people)
+        db.session.remove()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "IDEABOARD_INSTANCE": str(tmp_path),
+        "MAIL_URL": url,
+        "RATELIMIT_ENABLED": "false",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "mail", "send", "--loop"]
+            + ["--interval", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("SMTP server unreachable") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with SmtpSink(port) as sink:
+            while len(sink.received) < 3:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            time.sleep(1.0)  # more passes: nothing goes twice
+            assert sorted(a for m in sink.received for a in m.rcpt_to) == [
+                "loop0@example.com",
+                "loop1@example.com",
+                "loop2@example.com",
+            ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    text = log.read_text()
+    assert code == 0 and "Traceback" not in text, text
 
 
 def _run_in_context(app, stop):

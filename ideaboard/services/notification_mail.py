@@ -153,9 +153,12 @@ def delivery_for(prefs: dict[str, str], kind: str) -> str:
 def delivery_sql(user_id: ColumnElement, kind: ColumnElement) -> ColumnElement[str]:
     """delivery_for() in SQL, for a member id and a kind column of the outer query."""
     prefs = NotificationPreference.__table__
+    # correlate_except: the member and kind columns come from whichever enclosing query
+    # holds them, even two levels up (auto-correlation only looks one level up).
     chosen = (
         select(prefs.c.delivery)
         .where(prefs.c.user_id == user_id, prefs.c.kind == kind)
+        .correlate_except(prefs)
         .scalar_subquery()
     )
     default = case(DEFAULTS, value=kind, else_=literal(Delivery.OFF))
@@ -357,7 +360,9 @@ def queue_for_event(event_id: int) -> int:
         "notification_id",
         "created_at",
     ]
-    queued = db.session.execute(insert(out).from_select(columns, source)).rowcount or 0
+    # preserve_rowcount: SQLAlchemy 2.1 reports -1 for INSERT ... SELECT otherwise.
+    stmt = insert(out).from_select(columns, source).execution_options(preserve_rowcount=True)
+    queued = db.session.execute(stmt).rowcount or 0
     if queued:
         db.session.execute(
             update(n)
@@ -499,8 +504,9 @@ def _pending_daily(n, e, moment):
     return and_(
         n.c.mailed_at.is_(None),
         n.c.created_at > moment - DIGEST_MAX_AGE,
-        delivery_sql(n.c.user_id, select(e.c.kind).where(e.c.id == n.c.event_id).scalar_subquery())
-        == Delivery.DAILY,
+        exists().where(
+            e.c.id == n.c.event_id, delivery_sql(n.c.user_id, e.c.kind) == Delivery.DAILY
+        ),
     )
 
 
