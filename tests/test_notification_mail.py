@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import func, insert, literal, select, text
 
 from ideaboard import mail
 from ideaboard.extensions import db
@@ -480,3 +480,48 @@ def test_delivery_sql_twin_agrees_with_the_rule(mail_app):
             got = db.session.scalar(select(nm.delivery_sql(literal(member.id), literal(kind))))
             assert got == nm.delivery_for(prefs, kind), (kind, chosen)
     db.session.rollback()
+
+
+#: Recipients for the scale test; IDEABOARD_MAIL_SCALE=50000 runs issue 13's size.
+SCALE = int(os.environ.get("IDEABOARD_MAIL_SCALE", "3000"))
+
+
+def test_instant_mail_for_a_big_audience_is_two_statements(mail_app, count_queries):
+    """Queueing mail for SCALE instant recipients is one INSERT ... SELECT and one UPDATE:
+    nothing is rendered, each recipient gets exactly one row, the actor none."""
+    staff = make_user("staff", email="boss@example.com")
+    idea = make_idea(author=staff)
+    db.session.execute(
+        text(
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :n) "
+            "INSERT INTO users (email, email_key, display_name, password_hash, role, "
+            "session_token, search_name, created_at) "
+            "SELECT 'bulk' || n || '@example.com', 'bulk' || n || '@example.com', "
+            "'Bulk ' || n, 'x', 'member', 'tok' || n, 'bulk ' || n, CURRENT_TIMESTAMP FROM seq"
+        ),
+        {"n": SCALE},
+    )
+    roadmap.change_status(staff, idea, "planned", "Soon")
+    event_id = _last_event()
+    source = select(User.id, literal(event_id), literal(nm.now())).where(User.email.like("bulk%"))
+    db.session.execute(
+        insert(Notification).from_select(["user_id", "event_id", "created_at"], source)
+    )
+    db.session.commit()
+    started = time.perf_counter()
+    with count_queries() as counter:
+        queued = nm.queue_for_event(event_id)
+    elapsed = time.perf_counter() - started
+    db.session.commit()
+    print(f"queue_for_event: {SCALE} recipients in {elapsed * 1000:.0f} ms")
+    assert queued == SCALE and counter.count == 2, counter.statements
+    counts = db.session.execute(
+        select(func.count(), func.count(func.distinct(OutboxMessage.user_id)))
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.text_body == "")
+    ).one()
+    assert tuple(counts) == (SCALE, SCALE)
+    unmailed = select(func.count()).where(
+        Notification.event_id == event_id, Notification.mailed_at.is_(None)
+    )
+    assert db.session.scalar(unmailed) == 0

@@ -52,9 +52,9 @@ class OutboxMessage(CreatedMixin, Base):
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     # A "notification" row names what it tells; it is rendered at delivery, in `locale`.
-    notification_id: Mapped[int | None] = mapped_column(
-        ForeignKey("notifications.id", ondelete="SET NULL"), nullable=True
-    )
+    # No foreign key on purpose: the set-based queueing of 50,000 rows would pay one key
+    # check per row, and a row whose notification is gone is simply dropped at delivery.
+    notification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # RFC 8058: the signed one-click address, sent as List-Unsubscribe (cleared once sent).
     unsubscribe_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
