@@ -17,14 +17,16 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy import func, insert, literal, select, text, update
 
 from ideaboard import mail
 from ideaboard.extensions import db
 from ideaboard.models import (
+    Comment,
     Delivery,
     Event,
     EventKind,
+    Idea,
     MailSettings,
     Notification,
     NotificationPreference,
@@ -38,7 +40,7 @@ from ideaboard.services.comments import add_comment
 
 from .conftest import ROOT, _reset
 from .factories import login_as, make_idea, make_user
-from .oracle import assert_inert, assert_no_foreign_scripts, parse
+from .oracle import assert_inert, assert_no_foreign_scripts, load_payloads, parse
 from .smtp_sink import SmtpSink, closed_port_url
 
 
@@ -525,3 +527,54 @@ def test_instant_mail_for_a_big_audience_is_two_statements(mail_app, count_queri
         Notification.event_id == event_id, Notification.mailed_at.is_(None)
     )
     assert db.session.scalar(unmailed) == 0
+
+
+def test_shared_xss_payloads_are_inert_in_notification_mail_and_digests(mail_app, clock):
+    """Every payload of the shared corpus, as an idea title, a staff note, a comment and a
+    display name, stays text in the HTML part of instant mail and of a digest: the oracle
+    finds no element or attribute from it, and no name becomes a link."""
+    from ideaboard.services import events
+
+    payloads = [p for p in load_payloads() if "\0" not in p.text]
+    reader = make_user(email="reader@example.com")
+    staff = make_user("staff", email="staff@example.com")
+    board_idea = make_idea(author=reader)
+    _prefer(reader, "comments", Delivery.INSTANT)
+    made = []
+    for p in payloads:
+        db.session.execute(update(User).where(User.id == staff.id).values(display_name=p.text[:60]))
+        db.session.execute(update(Idea).where(Idea.id == board_idea.id).values(title=p.text[:150]))
+        db.session.expire_all()
+        idea = db.session.get(Idea, board_idea.id)
+        actor = db.session.get(User, staff.id)
+        comment = Comment(idea_id=idea.id, author_id=actor.id, body=p.text, created_at=nm.now())
+        db.session.add(comment)
+        db.session.flush()
+        for kind, data in (
+            (EventKind.STATUS_CHANGED, {"to": "planned", "note": p.text}),
+            (EventKind.COMMENT, {"comment_id": comment.id}),
+            (EventKind.IDEA_HIDDEN, {"reason": p.text}),
+        ):
+            event = events.record(kind, idea, actor, **data)
+            _notify(event.id, [reader.id])
+            note = db.session.scalar(select(Notification).where(Notification.event_id == event.id))
+            row = OutboxMessage(kind=nm.NOTIFICATION, notification_id=note.id, locale="en")
+            assert nm.prepare_notification_message(row), p.line
+            where = f"line {p.line} {kind}"
+            assert_no_foreign_scripts(row.html_body, where)
+            assert_inert(row.html_body, context=where)
+            hrefs = [
+                n.get("href") or "" for n in parse(row.html_body).descendants() if n.tag == "a"
+            ]
+            assert all(h.startswith("http://127.0.0.1:5000/") for h in hrefs), (where, hrefs)
+            made.append(event.id)
+        db.session.commit()
+    for group in ("status", "comments", "my_ideas"):
+        _prefer(reader, group, Delivery.DAILY)
+    db.session.commit()
+    clock["now"] += timedelta(hours=25)
+    digest = nm.send_digest(reader.id)
+    assert digest is not None and len(made) == 3 * len(payloads)
+    assert_no_foreign_scripts(digest.html_body, "digest")
+    assert_inert(digest.html_body, context="digest")
+    db.session.rollback()

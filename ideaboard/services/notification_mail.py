@@ -198,6 +198,22 @@ def chosen_mail_locale(user: User) -> str | None:
     return db.session.scalar(select(MailSettings.locale).where(MailSettings.user_id == user.id))
 
 
+def remember_mail_locale(user: User, locale: str) -> None:
+    """Keep `locale` as the member's mail language unless they chose one (flushes).
+
+    For the sign-up flow: a member who signs up in Russian gets Russian mail.
+    """
+    if locale not in current_app.config["LANGUAGES"]:
+        return
+    dialect = db.session.get_bind().dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(
+        make(MailSettings.__table__)
+        .values(user_id=user.id, locale=locale)
+        .on_conflict_do_nothing(index_elements=["user_id"])
+    )
+
+
 def mail_locale_of(user: User) -> str:
     """The language the member's mail is written in."""
     return chosen_mail_locale(user) or current_app.config["BABEL_DEFAULT_LOCALE"]
