@@ -578,3 +578,22 @@ def test_shared_xss_payloads_are_inert_in_notification_mail_and_digests(mail_app
     assert_no_foreign_scripts(digest.html_body, "digest")
     assert_inert(digest.html_body, context="digest")
     db.session.rollback()
+
+
+def test_instant_mail_is_in_the_members_language(mail_app, sink):
+    """The row is rendered at delivery in the member's mail language: Russian words,
+    Russian status label, the same unsubscribe headers."""
+    staff = make_user("staff")
+    reader = make_user(email="ru@example.com")
+    english = make_user(email="en@example.com")
+    db.session.add(MailSettings(user_id=reader.id, locale="ru"))
+    idea = make_idea(author=staff, title="Тёмная тема")
+    db.session.commit()
+    _status_change(staff, idea, [reader, english], note="Скоро")
+    mail.deliver_queued()  # one pass, one context: each row in its own language
+    [en] = sink.to("en@example.com")
+    assert en.message["Subject"] == "“Тёмная тема” is now Planned"
+    [got] = sink.to("ru@example.com")
+    assert got.message["Subject"] == "Статус идеи «Тёмная тема»: Запланировано"
+    assert "Отписаться от таких писем" in got.part("plain")
+    assert got.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -52,7 +52,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ideaboard import permissions
 from ideaboard.clock import now
 from ideaboard.extensions import db
-from ideaboard.i18n import status_label
+from ideaboard.i18n import STATUS_LABELS
 from ideaboard.models import (
     Comment,
     Delivery,
@@ -430,7 +430,10 @@ def describe(event: Event, idea: Idea, actor: User | None) -> Item:
     detail = ""
     kind = event.kind
     if kind == EventKind.STATUS_CHANGED:
-        status = status_label(str(data.get("to") or idea.status))
+        # Not i18n.status_label: it caches per request context, and a worker renders
+        # many languages in one context.
+        to = str(data.get("to") or idea.status)
+        status = str(STATUS_LABELS.get(to, to))
         headline = _("“%(title)s” is now %(status)s.", title=title, status=status)
         subject = _("“%(title)s” is now %(status)s", title=title, status=status)
         detail = str(data.get("note") or "")
