@@ -91,11 +91,13 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .main.views import bp as main_bp
     from .people.views import bp as people_bp
     from .roadmap.views import bp as roadmap_bp
+    from .subscriptions.views import bp as subscriptions_bp
 
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp, admin_bp):
         app.register_blueprint(bp)
     for bp in (changelog_bp, people_bp):  # i13: the changelog, feeds and profiles
         app.register_blueprint(bp)
+    app.register_blueprint(subscriptions_bp)  # i13: mail settings and one-click unsubscribe
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
 
     # The WSGI stack, outermost first: each layer answers what it can and passes the rest

@@ -8,7 +8,19 @@ response registers a callback that delivers them once it has been sent
 (`Response.call_on_close`): a slow or dead SMTP server never delays a page, never fails
 it, and never makes a password-reset answer take longer for a known address than for an
 unknown one. A delivery that fails leaves the row queued; `flask --app wsgi mail send`
-retries every queued row (run it from cron or a systemd timer).
+retries every queued row (run it from cron or a systemd timer), and
+`flask --app wsgi mail send --loop` is the production worker: it keeps delivering, sends
+the daily digests, and backs off while the SMTP server is down.
+
+Retries: when the server cannot be reached (refused, timed out, dropped the connection)
+the run stops and the rows stay queued with no limit on tries: an outage never loses
+mail, only an expiry can end such a row. When the server answers a message with a
+temporary refusal (4xx), that row waits 1, 2, 4 ... minutes (at most MAX_BACKOFF) before
+its next try, and fails for good after MAX_ATTEMPTS.
+
+Notification rows ("notification", queued set-based by services/notification_mail.py)
+are rendered at delivery like reset requests, in the member's language, with the RFC
+8058 `List-Unsubscribe` and `List-Unsubscribe-Post` headers.
 
 MAIL_URL chooses the transport: `smtp://host:port` (add `?starttls=true`, or use
 `smtps://` for TLS from the start; `user:password@` for AUTH). Without it each message is
@@ -26,8 +38,11 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import signal
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from email import policy
@@ -48,6 +63,7 @@ from .extensions import db
 from .models import OutboxMessage, OutboxStatus
 from .outbox import QUEUED_KEY, RESET_REQUEST, header_text
 from .seclog import escape_value
+from .services import notification_mail
 from .services.accounts import prepare_reset_message
 
 log = logging.getLogger("ideaboard.mail")
@@ -55,6 +71,20 @@ log = logging.getLogger("ideaboard.mail")
 #: How long one deliverer holds a row before another may try it.
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 10
+#: The wait after a message's first temporary refusal; it doubles with each attempt.
+RETRY_BASE = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=4)
+#: The loop's longest pause while the SMTP server is unreachable.
+MAX_WORKER_PAUSE = 300.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a row waits after its `attempts`-th temporary refusal."""
+    return min(RETRY_BASE * (2 ** max(0, attempts - 1)), MAX_BACKOFF)
+
+
+class ServerUnavailable(Exception):
+    """The SMTP server could not be reached: nothing is wrong with the message."""
 
 
 class PermanentFailure(Exception):
@@ -83,6 +113,10 @@ def build_message(row: OutboxMessage) -> EmailMessage:
     msg["Auto-Submitted"] = "auto-generated"
     # 8bit keeps a long link on one line in the raw message (a saved .eml read with `less`);
     # template lines are far below SMTP's 998-byte limit.
+    if row.unsubscribe_url:
+        # RFC 8058 one-click: the mail client POSTs "List-Unsubscribe=One-Click" there.
+        msg["List-Unsubscribe"] = f"<{header_text(row.unsubscribe_url)}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(row.text_body, cte="8bit")
     msg.add_alternative(row.html_body, subtype="html", cte="quoted-printable")
     return msg
@@ -141,12 +175,16 @@ def _transport(row: OutboxMessage, msg: EmailMessage) -> None:
         return
     try:
         _smtp_send(url, msg, [row.to_addr])
+    except smtplib.SMTPConnectError as exc:  # the server greeted with a refusal
+        raise ServerUnavailable(f"SMTP {exc.smtp_code}") from exc
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
             raise PermanentFailure(f"SMTP {exc.smtp_code}") from None
         raise
     except smtplib.SMTPRecipientsRefused:
         raise PermanentFailure("recipient refused") from None
+    except OSError as exc:  # refused, timed out, disconnected: the server, not the message
+        raise ServerUnavailable(exc.__class__.__name__) from exc
     log.info(
         "mail sent id=%s to=%s subject=%s",
         row.id,
@@ -164,6 +202,8 @@ class DeliveryReport:
     failed: int = 0  # attempts that failed this run (the row may stay queued for a retry)
     dropped: int = 0
     expired: int = 0
+    unavailable: bool = False  # the run stopped: the SMTP server could not be reached
+    more: bool = False  # the run hit its limit: more rows are waiting
 
 
 def _finish(row: OutboxMessage, status: str) -> None:
@@ -172,6 +212,7 @@ def _finish(row: OutboxMessage, status: str) -> None:
     row.lease_until = None
     row.text_body = ""
     row.html_body = ""
+    row.unsubscribe_url = None
 
 
 def _claim(message_id: int) -> OutboxMessage | None:
@@ -199,12 +240,22 @@ def _prepare(row: OutboxMessage) -> None:
             _finish(row, OutboxStatus.DROPPED)
 
 
+def _prepare_notification(row: OutboxMessage) -> None:
+    """Render a notification row (once), or drop it when it no longer should go."""
+    if row.html_body:
+        return  # rendered on an earlier attempt
+    if not notification_mail.prepare_notification_message(row):
+        _finish(row, OutboxStatus.DROPPED)
+
+
 def _deliver_one(message_id: int, report: DeliveryReport) -> None:
     row = _claim(message_id)
     if row is None:
         return
     if row.kind == RESET_REQUEST:
         _prepare(row)
+    elif row.kind == notification_mail.NOTIFICATION:
+        _prepare_notification(row)
     if row.status == OutboxStatus.QUEUED and row.expires_at and row.expires_at <= now():
         _finish(row, OutboxStatus.EXPIRED)
     if row.status != OutboxStatus.QUEUED:
@@ -220,10 +271,24 @@ def _deliver_one(message_id: int, report: DeliveryReport) -> None:
         row.last_error = str(exc)[:255]
         _finish(row, OutboxStatus.FAILED)
         log.warning("mail failed for good id=%s reason=%s", row.id, escape_value(str(exc)))
-    except Exception as exc:  # noqa: BLE001 - connection refused, timeout, 4xx: retry later
+    except ServerUnavailable as exc:
+        # Not the message's fault: it stays queued with no limit on tries (an outage
+        # loses nothing), free for the next run; this run stops (report.unavailable).
+        report.failed += 1
+        report.unavailable = True
+        row.last_error = (exc.__cause__ or exc).__class__.__name__[:255]
+        row.lease_until = None
+        log.warning(
+            "mail not delivered id=%s attempt=%s error=%s: SMTP server unreachable; "
+            "it stays queued",
+            row.id,
+            row.attempts,
+            escape_value(row.last_error),
+        )
+    except Exception as exc:  # noqa: BLE001 - a temporary refusal (4xx): retry later
         report.failed += 1
         row.last_error = exc.__class__.__name__[:255]
-        row.lease_until = None
+        row.lease_until = now() + backoff(row.attempts)
         if row.attempts >= MAX_ATTEMPTS:
             _finish(row, OutboxStatus.FAILED)
         log.warning(
@@ -240,12 +305,22 @@ def _deliver_one(message_id: int, report: DeliveryReport) -> None:
     db.session.commit()
 
 
-def deliver_queued(ids: list[int] | tuple[int, ...] | None = None, limit: int = 500):
-    """Try to deliver queued messages (only `ids` when given); return a DeliveryReport."""
+def deliver_queued(
+    ids: list[int] | tuple[int, ...] | None = None,
+    limit: int = 500,
+    stop: threading.Event | None = None,
+):
+    """Try to deliver queued messages (only `ids` when given; until `stop` is set);
+    return a DeliveryReport."""
     report = DeliveryReport()
+    moment = now()
     query = (
         select(OutboxMessage.id)
-        .where(OutboxMessage.status == OutboxStatus.QUEUED)
+        .where(
+            OutboxMessage.status == OutboxStatus.QUEUED,
+            # Not held by another deliverer, nor waiting out its backoff.
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < moment),
+        )
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
@@ -253,8 +328,13 @@ def deliver_queued(ids: list[int] | tuple[int, ...] | None = None, limit: int = 
         query = query.where(OutboxMessage.id.in_(list(ids)))
     candidates = db.session.scalars(query).all()
     db.session.rollback()  # end the read before each row takes its own write transaction
+    report.more = len(candidates) == limit
     for message_id in candidates:
         _deliver_one(message_id, report)
+        if report.unavailable:
+            break  # the server is down: the rest wait for the next run, untouched
+        if stop is not None and stop.is_set():
+            break  # a worker asked to stop: after this message, not in the middle of one
     return report
 
 
@@ -289,10 +369,73 @@ def mail_cli() -> None:
     """Deliver queued mail."""
 
 
+def run_worker(
+    stop: threading.Event,
+    interval: float = 5.0,
+    digest_interval: float = 60.0,
+    limit: int = 500,
+) -> None:
+    """Deliver queued mail and send due digests until `stop` is set (the --loop worker).
+
+    While the SMTP server is unreachable the pause doubles, up to MAX_WORKER_PAUSE; a
+    failing database is logged and retried the same way, so the worker never dies of an
+    outage. Rows are only ever claimed one at a time, so several workers may run.
+    """
+    pause = interval
+    last_digest = float("-inf")
+    while not stop.is_set():
+        wait = interval
+        try:
+            if time.monotonic() - last_digest >= digest_interval:
+                last_digest = time.monotonic()
+                try:
+                    digests = notification_mail.run_digests()
+                except Exception as exc:  # noqa: BLE001 - delivery still runs below
+                    db.session.rollback()
+                    log.error("digest pass failed error=%s", exc.__class__.__name__)
+                else:
+                    if digests:
+                        log.info("digests queued count=%s", digests)
+            report = deliver_queued(limit=limit, stop=stop)
+        except Exception as exc:  # noqa: BLE001 - a database outage: keep the worker alive
+            db.session.rollback()
+            log.error("mail worker pass failed error=%s", exc.__class__.__name__)
+            pause = min(pause * 2, MAX_WORKER_PAUSE)
+            wait = pause
+        else:
+            if report.unavailable:
+                pause = min(pause * 2, MAX_WORKER_PAUSE)
+                wait = pause
+            else:
+                pause = interval
+                wait = 0 if report.more else interval
+        finally:
+            db.session.remove()
+        stop.wait(wait)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread (tests): the caller stops it
+            return
+
+
 @mail_cli.command("send")
 @click.option("--limit", default=500, show_default=True, help="At most this many messages.")
-def send_command(limit: int) -> None:
+@click.option("--loop", is_flag=True, help="Keep delivering (the production worker).")
+@click.option(
+    "--interval", default=5.0, show_default=True, help="With --loop: seconds between passes."
+)
+def send_command(limit: int, loop: bool, interval: float) -> None:
     """Deliver every queued message (retries the ones that failed before)."""
+    if loop:
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        click.echo(f"Delivering mail every {interval:g} s; digests are sent when due.")
+        run_worker(stop, interval=interval, limit=limit)
+        return
     report = deliver_queued(limit=limit)
     left = db.session.scalar(
         select(func.count())
@@ -307,6 +450,16 @@ def send_command(limit: int) -> None:
         click.echo(f"MAIL_URL is not set: the messages are files in {mail_dir()}.")
     if report.failed:
         raise SystemExit(1)
+
+
+@mail_cli.command("digest")
+@click.option(
+    "--all", "everyone", is_flag=True, help="Every member with waiting updates, due or not."
+)
+def digest_command(everyone: bool) -> None:
+    """Queue the daily digests that are due (`mail send` delivers them)."""
+    count = notification_mail.run_digests(force=everyone)
+    click.echo(f"Queued {count} digest(s).")
 
 
 def init_app(app: Flask) -> None:

@@ -26,7 +26,7 @@ from flask import url_for
 
 from ideaboard.extensions import db
 from ideaboard.models import Board, Comment, Idea, User
-from ideaboard.services import accounts, comments, ideas
+from ideaboard.services import accounts, comments, ideas, notification_mail
 
 from .factories import PASSWORD, general_board, make_board
 
@@ -209,6 +209,19 @@ ROUTES: dict[str, Route] = {
     "changelog.changes_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "changelog.changelog_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "people.profile": Route(("GET",), target="member"),
+    # i13 mail: a member's email choices; the one-click unsubscribe link of every mail.
+    "subscriptions.settings": Route(("GET", "POST"), who=MEMBER, personal=True, ok=(303, 303)),
+    "subscriptions.unsubscribe": Route(
+        ("GET", "POST"),
+        target="unsubscribe-token",  # the signed token is the credential: anyone holding it
+        csrf=False,
+        auth_page=True,  # no-store: the URL holds the token
+        referrer="no-referrer",
+        ok=(200, 200),
+        why="RFC 8058 one-click: the mail client posts it with no session and no CSRF "
+        "token; the signed token (member + kind) is the credential, and it only turns "
+        "mail off (docs/security.md)",
+    ),
 }
 
 _seq = itertools.count(1)
@@ -313,6 +326,10 @@ class World:
             token, _ = accounts.issue_reset_token(self.users[owner])
             db.session.commit()
             return Target(token=token)
+        if kind == "unsubscribe-token":
+            return Target(
+                token=notification_mail.unsubscribe_token(self.users[owner].id, "comments")
+            )
         if kind == "comment":
             # The comment is the owner's, on the *other* member's idea: the idea's author
             # must not be able to edit it.
@@ -336,7 +353,7 @@ def url_args(route: Route, t: Target) -> dict:
         return {"slug": t.board.slug}
     if route.target == "file":
         return {"filename": "css/app.css"}
-    if route.target == "reset-token":
+    if route.target in ("reset-token", "unsubscribe-token"):
         return {"token": t.token}
     if route.target == "admin-board":
         return {"board_id": t.board.id}
@@ -411,6 +428,14 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "admin.archive_board": lambda w, t, u: {"intent": "archive"},
     "admin.member_role": lambda w, t, u: {"role": "staff"},
     "admin.member_access": lambda w, t, u: {"intent": "disable"},
+    "subscriptions.settings": lambda w, t, u: {
+        "status": "instant",
+        "comments": "daily",
+        "merges": "instant",
+        "my_ideas": "off",
+        "locale": "en",
+    },
+    "subscriptions.unsubscribe": lambda w, t, u: {"List-Unsubscribe": "One-Click"},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.

@@ -90,9 +90,9 @@ class _Server(socketserver.ThreadingTCPServer):
 class SmtpSink:
     """Start with `with SmtpSink() as sink:`; `sink.url` is the MAIL_URL to use."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.sink = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

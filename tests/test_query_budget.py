@@ -137,3 +137,21 @@ def test_changelog_feeds_and_profiles_cost_the_same_for_few_or_many_rows(app, co
     assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
     assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
     assert member_big <= FEEDS_BUDGET[url], f"{url}: {member_big} > {FEEDS_BUDGET[url]}"
+
+
+def test_mail_settings_page_costs_three_statements(app, count_queries):
+    """/account/notifications: the member, their choices, their mail language; the same
+    with no choice stored or one per kind."""
+    from ideaboard.services import notification_mail
+
+    member = make_user()
+    db.session.commit()
+    client = app.test_client()
+    login_as(client, member)
+    counts = [_measure(client, count_queries, "/account/notifications")]
+    notification_mail.set_preferences(
+        member, {g.name: "daily" for g in notification_mail.GROUPS}, "ru"
+    )
+    db.session.commit()
+    counts.append(_measure(client, count_queries, "/account/notifications"))
+    assert counts[0] == counts[1] <= 3, counts

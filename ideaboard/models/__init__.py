@@ -4,7 +4,7 @@ from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
 from .board import Board
 from .follow import Follow
 from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
-from .mail import OutboxMessage, OutboxStatus
+from .mail import MailSettings, OutboxMessage, OutboxStatus
 from .notification import (
     Delivery,
     Event,
@@ -30,6 +30,7 @@ __all__ = [
     "Follow",
     "Idea",
     "Kind",
+    "MailSettings",
     "Notification",
     "NotificationPreference",
     "OutboxMessage",

@@ -27,6 +27,8 @@ class OutboxMessage(CreatedMixin, Base):
             "status IN ('queued', 'sent', 'failed', 'dropped', 'expired')", name="status_known"
         ),
         Index("ix_mail_outbox_status_id", "status", "id"),
+        # The instant-mail query marks notifications that got a row (and the FK's index).
+        Index("ix_mail_outbox_notification_id", "notification_id"),
         page_content(False),  # mail is read in a mailbox, never on a page
     )
 
@@ -49,3 +51,24 @@ class OutboxMessage(CreatedMixin, Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    # A "notification" row names what it tells; it is rendered at delivery, in `locale`.
+    # No foreign key on purpose: the set-based queueing of 50,000 rows would pay one key
+    # check per row, and a row whose notification is gone is simply dropped at delivery.
+    notification_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # RFC 8058: the signed one-click address, sent as List-Unsubscribe (cleared once sent).
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+class MailSettings(Base):
+    """A member's mail settings beyond the per-kind choices: the language mail is written in.
+
+    No row: the site's default language. Not page content (no page shows it).
+    """
+
+    __tablename__ = "mail_settings"
+    __table_args__ = (page_content(False),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    locale: Mapped[str] = mapped_column(String(16))
