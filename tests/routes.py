@@ -220,6 +220,7 @@ ROUTES: dict[str, Route] = {
     "changelog.changes_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "changelog.changelog_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "people.profile": Route(("GET",), target="member"),
+    "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
 }
 
 _seq = itertools.count(1)
