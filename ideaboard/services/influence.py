@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, and_, case, func, literal, select, union
+from sqlalchemy import Integer, and_, any_, case, cast, func, literal, select, union
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import contains_eager, defer
 
 from ideaboard.extensions import db
@@ -76,11 +77,22 @@ def parse_status(value: str | None) -> str | None:
 
 
 def _theirs(user_id: int):
-    """The ids of the ideas the member posted or voted for (two index lookups)."""
-    return union(
+    """A condition on ideas: the member posted or voted for it (two index lookups).
+
+    On PostgreSQL the ids are gathered first, once (an array), and the ideas fetched by
+    primary key (`id = ANY(...)`): as a join the planner guesses the member's share of the
+    ideas from averages and may read the whole table instead.
+    """
+    ids = union(
         select(Vote.idea_id.label("idea_id")).where(Vote.user_id == user_id),
         select(Idea.id.label("idea_id")).where(Idea.author_id == user_id),
-    ).subquery("theirs")
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        theirs = ids.subquery("theirs")
+        gathered = select(func.array_agg(theirs.c.idea_id)).scalar_subquery()
+        # The cast makes ANY take one array value, not the rows of a subquery.
+        return Idea.id == any_(cast(gathered, ARRAY(Integer)))
+    return Idea.id.in_(ids)
 
 
 def influence(user: User, page: int = 1, status: str | None = None) -> Influence:
@@ -94,10 +106,9 @@ def influence(user: User, page: int = 1, status: str | None = None) -> Influence
     voted = (mine.c.id.is_not(None)).label("voted")
     joined = (
         select(Idea)
-        .join(theirs, theirs.c.idea_id == Idea.id)
         .join(Board, Board.id == Idea.board_id)
         .outerjoin(mine, and_(mine.c.idea_id == Idea.id, mine.c.user_id == user.id))
-        .where(public)
+        .where(theirs, public)
     )
 
     counts = db.session.execute(
