@@ -738,6 +738,7 @@ def test_confirm_first_casts_the_pending_vote_when_the_link_is_opened(mail_app, 
     path = re.search(r"http://[^/\s]+(/verify/\S+)", mail.part("plain"))[1]
     page = client.get(path).get_data(as_text=True)
     assert f"vote={idea.id}" in page  # the button's form keeps it
+    assert "Your vote for “Offline mode” will be counted once you are in." in page
     resp = client.post(path)
     assert resp.status_code == 303
     assert resp.headers["Location"] == f"/ideas/{idea.id}#vote-{idea.id}"

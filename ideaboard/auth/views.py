@@ -374,7 +374,15 @@ def verify_email(token: str):
             accounts.check_verify_token(token)
         except accounts.VerifyLinkRefused as err:
             return _verify_refused(err)
-        return render("auth/verify.html", form=form, token=token, next=next_path or None, vote=vote)
+        pending = votes.pending_vote_idea(vote) if vote else None
+        return render(
+            "auth/verify.html",
+            form=form,
+            token=token,
+            next=next_path or None,
+            vote=vote,
+            pending_vote=pending,
+        )
     if not form.validate_on_submit():
         return render(
             "auth/verify.html", form=form, token=token, next=next_path, vote=vote, status=400
