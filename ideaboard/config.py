@@ -94,6 +94,12 @@ class Config:
     RESET_LIMIT_IP = "10 per hour"
     RESET_LIMIT_ACCOUNT = "3 per hour"
     RESET_TOKEN_TTL = timedelta(minutes=60)
+    VERIFY_TOKEN_TTL = timedelta(hours=48)  # an email-confirmation link
+    # Off (the contract): /register signs a new address in at once; a taken address gets
+    # the same answer without the sign-in. On: nobody is signed in until the emailed link
+    # is opened, so the answer is the same in every way (docs/security.md).
+    REGISTER_CONFIRM_FIRST = _bool(os.environ.get("REGISTER_CONFIRM_FIRST"), False)
+    VERIFY_RESEND_LIMIT = "3 per hour"  # new confirmation links a member may ask for
     # Wrong current passwords on /account and /account/password, per user.
     PASSWORD_CHECK_LIMIT = "10 per hour"
     # Writes, per member (staff are exempt), from Discourse's defaults; only writes that

@@ -62,6 +62,12 @@ def is_admin(user: Any) -> bool:
     return _member(user) and user.role == Role.ADMIN.value
 
 
+def is_unconfirmed(user: Any) -> bool:
+    """A signed-in member whose current email address is not confirmed yet: they use the
+    board as usual, see a banner offering a new link, and get no notification mail."""
+    return _member(user) and user.email_verified_at is None
+
+
 def can_manage_site(user: Any) -> bool:
     """Admins run the admin area: boards, members' roles and access. A disabled account
     is signed out when disabled, so it never gets this far."""
@@ -252,7 +258,7 @@ NOT_FACTS = {
     }
     | {"updated_at", "last_activity_at"},
     "users": {"email", "email_key", "display_name", "search_name", "password_hash"}
-    | {"session_token"},
+    | {"session_token", "activated_at"},
 }
 
 

@@ -74,6 +74,18 @@ def vote_for(idea: Idea, user: User) -> None:
     db.session.commit()
 
 
+def confirm_sign_up(client, email: str, **request) -> User:
+    """Open the confirmation link of the sign-up for `email` in `client`, as the emailed
+    link would be (a fresh link: the mailed one is not read back); it signs the client in."""
+    user = db.session.scalar(select(User).where(User.email_key == accounts.email_key(email)))
+    token, _ = accounts.issue_verify_token(user)
+    db.session.commit()
+    resp = client.post(f"/verify/{token}", **request)
+    assert resp.status_code == 303, resp.status_code
+    db.session.expire_all()
+    return user
+
+
 def login_as(client, user: User, **request) -> None:
     """Sign a test client in as `user` (what a successful sign-in leaves in the session).
 

@@ -100,6 +100,17 @@ ROUTES: dict[str, Route] = {
         ok=(303, 303),
         ok_get=frozenset({200, 302}),  # a signed-in member is sent on
     ),
+    "auth.register_sent": Route(("GET",)),
+    "auth.verify_email": Route(
+        ("GET", "POST"),
+        target="verify-token",  # the emailed token is the credential: anyone holding it
+        auth_page=True,
+        referrer="no-referrer",
+        ok=(303, 303),
+    ),
+    "auth.resend_verification": Route(
+        ("POST",), who=MEMBER, limits=("VERIFY_RESEND_LIMIT",), ok=(303, 303)
+    ),
     "auth.login": Route(
         ("GET", "POST"),
         auth_page=True,
@@ -222,6 +233,7 @@ ROUTES: dict[str, Route] = {
         "token; the signed token (member + kind) is the credential, and it only turns "
         "mail off (docs/security.md)",
     ),
+    "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
 }
 
 _seq = itertools.count(1)
@@ -330,6 +342,10 @@ class World:
             return Target(
                 token=notification_mail.unsubscribe_token(self.users[owner].id, "comments")
             )
+        if kind == "verify-token":
+            token, _ = accounts.issue_verify_token(self.users[owner])
+            db.session.commit()
+            return Target(token=token)
         if kind == "comment":
             # The comment is the owner's, on the *other* member's idea: the idea's author
             # must not be able to edit it.
@@ -353,7 +369,7 @@ def url_args(route: Route, t: Target) -> dict:
         return {"slug": t.board.slug}
     if route.target == "file":
         return {"filename": "css/app.css"}
-    if route.target in ("reset-token", "unsubscribe-token"):
+    if route.target in ("reset-token", "unsubscribe-token", "verify-token"):
         return {"token": t.token}
     if route.target == "admin-board":
         return {"board_id": t.board.id}
@@ -398,6 +414,8 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "auth.sign_out_others": lambda w, t, u: {},
     "auth.reset_request": lambda w, t, u: {"email": "nobody@example.com"},
     "auth.reset_password": lambda w, t, u: {"password": NEW_PASSWORD},
+    "auth.verify_email": lambda w, t, u: {},
+    "auth.resend_verification": lambda w, t, u: {"next": "/"},
     "ideas.new": lambda w, t, u: {
         "title": _unique("A new idea"),
         "body": "Details",

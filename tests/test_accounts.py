@@ -246,8 +246,10 @@ def test_email_change_needs_the_password_and_tells_the_old_address(mail_app, sin
     assert resp.status_code == 303
     assert b"Your account was saved." in client.get("/account").data
     assert reload(user).email == "new@example.com"
-    [told] = sink.received
+    [told] = sink.to("old@example.com")
     assert told.rcpt_to == ["old@example.com"]
+    [confirm] = sink.to("new@example.com")  # the new address must be confirmed
+    assert "/verify/" in confirm.part("plain") and reload(user).email_verified_at is None
     assert told.message["Subject"] == "Your Ideaboard email address was changed"
     assert "new@example.com" in told.part("plain")
     assert _password_works("new@example.com", PASSWORD)

@@ -6,16 +6,18 @@ from sqlalchemy import func, select
 from ideaboard.extensions import db
 from ideaboard.models import User
 
-from .factories import PASSWORD, login_as, make_user, reload
+from .conftest import fresh_app
+from .factories import PASSWORD, confirm_sign_up, login_as, make_user, reload
 
 
 def test_register_signs_in_and_goes_to_next(client):
-    """Registering creates a member, signs them in and follows a local next."""
+    """Registering creates a member, signs them in and follows a local next (the contract,
+    REGISTER_CONFIRM_FIRST off); the address waits for its emailed link."""
     resp = client.post(
         "/register",
         data={
-            "email": "New@Example.com",
-            "display_name": "  New   Person ",
+            "email": "New@example.com",
+            "display_name": "New Person",
             "password": PASSWORD,
             "next": "/roadmap",
         },
@@ -23,7 +25,30 @@ def test_register_signs_in_and_goes_to_next(client):
     assert resp.status_code == 303 and resp.headers["Location"] == "/roadmap"
     user = db.session.scalar(select(User))
     assert (user.email, user.display_name, user.role) == ("New@example.com", "New Person", "member")
+    assert user.email_verified_at is None and user.activated_at is not None
     assert b"New Person" in client.get("/").data
+
+
+def test_register_with_confirm_first_signs_in_only_by_the_link(make_app):
+    """With REGISTER_CONFIRM_FIRST on, registering creates a member but signs nobody in:
+    "check your inbox"; the emailed link signs them in (more in test_verification.py)."""
+    with fresh_app(make_app, REGISTER_CONFIRM_FIRST=True) as app:
+        client = app.test_client()
+        resp = client.post(
+            "/register",
+            data={
+                "email": "New@example.com",
+                "display_name": "New Person",
+                "password": PASSWORD,
+                "next": "/roadmap",
+            },
+        )
+        assert resp.status_code == 303 and resp.headers["Location"] == "/register/sent"
+        user = db.session.scalar(select(User))
+        assert user.email_verified_at is None and user.activated_at is None
+        assert b"New Person" not in client.get("/").data
+        confirm_sign_up(client, "new@example.com")
+        assert b"New Person" in client.get("/").data
 
 
 def test_register_errors_are_shown_by_the_fields(client):
@@ -39,14 +64,16 @@ def test_register_errors_are_shown_by_the_fields(client):
     assert db.session.scalar(select(func.count()).select_from(User)) == 0
 
 
-def test_duplicate_email_any_case_is_refused(client):
-    """An email already used, in any case, cannot register again."""
+def test_duplicate_email_any_case_makes_no_second_account(client):
+    """An email already used, in any case, makes no new account (the answer is the same as
+    for a new address: test_verification.py compares them)."""
     make_user(email="taken@example.com")
     resp = client.post(
         "/register",
         data={"email": "TAKEN@example.com", "display_name": "Dup", "password": PASSWORD},
     )
-    assert resp.status_code == 422
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
+    assert b"Dup" not in client.get("/").data  # not signed in
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
 

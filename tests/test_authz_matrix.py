@@ -137,7 +137,14 @@ def test_authorisation_matrix(make_app, endpoint, how):
 def _matrix(app, endpoint: str, how: str) -> None:
     route = ROUTES[endpoint]
     world = World.build()
-    has_owner = route.target in ("idea", "comment", "staff-comment", "deleted-idea", "reset-token")
+    has_owner = route.target in (
+        "idea",
+        "comment",
+        "staff-comment",
+        "deleted-idea",
+        "reset-token",
+        "verify-token",
+    )
     owners = ("a", "b") if has_owner else ("a",)
     states = (False, True) if route.target in ("idea", "comment", "staff-comment") else (False,)
     browsers = {}
@@ -534,6 +541,8 @@ def test_every_form_route_has_a_mass_assignment_test():
         "admin.archive_board",
         "admin.member_role",
         "admin.member_access",
+        "auth.verify_email",  # the token in the URL is all it takes
+        "auth.resend_verification",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

@@ -202,3 +202,38 @@ def test_changelog_feeds_and_profiles_use_indexes(app, seeded, capsys):
     with capsys.disabled():
         print("\ni13 pages, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
     assert max(timings.values()) < 50, timings
+
+
+def test_my_influence_uses_indexes(app, seeded, capsys):
+    """i13 verify: the influence page of the member who voted most (and of one who posted
+    most) reads ideas and votes through indexes, each statement in a few milliseconds."""
+    from sqlalchemy import func, select
+
+    from ideaboard.models import Idea, User, Vote
+
+    voter_id = db.session.scalar(
+        select(Vote.user_id).group_by(Vote.user_id).order_by(func.count().desc()).limit(1)
+    )
+    author_id = db.session.scalar(
+        select(Idea.author_id).group_by(Idea.author_id).order_by(func.count().desc()).limit(1)
+    )
+    problems, timings = [], {}
+    with db.engine.connect() as conn:
+        for user_id in (voter_id, author_id):
+            client = app.test_client()
+            login_as(client, db.session.get(User, user_id))
+            for url in (
+                "/account/influence",
+                "/account/influence?page=2",
+                "/account/influence?status=shipped",
+            ):
+                for statement, params in _recorded(client, url):
+                    plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
+                    if SEQ_SCAN.search(plan):
+                        problems.append(f"{url}: {statement[:160]}...\n{plan}")
+                    ms = min(_execution_ms(conn, statement, params) for _ in range(3))
+                    timings[url] = max(timings.get(url, 0.0), ms)
+    assert not problems, "\n\n".join(problems)
+    with capsys.disabled():
+        print("\nmy influence, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
+    assert max(timings.values()) < 50, timings

@@ -497,9 +497,10 @@ def test_instant_mail_for_a_big_audience_is_two_statements(mail_app, count_queri
         text(
             "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :n) "
             "INSERT INTO users (email, email_key, display_name, password_hash, role, "
-            "session_token, search_name, created_at) "
+            "session_token, search_name, created_at, email_verified_at) "
             "SELECT 'bulk' || n || '@example.com', 'bulk' || n || '@example.com', "
-            "'Bulk ' || n, 'x', 'member', 'tok' || n, 'bulk ' || n, CURRENT_TIMESTAMP FROM seq"
+            "'Bulk ' || n, 'x', 'member', 'tok' || n, 'bulk ' || n, CURRENT_TIMESTAMP, "
+            "CURRENT_TIMESTAMP FROM seq"
         ),
         {"n": SCALE},
     )
@@ -597,3 +598,19 @@ def test_instant_mail_is_in_the_members_language(mail_app, sink):
     assert got.message["Subject"] == "Статус идеи «Тёмная тема»: Запланировано"
     assert "Отписаться от таких писем" in got.part("plain")
     assert got.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_member_who_signs_up_in_russian_gets_russian_mail(app, client):
+    """The language of the sign-up page becomes the member's mail language."""
+    client.set_cookie("lang", "ru")
+    resp = client.post(
+        "/register",
+        data={
+            "email": "olga@example.com",
+            "display_name": "Ольга",
+            "password": "a long passphrase 7",
+        },
+    )
+    assert resp.status_code in (302, 303), resp.status_code
+    user = db.session.scalar(select(User).where(User.email == "olga@example.com"))
+    assert nm.mail_locale_of(user) == "ru"

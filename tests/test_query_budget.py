@@ -155,3 +155,34 @@ def test_mail_settings_page_costs_three_statements(app, count_queries):
     db.session.commit()
     counts.append(_measure(client, count_queries, "/account/notifications"))
     assert counts[0] == counts[1] <= 3, counts
+
+
+# i13 verify: "my influence" is the user, the counts per status and the page of ideas.
+INFLUENCE_BUDGET = 3
+
+
+def test_my_influence_costs_the_same_for_few_or_many_ideas(app, count_queries):
+    """The member's influence page (all, and filtered) costs the same statements whether
+    they posted and voted for 3 ideas or 30, over two pages."""
+    from .conftest import _reset
+
+    app.extensions["ideaboard_cache"].enabled = False
+    counts = {}
+    for n in (3, 30):
+        _reset(app)
+        staff = make_user("staff")
+        member = make_user()
+        for i in range(n):
+            idea = make_idea(make_user(), title=f"Backed {i}")
+            votes.set_vote(member, idea, votes.VOTE)
+            roadmap.change_status(staff, idea, ["planned", "shipped", "declined"][i % 3])
+            make_idea(member, title=f"Posted {i}")
+        db.session.commit()
+        client = app.test_client()
+        login_as(client, member)
+        counts[n] = [
+            _measure(client, count_queries, url)
+            for url in ("/account/influence", "/account/influence?status=shipped&page=2")
+        ]
+    assert counts[3] == counts[30], counts
+    assert max(counts[30]) <= INFLUENCE_BUDGET, counts

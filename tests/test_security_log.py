@@ -57,10 +57,15 @@ def test_every_account_event_is_logged_and_no_secret_ever_is(make_app, sink, tmp
         resp = client.post(
             "/register",
             data={"email": "log@example.com", "display_name": "Logan", "password": PASSWORD},
+            buffered=True,
         )
         assert resp.status_code == 303
+        [confirm] = sink.to("log@example.com")
+        verify_token = re.search(r"/verify/([\w-]+)", confirm.part("plain"))[1]
+        assert client.post(f"/verify/{verify_token}").status_code == 303  # signs in
         user = accounts.authenticate("log@example.com", PASSWORD)
         _one(caplog, "account.registered", user_id=user.id, ip="10.9.8.7", route="POST /register")
+        _one(caplog, "email.verified", user_id=user.id, route="POST /verify/<token>")
         client.post("/logout")
         _one(caplog, "logout", user_id=user.id, route="POST /logout")
         caplog.clear()
@@ -112,9 +117,10 @@ def test_every_account_event_is_logged_and_no_secret_ever_is(make_app, sink, tmp
         _one(caplog, "role.changed", user_id=user.id, role="staff", by=admin.id)
 
         everything = caplog.text + "\n".join(str(r.args) + r.getMessage() for r in caplog.records)
-        for secret in (PASSWORD, NEW_PASSWORD, "third password here", token):
+        for secret in (PASSWORD, NEW_PASSWORD, "third password here", token, verify_token):
             assert secret not in everything
         assert "/reset/" + token[:8] not in everything
+        assert "/verify/" + verify_token[:8] not in everything
 
 
 def test_throttled_sign_in_csrf_failure_and_denials_are_logged(make_app, caplog):

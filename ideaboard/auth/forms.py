@@ -36,3 +36,7 @@ class ResetRequestForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password = PasswordField(_l("New password"))
+
+
+class EmptyForm(FlaskForm):
+    """A button-only form: just the CSRF token."""

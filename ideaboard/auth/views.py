@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -12,11 +13,12 @@ from ideaboard.forms import apply_errors
 from ideaboard.htmx import render
 from ideaboard.seclog import security_event
 from ideaboard.security import no_referrer, no_store, safe_next
-from ideaboard.services import accounts, votes
+from ideaboard.services import accounts, notification_mail, votes
 from ideaboard.services.errors import ValidationError
 
 from .forms import (
     AccountForm,
+    EmptyForm,
     LoginForm,
     PasswordChangeForm,
     RegisterForm,
@@ -76,6 +78,13 @@ def _pending_vote(user, form) -> str | None:
     return None if voted_on is None else f"vote-{voted_on}"
 
 
+def _vote_anchor(form) -> str | None:
+    """The anchor of the row the `vote` field names, from the input alone (not from
+    whether a vote was cast): registration answers alike for new and taken addresses."""
+    idea = votes.pending_vote_idea(form.vote.data)
+    return None if idea is None else f"vote-{idea.id}"
+
+
 def _back(form, anchor: str | None) -> str:
     target = safe_next(form.next.data)
     if anchor:
@@ -106,29 +115,64 @@ def _start_session(user, remember: bool) -> None:
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["REGISTER_LIMIT"], methods=["POST"])
 def register():
-    """Create an account and sign in."""
+    """Sign up: the same answer whether or not the address already has an account.
+
+    By default (REGISTER_CONFIRM_FIRST off, as the contract says) a new address is signed
+    in at once, its pending vote cast, and a confirmation link mailed; a taken address
+    gets the same redirect and message but is not signed in (its owner is mailed), so the
+    only difference left is being signed in. With REGISTER_CONFIRM_FIRST on nobody is
+    signed in here: both go to "check your inbox", and the new account signs in (and
+    casts its pending vote) from its confirmation link.
+    """
     no_store()
     form = RegisterForm()
     if current_user.is_authenticated and request.method == "GET":
         return redirect(safe_next(request.args.get("next")))
     if form.validate_on_submit():
+        confirm_first = bool(current_app.config["REGISTER_CONFIRM_FIRST"])
         try:
-            user = accounts.register_user(
-                form.email.data, form.display_name.data, form.password.data or ""
+            user = accounts.sign_up(
+                form.email.data or "",
+                form.display_name.data or "",
+                form.password.data or "",
+                next_path=safe_next(form.next.data, default=""),
+                vote=form.vote.data or "",
+                confirm_first=confirm_first,
             )
         except ValidationError as err:
             db.session.rollback()
             apply_errors(form, err)
         else:
-            anchor = _pending_vote(user, form)
+            if user is not None:  # mail (notifications, digests) in the language signed up in
+                notification_mail.remember_mail_locale(user, str(get_locale()))
+            if confirm_first:
+                db.session.commit()  # the mail is sent after the response, either way
+                return redirect(url_for("auth.register_sent"), 303)
+            # Signed in at once (the contract), unless the address was taken: then the
+            # same redirect and the same words, but nobody is signed in.
+            anchor = _vote_anchor(form)
+            if user is not None:
+                votes.cast_pending_vote(user, form.vote.data)
             db.session.commit()
-            _start_session(user, remember=False)
-            flash(_("Welcome, %(name)s! Your account is ready.", name=user.display_name))
+            if user is not None:
+                _start_session(user, remember=False)
+            flash(
+                _(
+                    "We sent a link to %(email)s to confirm the address.",
+                    email=(form.email.data or "").strip(),
+                )
+            )
             return redirect(_back(form, anchor), 303)
         return _form_page("auth/register.html", form, status=422)
     form.next.data = form.next.data or request.args.get("next", "")
     _carry_vote(form)
     return _form_page("auth/register.html", form)
+
+
+@bp.route("/register/sent")
+def register_sent():
+    """Check your inbox: the page every sign-up lands on, whatever its address."""
+    return render("auth/register_sent.html", hours=accounts.verify_ttl_hours())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -276,7 +320,7 @@ def _private_reset_page(endpoint: str | None, values: dict | None) -> None:
     # Before any check that may answer instead of the view (CSRF, rate limits), so error
     # pages at this URL are private too: the token in it must never travel in a Referer
     # header nor sit in a cache.
-    if endpoint == "auth.reset_password":
+    if endpoint in ("auth.reset_password", "auth.verify_email"):
         no_store()
         no_referrer()
 
@@ -304,3 +348,95 @@ def reset_password(token: str):
         flash(_("Your password was changed. Sign in with the new one."))
         return redirect(url_for("auth.login"), 303)
     return render("auth/reset_password.html", form=form, token=token)
+
+
+# --- email verification ----------------------------------------------------------------
+
+
+def _verify_refused(err: accounts.VerifyLinkRefused):
+    return render(
+        "auth/verify_invalid.html",
+        reason=err.reason,
+        hours=accounts.verify_ttl_hours(),
+        status=400,
+    )
+
+
+@bp.route("/verify/<token>", methods=["GET", "POST"])
+def verify_email(token: str):
+    """Confirm an email address with the emailed link: GET shows a button, POST confirms.
+
+    Mail scanners open links to check them; a GET that used up the single-use link would
+    leave the person a dead one. So only the button (a POST) confirms.
+    """
+    form = EmptyForm()
+    next_path = safe_next(request.args.get("next"), default="")
+    vote = request.args.get("vote", "")[:12] or None
+    if request.method == "GET":
+        try:
+            accounts.check_verify_token(token)
+        except accounts.VerifyLinkRefused as err:
+            return _verify_refused(err)
+        pending = votes.pending_vote_idea(vote) if vote else None
+        return render(
+            "auth/verify.html",
+            form=form,
+            token=token,
+            next=next_path or None,
+            vote=vote,
+            pending_vote=pending,
+        )
+    if not form.validate_on_submit():
+        return render(
+            "auth/verify.html", form=form, token=token, next=next_path, vote=vote, status=400
+        )
+    try:
+        user, activated = accounts.verify_email(token)
+    except accounts.VerifyLinkRefused as err:
+        db.session.rollback()
+        return _verify_refused(err)
+    if activated and not user.is_disabled:
+        # The first confirmation finishes a sign-up that signed nobody in
+        # (REGISTER_CONFIRM_FIRST): it signs in now and casts the vote clicked before.
+        voted_on = votes.cast_pending_vote(user, request.args.get("vote"))
+        db.session.commit()
+        _start_session(user, remember=False)
+        flash(_("Your address is confirmed. Welcome, %(name)s!", name=user.display_name))
+        target = next_path or url_for("main.home")
+        if voted_on is not None:
+            target = f"{target.split('#', 1)[0]}#vote-{voted_on}"
+        return redirect(target, 303)
+    db.session.commit()
+    flash(_("Your address %(email)s is confirmed.", email=user.email))
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.account"), 303)
+    return redirect(url_for("auth.login"), 303)
+
+
+def _not_sent(resp) -> bool:
+    return resp.status_code >= 400
+
+
+@bp.route("/account/verify", methods=["POST"])
+@login_required
+@ratelimit.limit(
+    lambda: current_app.config["VERIFY_RESEND_LIMIT"],
+    key_func=ratelimit.actor_key,
+    refund_when=_not_sent,
+)
+def resend_verification():
+    """Mail the signed-in member a new confirmation link (older ones stop working)."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if accounts.resend_verification(current_user._get_current_object()):
+        db.session.commit()
+        flash(
+            _(
+                "We have sent a new link to %(email)s. Earlier links no longer work.",
+                email=current_user.email,
+            )
+        )
+    else:
+        flash(_("Your address is already confirmed."))
+    return redirect(safe_next(request.form.get("next")), 303)

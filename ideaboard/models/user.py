@@ -11,7 +11,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedMixin, page_content
+from .base import Base, CreatedMixin, page_content, utcnow
 
 
 class Role(enum.StrEnum):
@@ -85,6 +85,13 @@ class User(UserMixin, CreatedMixin, Base):
     )
     # Set by an admin: the account cannot sign in, and its sessions ended when it was set.
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    # When the current address was confirmed by an emailed link; None while it is not (a
+    # sign-up from the form, or just after an email change): no notification mail goes to
+    # it. Accounts made by an operator (command line, demo, seed) start confirmed.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(), default=utcnow)
+    # When the account's first address was confirmed: a sign-up from the form cannot sign
+    # in with its password before (services.accounts.sign_up says why).
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(), default=utcnow)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
@@ -101,6 +108,10 @@ class User(UserMixin, CreatedMixin, Base):
     @property
     def is_disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"

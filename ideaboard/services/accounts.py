@@ -40,6 +40,8 @@ PASSWORD_METHOD = "scrypt:131072:8:1"
 #: The 30,000 most common passwords (zxcvbn's list; source and licence in the file).
 COMMON_PASSWORDS_FILE = "data/common-passwords.txt"
 RESET_PURPOSE = "password_reset"
+VERIFY_PURPOSE = "email_verify"
+VERIFY_MAIL = "verify_email"
 # Verified against when the email is unknown, so both answers take the same time.
 _dummy_hashes: dict[str, str] = {}
 
@@ -54,6 +56,17 @@ class InvalidToken(DomainError):
     """A reset link that is unknown, used, expired, superseded or for another purpose."""
 
     status_code = 400
+
+
+class VerifyLinkRefused(DomainError):
+    """An email-confirmation link that cannot be used; `reason` says why, for the page:
+    "unknown" (mistyped, tampered with, or superseded by a newer link), "used", "expired"."""
+
+    status_code = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @functools.cache
@@ -125,26 +138,115 @@ def register_user(
         errors.update(taken)
     if errors:
         raise ValidationError(errors)
-    # The insert decides, not the check above: of two sign-ups with one address at once,
-    # the second's insert finds the first's row (on PostgreSQL, after waiting for it to
-    # commit) and does nothing, and that sign-up is refused as a later one would be.
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    user = db.session.scalars(
-        insert(User)
-        .values(
-            email=email,
-            email_key=email_key(email),
-            display_name=display_name,
-            password_hash=hash_password(password),
-            role=role,
-        )
-        .on_conflict_do_nothing(index_elements=[User.email_key])
-        .returning(User)
-    ).first()
+    user = _insert_user(email, display_name, hash_password(password), role, confirmed=True)
     if user is None:
         raise ValidationError(taken)
     security_event("account.registered", user_id=user.id, role=role, name=display_name)
     return user
+
+
+def _insert_user(
+    email: str,
+    display_name: str,
+    password_hash: str,
+    role: str,
+    *,
+    confirmed: bool,
+    active: bool = False,
+) -> User | None:
+    """Insert an account, or nothing when the address is taken (then None).
+
+    The insert decides, not any check before it: of two sign-ups with one address at once,
+    the second's insert finds the first's row (on PostgreSQL, after waiting for it to
+    commit) and does nothing, and that sign-up is treated as a later one would be.
+    """
+    values = {
+        "email": email,
+        "email_key": email_key(email),
+        "display_name": display_name,
+        "password_hash": password_hash,
+        "role": role,
+    }
+    if not confirmed:
+        values.update(email_verified_at=None, activated_at=now() if active else None)
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return db.session.scalars(
+        insert(User)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[User.email_key])
+        .returning(User)
+    ).first()
+
+
+def sign_up(
+    email: str,
+    display_name: str,
+    password: str,
+    next_path: str = "",
+    *,
+    vote: str = "",
+    confirm_first: bool = True,
+) -> User | None:
+    """Register from the public form, answering alike whether or not the address is taken.
+
+    A new address gets an account with an unconfirmed address and a confirmation link. With
+    `confirm_first` (REGISTER_CONFIRM_FIRST) the account is not active until the link is
+    opened, and signs in by opening it; without, it is active at once (the view signs it in)
+    and only its address waits for the link. A taken address gets no account: its owner is
+    mailed that someone tried to register with it (or, if that owner never confirmed, a new
+    confirmation link). Either way the password is hashed, one insert is tried and one mail
+    is queued, so neither the answer nor its time tells the two apart. Returns the new
+    account, or None when the address was taken. Errors in the other fields (a weak
+    password, a bad name) are still raised, beside their fields: they say nothing about the
+    address. `next_path` (a local path) and `vote` (an idea id, cast when the link activates
+    the account) ride on the new account's link.
+    """
+    errors: dict[str, str] = {}
+    email = _normalise_email(errors, email)
+    display_name = clean_line(display_name)
+    check_text(errors, "display_name", display_name, minimum=2, maximum=NAME_MAX, label=_("Name"))
+    check_display_name(errors, "display_name", display_name)
+    check_password_rules(errors, password or "")
+    if errors:
+        raise ValidationError(errors)
+    password_hash = hash_password(password)  # on both branches: the same time
+    user = _insert_user(
+        email,
+        display_name,
+        password_hash,
+        Role.MEMBER.value,
+        confirmed=False,
+        active=not confirm_first,
+    )
+    if user is None:
+        owner = db.session.scalar(select(User).where(User.email_key == email_key(email)))
+        if owner is not None:
+            _tell_owner_of_sign_up(owner)
+        security_event("account.register_taken", user_id=owner.id if owner else None)
+        return None
+    security_event("account.registered", user_id=user.id, role=user.role, name=display_name)
+    if confirm_first:  # the link finishes the sign-up: it goes on where the form would
+        send_verification(user, next_path=next_path, vote=vote)
+    else:  # already signed in, vote cast and sent on: the link only confirms the address
+        send_verification(user)
+    return user
+
+
+def _tell_owner_of_sign_up(owner: User) -> None:
+    """Mail the owner of a taken address that someone tried to sign up with it."""
+    if owner.activated_at is None:
+        # Never confirmed: most likely the same person again, who lost the first mail.
+        send_verification(owner)
+        return
+    outbox.queue_mail(
+        owner.email,
+        _("Someone tried to sign up to Ideaboard with your address"),
+        "register_attempt",
+        user_id=owner.id,
+        to_name=owner.display_name,
+        login_url=_link("auth.login"),
+        reset_url=_link("auth.reset_request"),
+    )
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -156,6 +258,11 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not check_password_hash(user.password_hash, password or ""):
         security_event("login.failed", user_id=user.id, level=logging.WARNING)
+        return None
+    if user.activated_at is None:
+        # A sign-up whose link was never opened answers as a wrong password: whoever made
+        # it chose the password, so anything else would tell them the address was free.
+        security_event("login.inactive", user_id=user.id, level=logging.WARNING)
         return None
     if user.disabled_at is not None:
         # Said only after the right password, so the answer reveals nothing to a guesser.
@@ -181,12 +288,16 @@ def change_role(actor: User, user: User, role: str) -> None:
     security_event("role.changed", user_id=user.id, role=role, by=actor.id)
 
 
-def _invalidate_reset_tokens(user_id: int) -> None:
-    """End every unused reset token of the user and drop reset mail not yet sent."""
+def _invalidate_tokens(user_id: int, purpose: str, mail_kind: str) -> None:
+    """End every unused token of the user for `purpose`; drop its mail not yet sent."""
     moment = now()
     db.session.execute(
         update(AccountToken)
-        .where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
+        .where(
+            AccountToken.user_id == user_id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+        )
         .values(used_at=moment)
         .execution_options(synchronize_session=False)
     )
@@ -194,12 +305,17 @@ def _invalidate_reset_tokens(user_id: int) -> None:
         update(OutboxMessage)
         .where(
             OutboxMessage.user_id == user_id,
-            OutboxMessage.kind == "password_reset",
+            OutboxMessage.kind == mail_kind,
             OutboxMessage.status == OutboxStatus.QUEUED,
         )
         .values(status=OutboxStatus.DROPPED, text_body="", html_body="")
         .execution_options(synchronize_session=False)
     )
+
+
+def _invalidate_reset_tokens(user_id: int) -> None:
+    """End every unused reset token of the user and drop reset mail not yet sent."""
+    _invalidate_tokens(user_id, RESET_PURPOSE, "password_reset")
 
 
 def _link(endpoint: str, **values) -> str:
@@ -271,6 +387,10 @@ def update_account(user: User, display_name: str, email: str, current_password: 
         old_email = user.email
         _claim_email(user, new_email)
         _invalidate_reset_tokens(user.id)  # links sent to the old address die with it
+        # The new address is unconfirmed until its link is opened; the old one's pending
+        # link (if any) dies in send_verification, so it cannot confirm the new address.
+        user.email_verified_at = None
+        send_verification(user)
         outbox.queue_mail(
             old_email,
             _("Your Ideaboard email address was changed"),
@@ -379,15 +499,20 @@ def prepare_reset_message(row: OutboxMessage) -> bool:
     return True
 
 
-def find_reset_token(raw: str) -> AccountToken | None:
-    """The live reset token `raw` stands for, else None (wrong purpose counts as unknown)."""
+def _stored_token(raw: str, purpose: str) -> AccountToken | None:
+    """The token row `raw` stands for (used or not), else None (other purposes too)."""
     if not raw or len(raw) > 128:
         return None
-    token = db.session.scalar(
+    return db.session.scalar(
         select(AccountToken).where(
-            AccountToken.token_hash == token_digest(raw), AccountToken.purpose == RESET_PURPOSE
+            AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose
         )
     )
+
+
+def find_reset_token(raw: str) -> AccountToken | None:
+    """The live reset token `raw` stands for, else None (wrong purpose counts as unknown)."""
+    token = _stored_token(raw, RESET_PURPOSE)
     if token is None or token.used_at is not None or token.expires_at <= now():
         return None
     return token
@@ -418,5 +543,132 @@ def reset_password(raw: str, password: str) -> User:
         raise InvalidToken(_("This link is invalid or has expired."))
     user = db.session.get(User, token.user_id)
     _set_password(user, password)
+    # The link reached the account's current address (an email change kills older links):
+    # that confirms the address, and is the way back in for a sign-up whose link was lost.
+    if user.email_verified_at is None:
+        user.email_verified_at = moment
+        _invalidate_tokens(user.id, VERIFY_PURPOSE, VERIFY_MAIL)
+    if user.activated_at is None:
+        user.activated_at = moment
     security_event("password_reset.used", user_id=user.id)
     return user
+
+
+# --- email verification ----------------------------------------------------------------
+
+
+def mail_allowed(user: User) -> bool:
+    """Whether notification mail may go to the user's address: only once it is confirmed,
+    and never to a disabled account. THE rule for every notification mail (instant and
+    digest); account mail (resets, confirmation links, "someone tried to register") goes
+    regardless. Bulk senders filter with `mail_allowed_sql()`, its twin.
+    """
+    return user.email_verified_at is not None and user.disabled_at is None
+
+
+def mail_allowed_sql(users=None):
+    """The SQL twin of `mail_allowed`, for set-based fan-out: a condition on `users` (the
+    users Table, an alias of it, or the ORM class; default the class)."""
+    cols = getattr(users if users is not None else User, "__table__", users).c
+    return cols.email_verified_at.is_not(None) & cols.disabled_at.is_(None)
+
+
+def verify_ttl_hours() -> int:
+    return int(current_app.config["VERIFY_TOKEN_TTL"].total_seconds() // 3600)
+
+
+def issue_verify_token(user: User) -> tuple[str, datetime]:
+    """A new confirmation token for the user's current address (older ones die, and
+    their mail not yet sent is dropped); return it and its expiry."""
+    _invalidate_tokens(user.id, VERIFY_PURPOSE, VERIFY_MAIL)
+    raw = secrets.token_urlsafe(32)
+    moment = now()
+    expires = moment + current_app.config["VERIFY_TOKEN_TTL"]
+    db.session.add(
+        AccountToken(
+            user_id=user.id,
+            purpose=VERIFY_PURPOSE,
+            token_hash=token_digest(raw),
+            created_at=moment,
+            expires_at=expires,
+        )
+    )
+    db.session.flush()
+    return raw, expires
+
+
+def send_verification(user: User, next_path: str = "", vote: str = "") -> None:
+    """Mail a new confirmation link to the user's current address (older links die);
+    `next_path`, a local path checked by the caller, is where the link leads after;
+    `vote`, an idea id, is the vote the link casts when it activates the account."""
+    raw, expires = issue_verify_token(user)
+    query = {"next": next_path} if next_path else {}
+    if vote and str(vote).isdigit() and len(str(vote)) <= 10:
+        query["vote"] = str(vote)
+    outbox.queue_mail(
+        user.email,
+        _("Confirm your email address for Ideaboard"),
+        VERIFY_MAIL,
+        user_id=user.id,
+        to_name=user.display_name,
+        expires_at=expires,
+        link=_link("auth.verify_email", token=raw, **query),
+        hours=verify_ttl_hours(),
+        new_account=user.activated_at is None,
+    )
+    security_event("email.verification_sent", user_id=user.id)
+
+
+def check_verify_token(raw: str) -> AccountToken:
+    """The live confirmation token `raw` stands for; else VerifyLinkRefused saying why."""
+    token = _stored_token(raw, VERIFY_PURPOSE)
+    if token is None:
+        raise VerifyLinkRefused("unknown")
+    if token.used_at is not None:
+        # Used, or superseded (a newer link, an email change): "used" only when it
+        # confirmed the address the account still has.
+        user = db.session.get(User, token.user_id)
+        confirmed = user.email_verified_at
+        if confirmed is not None and confirmed == token.used_at:
+            raise VerifyLinkRefused("used")
+        raise VerifyLinkRefused("unknown")
+    if token.expires_at <= now():
+        raise VerifyLinkRefused("expired")
+    return token
+
+
+def verify_email(raw: str) -> tuple[User, bool]:
+    """Confirm the address a link was sent to, once; return the user and whether this
+    activated the account (its first confirmation: the view signs it in then)."""
+    token = check_verify_token(raw)
+    moment = now()
+    # The claim decides: of two clicks at once one wins; an email change meanwhile has
+    # already set used_at on this token, so a link to an old address confirms nothing.
+    claimed = db.session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.id == token.id,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > moment,
+        )
+        .values(used_at=moment)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        security_event("email.verify_refused", user_id=token.user_id, level=logging.WARNING)
+        raise VerifyLinkRefused("used")
+    user = db.session.get(User, token.user_id)
+    user.email_verified_at = moment
+    activated = user.activated_at is None
+    if activated:
+        user.activated_at = moment
+    security_event("email.verified", user_id=user.id, activated=activated)
+    return user, activated
+
+
+def resend_verification(user: User) -> bool:
+    """Send the signed-in user a new confirmation link; False when already confirmed."""
+    if user.email_verified_at is not None:
+        return False
+    send_verification(user)
+    return True

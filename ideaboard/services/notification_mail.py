@@ -35,7 +35,6 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
-    FromClause,
     and_,
     case,
     exists,
@@ -68,6 +67,7 @@ from ideaboard.models import (
 )
 from ideaboard.outbox import header_text
 
+from .accounts import mail_allowed, mail_allowed_sql
 from .errors import ValidationError
 
 #: An outbox row that tells one notification, rendered at delivery.
@@ -163,20 +163,6 @@ def delivery_sql(user_id: ColumnElement, kind: ColumnElement) -> ColumnElement[s
     )
     default = case(DEFAULTS, value=kind, else_=literal(Delivery.OFF))
     return func.coalesce(chosen, default)
-
-
-def mail_allowed(user: User) -> bool:
-    """Whether notification mail may go to the member's address.
-
-    The one place to add email verification (`users.email_verified_at IS NOT NULL`, issue
-    13 item 4) together with its twin below.
-    """
-    return user.disabled_at is None
-
-
-def mail_allowed_sql(users: FromClause) -> ColumnElement[bool]:
-    """mail_allowed() in SQL, for the users table (or an alias of it)."""
-    return users.c.disabled_at.is_(None)
 
 
 # --- choices -----------------------------------------------------------------------------
