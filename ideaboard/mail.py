@@ -293,6 +293,16 @@ def mail_cli() -> None:
 @click.option("--limit", default=500, show_default=True, help="At most this many messages.")
 def send_command(limit: int) -> None:
     """Deliver every queued message (retries the ones that failed before)."""
+    # i13: first turn pending events into notifications (and their mail), so what a
+    # fan-out queues leaves in this same pass (notifications/wiring.py).
+    from .notifications.wiring import run_pending
+
+    fanned = run_pending()
+    if fanned.events or fanned.failed:
+        click.echo(
+            f"Fanned out {fanned.events} events into {fanned.notifications} notifications"
+            f"{f'; {len(fanned.failed)} failed' if fanned.failed else ''}."
+        )
     report = deliver_queued(limit=limit)
     left = db.session.scalar(
         select(func.count())

@@ -209,6 +209,16 @@ ROUTES: dict[str, Route] = {
     "changelog.changes_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "changelog.changelog_feed": Route(("GET",), content_type=ATOM, public_cache=FEED_CACHE),
     "people.profile": Route(("GET",), target="member"),
+    # i13 notify: the notification centre, marking read, the header's unread count.
+    "notifications.index": Route(("GET",), who=MEMBER, personal=True),
+    "notifications.read": Route(
+        ("POST",),
+        who=MEMBER,
+        why="`id` of one of the member's own (another's or none: 404), or none: all",
+    ),
+    "notifications.unread": Route(
+        ("GET",), who=MEMBER, personal=True, why="the header's count, an htmx fragment"
+    ),
 }
 
 _seq = itertools.count(1)
@@ -411,6 +421,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "admin.archive_board": lambda w, t, u: {"intent": "archive"},
     "admin.member_role": lambda w, t, u: {"role": "staff"},
     "admin.member_access": lambda w, t, u: {"intent": "disable"},
+    "notifications.read": lambda w, t, u: {},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
