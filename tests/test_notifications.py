@@ -456,7 +456,8 @@ def test_a_status_change_with_50000_followers(app, client):
     )
     db.session.execute(
         text(
-            "INSERT INTO follows (user_id, idea_id, active, created_at) VALUES (:u, :i, true, now())"
+            "INSERT INTO follows (user_id, idea_id, active, created_at)"
+            " VALUES (:u, :i, true, now())"
         ),
         {"u": staff.id, "i": idea.id},
     )

@@ -109,7 +109,13 @@ def fan_out(event_id: int) -> int:
     # The WHERE is for SQLite: without it "SELECT … FROM x ON CONFLICT" reads ON as a join's.
     rows = select(recipients.c[0], literal(event_id), literal(now)).where(text("1 = 1"))
     dialect = db.session.get_bind().dialect.name
-    written = db.session.execute(_insert(dialect, rows)).rowcount
+    if dialect == "postgresql":
+        # psycopg reports no rowcount for this INSERT … SELECT through SQLAlchemy (-1):
+        # count what the statement wrote in the same statement instead.
+        written_rows = _insert(dialect, rows).returning(_notifications.c.id).cte("written")
+        written = db.session.scalar(select(func.count()).select_from(written_rows))
+    else:
+        written = db.session.execute(_insert(dialect, rows)).rowcount
     # MAIL HOOK: mail for this event is queued here, in the same transaction as its
     # notification rows (the mail helper provides it; the lead wires it):
     #     notification_mail.queue_for_event(event_id)
