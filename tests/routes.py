@@ -217,7 +217,11 @@ ROUTES: dict[str, Route] = {
         why="`id` of one of the member's own (another's or none: 404), or none: all",
     ),
     "notifications.unread": Route(
-        ("GET",), who=MEMBER, personal=True, why="the header's count, an htmx fragment"
+        ("GET",),
+        who=MEMBER,
+        personal=True,
+        ok_get=frozenset({200, 302}),  # htmx gets the fragment; a plain GET the centre
+        why="the header's count, an htmx fragment",
     ),
 }
 

@@ -25,6 +25,9 @@ from .conftest import BACKEND, fresh_app
 from .factories import at_once, login_as, make_comment, make_idea, make_user, reload, vote_for
 
 
+HX = {"HX-Request": "true"}
+
+
 def _told(event_id: int) -> set[int]:
     db.session.commit()
     stmt = select(Notification.user_id).where(Notification.event_id == event_id)
@@ -386,12 +389,14 @@ def test_the_header_shows_the_unread_count_in_words(app, client):
     assert frag.status_code == 200 and "<html" not in html
     assert "Notifications, 2 unread" in html and ">2</span>" in html
     assert "load," not in html  # a swapped-in link must not load itself again
+    plain = client.get("/notifications/unread")  # without JavaScript: the centre
+    assert plain.status_code == 302 and plain.headers["Location"].endswith("/notifications")
     client.set_cookie("lang", "ru")
-    html = client.get("/notifications/unread").get_data(as_text=True)
+    html = client.get("/notifications/unread", headers=HX).get_data(as_text=True)
     assert "Уведомления, 2 непрочитанных" in html
     client.post("/notifications/read", data={})
     client.set_cookie("lang", "en")
-    html = client.get("/notifications/unread").get_data(as_text=True)
+    html = client.get("/notifications/unread", headers=HX).get_data(as_text=True)
     assert "unread-badge" not in html and "Notifications," not in html
     assert "Notifications" in html
 
@@ -411,7 +416,7 @@ def test_the_header_count_is_capped(app, client):
     )
     db.session.commit()
     login_as(client, member)
-    html = client.get("/notifications/unread").get_data(as_text=True)
+    html = client.get("/notifications/unread", headers=HX).get_data(as_text=True)
     assert ">99+</span>" in html and "Notifications, more than 99 unread" in html
     page = client.get("/notifications").get_data(as_text=True)
     assert "More than 99 unread" in page and 'rel="next"' in page

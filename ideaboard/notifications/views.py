@@ -67,7 +67,10 @@ def _page_from(url: str) -> int:
 @bp.get("/notifications/unread")
 @login_required
 def unread():
-    """The header's link with the member's unread count (an htmx fragment, loaded after
-    the page and every 60 s; a plain request gets the same fragment)."""
+    """The header's link with the member's unread count: an htmx fragment, loaded after
+    the page and every 60 s. A plain request (no JavaScript) is sent to the centre,
+    which shows the count."""
     no_store()
+    if not is_htmx():
+        return redirect(url_for("notifications.index"), 302)
     return render("notifications/_header_link.html", count=notifications.unread_count(current_user))

@@ -84,6 +84,6 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _fan_out_recorded(resp: Response) -> Response:
         ids = g.pop("events_committed", None)
-        if ids and current_app.config.get("NOTIFY_AFTER_RESPONSE", True):
+        if ids and current_app.config["NOTIFY_AFTER_RESPONSE"]:
             resp.call_on_close(partial(_fan_out_after_response, app, tuple(ids)))
         return resp

@@ -137,7 +137,8 @@ class FanOutReport:
 
 def fan_out_pending(limit: int = 1000, ids: list[int] | None = None) -> FanOutReport:
     """Fan out pending events (only `ids` when given), oldest first, each in its own
-    transaction: one that fails is rolled back and left pending for the next run."""
+    transaction: one that fails is rolled back and left pending for the next run. Starts
+    with a rollback (as mail.deliver_queued does): commit your own work before calling."""
     report = FanOutReport()
     candidates = sorted(ids) if ids is not None else pending_ids(limit)
     db.session.rollback()  # end the read before each event takes its own write transaction
