@@ -24,7 +24,6 @@ from ideaboard.services import ideas as idea_service
 from .conftest import BACKEND, fresh_app
 from .factories import at_once, login_as, make_comment, make_idea, make_user, reload, vote_for
 
-
 HX = {"HX-Request": "true"}
 
 
