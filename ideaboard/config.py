@@ -107,7 +107,7 @@ class Config:
     # whether a request fans out the events it recorded after its response (else only the
     # worker does: `flask mail send`, `flask notifications fan-out`).
     NOTIFY_POLL_SECONDS = 60
-    NOTIFY_AFTER_RESPONSE = True
+    NOTIFY_AFTER_RESPONSE = _bool(os.environ.get("NOTIFY_AFTER_RESPONSE"), True)
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))
