@@ -127,3 +127,17 @@
     }
   });
 })();
+
+/* i13 notify: after "Mark as read" swaps the notification list, focus would fall to the
+   page's start; keep keyboard readers in the list: on its summary (which also says how
+   many are unread). */
+(function () {
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (!target || target.id !== "notification-list") return;
+    var list = document.getElementById("notification-list");
+    var summary = list && list.querySelector(".notifications-summary");
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (summary && lost) summary.focus();
+  });
+})();

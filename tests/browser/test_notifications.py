@@ -54,6 +54,7 @@ def test_the_unread_count_changes_without_a_reload(live_app, page: Page):
     item.get_by_role("button", name="Mark as read").click()
     expect(page.locator(".notification").first).to_have_class("notification")
     expect(page.locator(".notifications-summary")).to_have_text("All read")
+    expect(page.locator(".notifications-summary")).to_be_focused()  # not lost to the body
     expect(page.locator("#nav-notifications")).to_have_accessible_name("Notifications")
     assert urlsplit(page.url).path == "/notifications"
 
