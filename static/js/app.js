@@ -11,18 +11,27 @@
     box.textContent = text;
     flash.replaceChildren(box);
   }
+  // i13 notify: a background refresh (the header's unread count, data-background) neither
+  // clears the message shown nor reports its own failures: the reader did not ask for it.
+  function background(evt) {
+    var elt = evt.detail && evt.detail.elt;
+    return !!(elt && elt.hasAttribute && elt.hasAttribute("data-background"));
+  }
   document.addEventListener("htmx:responseError", function (evt) {
+    if (background(evt)) return;
     var xhr = evt.detail.xhr;
     var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
     var text = (doc.body && doc.body.textContent || "").trim();
     var flash = document.getElementById("flash");
     say(text || (flash && flash.getAttribute("data-failed")) || String(xhr.status));
   });
-  document.addEventListener("htmx:sendError", function () {
+  document.addEventListener("htmx:sendError", function (evt) {
+    if (background(evt)) return;
     var flash = document.getElementById("flash");
     say((flash && flash.getAttribute("data-offline")) || "");
   });
-  document.addEventListener("htmx:beforeRequest", function () {
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (background(evt)) return;
     var flash = document.getElementById("flash");
     if (flash) flash.replaceChildren();
   });
