@@ -490,3 +490,25 @@ def test_a_status_change_with_50000_followers(app, client):
     print(f"seed {seeded:.2f}s, request {request_s * 1000:.1f} ms, fan-out {fan_s:.2f}s")
     assert request_s < 0.5, request_s
     assert reload(idea).status == "planned"
+
+
+def test_merge_edit_and_hide_read_as_words(app, client):
+    """The author reads "merged into #N" (a link there), "Staff edited your idea" and
+    "Staff hid your idea …: reason" (no link: they can no longer open it)."""
+    author, staff = make_user(), make_user("staff")
+    idea = make_idea(author, title="Dark mode")
+    other = make_idea(title="Night theme")
+    events.record(EventKind.MERGED, idea, staff, into=other.id)
+    events.record(EventKind.IDEA_EDITED, idea, staff)
+    db.session.commit()
+    notifications.fan_out_pending()  # before the hide: then the author may still see it
+    idea_service.delete_idea(staff, reload(idea), "Off topic")
+    db.session.commit()
+    notifications.fan_out_pending()
+    login_as(client, author)
+    html = client.get("/notifications").get_data(as_text=True)
+    assert f'<a href="/ideas/{other.id}">Dark mode was merged into #{other.id}</a>' in html
+    assert "Staff edited your idea Dark mode" in html  # not a link now: the idea is hidden
+    hidden = re.search(r'<p class="notification-what">(.*?)</p>', html, re.S).group(1)
+    assert "Staff hid your idea Dark mode" in hidden and "Off topic" in hidden
+    assert "<a " not in hidden
