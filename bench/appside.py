@@ -3,10 +3,16 @@
     python bench/appside.py info [--vote-ideas N] [--hot IDEA_ID]
     python bench/appside.py mint --sessions N --out FILE [--user-agent UA]
     python bench/appside.py mismatches
+    python bench/appside.py fanout-setup --followers N
+    python bench/appside.py fanout-run --idea IDEA_ID
 
 Each prints one JSON object on stdout. It imports the app with the same environment as the
 server under test (IDEABOARD_INSTANCE or DATABASE_URL, SECRET_KEY), so the session cookies it
-mints are the ones that server accepts. Nothing here writes to the database.
+mints are the ones that server accepts. Nothing here writes to the database but the two
+fan-out steps: `fanout-setup` makes (once) the idea N members follow, adding
+`fanout{i}@bench.test` members when the seed has fewer, and `fanout-run` fans out the
+measured status change, counts its rows, then deletes them (notifications are not page
+content) so that runs do not pile them up.
 """
 
 from __future__ import annotations
@@ -258,6 +264,142 @@ def mismatches() -> dict:
         }
 
 
+FANOUT_TITLE = "Bench fan-out: an idea everyone follows"
+FANOUT_LIKE = "fanout%@bench.test"
+
+
+def fanout_setup(followers: int) -> dict:
+    """The idea `followers` members follow (besides its author, the bench admin, who is
+    the actor of the measured status changes): made once, topped up to exactly that many
+    active follows, all set-based."""
+    from sqlalchemy import func, insert, literal, or_, select, update
+
+    from ideaboard.extensions import db
+    from ideaboard.models import Board, Follow, Idea, User, utcnow
+    from ideaboard.services import ideas
+
+    app = _app()
+    started = time.perf_counter()
+    with app.app_context():
+        admin = db.session.scalar(select(User).where(User.email_key == ADMIN_EMAIL))
+        if admin is None:
+            raise SystemExit(f"no {ADMIN_EMAIL} in the database: seed it again")
+        idea = db.session.scalar(
+            select(Idea).where(Idea.title == FANOUT_TITLE, Idea.deleted_at.is_(None))
+        )
+        if idea is None:
+            board = db.session.scalar(select(Board).order_by(Board.id))
+            idea = ideas.create_idea(admin, board, "idea", FANOUT_TITLE, "Measured by make bench.")
+            db.session.commit()
+        members = or_(
+            (User.email_key.like(MEMBER_LIKE)) & (User.role == "member"),
+            User.email_key.like(FANOUT_LIKE),
+        )
+        have = db.session.scalar(select(func.count()).select_from(User).where(members))
+        now = utcnow()
+        missing = max(followers - have, 0)
+        if missing:
+            start = db.session.scalar(
+                select(func.count()).select_from(User).where(User.email_key.like(FANOUT_LIKE))
+            )
+            rows = [
+                {
+                    "email": f"fanout{n}@bench.test",
+                    "email_key": f"fanout{n}@bench.test",
+                    "display_name": f"Fan-out {n}",
+                    "search_name": f"fan-out {n}",
+                    "password_hash": "!",  # no password: these never sign in
+                    "role": "member",
+                    "session_token": f"{n:032x}",
+                    "created_at": now,
+                }
+                for n in range(start, start + missing)
+            ]
+            for chunk in range(0, len(rows), 5000):
+                db.session.execute(insert(User.__table__), rows[chunk : chunk + 5000])
+            db.session.commit()
+        wanted = (
+            select(User.id).where(members, User.id != admin.id).order_by(User.id).limit(followers)
+        )
+        follows = Follow.__table__
+        db.session.execute(
+            update(follows)
+            .where(follows.c.idea_id == idea.id, follows.c.user_id != admin.id)
+            .values(active=follows.c.user_id.in_(wanted))
+        )
+        have_rows = select(follows.c.user_id).where(follows.c.idea_id == idea.id)
+        fresh = wanted.subquery()
+        db.session.execute(
+            insert(follows).from_select(
+                ["user_id", "idea_id", "active", "created_at"],
+                select(fresh.c.id, literal(idea.id), literal(True), literal(now)).where(
+                    fresh.c.id.not_in(have_rows)
+                ),
+            )
+        )
+        active = select(func.count()).where(follows.c.idea_id == idea.id, follows.c.active)
+        db.session.execute(
+            update(Idea).where(Idea.id == idea.id).values(follower_count=active.scalar_subquery())
+        )
+        db.session.commit()
+        count = db.session.scalar(active)
+        return {
+            "idea_id": idea.id,
+            "followers": count,
+            "expected_notifications": db.session.scalar(
+                active.where(follows.c.user_id != admin.id)
+            ),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+
+def fanout_run(idea_id: int) -> dict:
+    """Fan out the idea's newest pending event (the last measured status change), timed;
+    the earlier ones of the same run are marked done without rows (bookkeeping: one
+    fan-out is the figure). Then its rows are counted and deleted."""
+    from sqlalchemy import delete, func, select, update
+
+    from ideaboard.extensions import db
+    from ideaboard.models import Event, Notification, utcnow
+    from ideaboard.services import notifications
+
+    app = _app()
+    with app.app_context():
+        pending = list(
+            db.session.scalars(
+                select(Event.id)
+                .where(Event.idea_id == idea_id, Event.fanned_out_at.is_(None))
+                .order_by(Event.id)
+            )
+        )
+        if not pending:
+            raise SystemExit("no pending event on the fan-out idea: did the POSTs succeed?")
+        last = pending[-1]
+        db.session.execute(
+            update(Event).where(Event.id.in_(pending[:-1])).values(fanned_out_at=utcnow())
+        )
+        db.session.commit()
+        started = time.perf_counter()
+        written = notifications.fan_out(last)
+        db.session.commit()
+        seconds = time.perf_counter() - started
+        rows = db.session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.event_id == last)
+        )
+        again = notifications.fan_out(last)
+        db.session.commit()
+        db.session.execute(delete(Notification).where(Notification.event_id == last))
+        db.session.commit()
+        return {
+            "event_id": last,
+            "events_marked_without_rows": len(pending) - 1,
+            "written": written,
+            "rows": rows,
+            "second_fan_out_wrote": again,
+            "seconds": round(seconds, 3),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,11 +413,19 @@ def main(argv: list[str] | None = None) -> int:
     p_mint.add_argument("--remote-addr", default="127.0.0.1")
     p_mint.add_argument("--admin", action="store_true", help="the bench admin's session only")
     sub.add_parser("mismatches")
+    p_setup = sub.add_parser("fanout-setup")
+    p_setup.add_argument("--followers", type=int, default=50_000)
+    p_run = sub.add_parser("fanout-run")
+    p_run.add_argument("--idea", type=int, required=True)
     args = parser.parse_args(argv)
     if args.command == "info":
         result = info(args.vote_ideas, args.hot)
     elif args.command == "mint":
         result = mint(args.sessions, args.out, args.user_agent, args.remote_addr, args.admin)
+    elif args.command == "fanout-setup":
+        result = fanout_setup(args.followers)
+    elif args.command == "fanout-run":
+        result = fanout_run(args.idea)
     else:
         result = mismatches()
     json.dump(result, sys.stdout)

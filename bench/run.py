@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -195,6 +196,8 @@ class Settings:
     label: str
     quiet_wait: int
     quiet_threshold: float
+    fanout_followers: int = 50_000
+    fanout_posts: int = 200
 
     def sizes(self) -> dict:
         return {
@@ -257,6 +260,18 @@ def parse_settings(argv: list[str] | None) -> Settings:
         help="allow replacing the data of a database this benchmark does not own",
     )
     p.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""))
+    p.add_argument(
+        "--fanout-followers",
+        type=int,
+        default=env_int("BENCH_FANOUT_FOLLOWERS", 50_000),
+        help="the fan-out step: followers of the idea staff move (0: skip the step)",
+    )
+    p.add_argument(
+        "--fanout-posts",
+        type=int,
+        default=env_int("BENCH_FANOUT_POSTS", 200),
+        help="status-change POSTs timed in the fan-out step",
+    )
     a = p.parse_args(argv)
 
     sizes = {
@@ -268,7 +283,7 @@ def parse_settings(argv: list[str] | None) -> Settings:
     given = any(v is not None or os.environ.get(e) for v, e, _ in sizes.values())
     resolved = {k: v if v is not None else env_int(e, d) for k, (v, e, d) in sizes.items()}
     only = [s.strip() for s in a.only.split(",") if s.strip()]
-    known = {s.name for s in SCENARIOS} | {"bare"}
+    known = {s.name for s in SCENARIOS} | {"bare", "fanout"}
     unknown = [s for s in only if s not in known]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}")
@@ -299,6 +314,8 @@ def parse_settings(argv: list[str] | None) -> Settings:
         label=a.label,
         quiet_wait=env_int("BENCH_QUIET_WAIT", 0),
         quiet_threshold=env_float("BENCH_QUIET_THRESHOLD", 0.15),
+        fanout_followers=max(a.fanout_followers, 0),
+        fanout_posts=max(a.fanout_posts, 1),
         **resolved,
     )
 
@@ -1070,6 +1087,103 @@ def check_pages_anon(base: str, paths: dict[str, str]) -> dict:
     return out
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+#: The status-change POST's target: a member page's budget (docs/performance.md).
+FANOUT_POST_P99_MS = 100.0
+
+
+def measure_fanout(s: Settings, env: dict[str, str], work: Path) -> dict | None:
+    """Issue 13 item 5: staff move an idea `--fanout-followers` members follow.
+
+    The bench admin posts `--fanout-posts` status changes (alternating planned and under
+    review) one after another to a gunicorn server like the main one, each timed from
+    request to response: what the request costs is one event row, whatever the audience.
+    That server runs with NOTIFY_AFTER_RESPONSE=false, so the timing is the request's
+    alone and the machine is not busy with 40 fan-outs of 50,000 rows; the last event is
+    then fanned out by the worker's code (appside fanout-run), timed, counted and checked
+    to be written once, and its rows deleted again.
+    """
+    if not s.fanout_followers or (s.only and "fanout" not in s.only):
+        return None
+    setup = appside(env, "fanout-setup", "--followers", str(s.fanout_followers))
+    log(
+        f"fanout: idea {setup['idea_id']} has {setup['followers']:,} followers "
+        f"(set up in {setup['seconds']} s)"
+    )
+    cookies = work / "cookies-fanout.tsv"
+    appside(env, "mint", "--admin", "--out", str(cookies), "--user-agent", USER_AGENT)
+    cookie, token = cookies.read_text().splitlines()[0].split("\t")[:2]
+    opener = urllib.request.build_opener(_NoRedirect)
+    timings, statuses = [], []
+    fan_env = dict(env, NOTIFY_AFTER_RESPONSE="false")
+    with Server("wsgi:app", fan_env, work / "gunicorn-fanout.log") as server:
+        url = f"{server.base}/ideas/{setup['idea_id']}/status"
+        for n in range(s.fanout_posts + 2):  # the first two warm the worker up
+            status = ("planned", "under_review")[n % 2]
+            body = urllib.parse.urlencode(
+                {"status": status, "note": f"bench {n}", "csrf_token": token}
+            ).encode()
+            req = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={
+                    "User-Agent": USER_AGENT,
+                    "Cookie": f"session={cookie}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            started = time.perf_counter()
+            try:
+                with opener.open(req, timeout=30) as resp:
+                    code = resp.status
+                    resp.read()
+            except urllib.error.HTTPError as err:
+                code = err.code
+            elapsed = (time.perf_counter() - started) * 1000
+            if n >= 2:
+                timings.append(elapsed)
+                statuses.append(code)
+    if set(statuses) != {303}:
+        raise RuntimeError(
+            f"fan-out step: the status-change POSTs answered {sorted(set(statuses))}"
+        )
+    fan = appside(env, "fanout-run", "--idea", str(setup["idea_id"]), timeout=1800)
+    ordered = sorted(timings)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    exact = fan["rows"] == setup["expected_notifications"] and fan["second_fan_out_wrote"] == 0
+    p99 = pct(0.99)
+    result = {
+        "followers": setup["followers"],
+        "expected_notifications": setup["expected_notifications"],
+        "posts": len(timings),
+        "post_p50_ms": pct(0.50),
+        "post_p99_ms": p99,
+        "post_max_ms": round(ordered[-1], 1),
+        "post_target_p99_ms": FANOUT_POST_P99_MS,
+        "fanout_seconds": fan["seconds"],
+        "fanout_rows": fan["rows"],
+        "fanout_written": fan["written"],
+        "second_fan_out_wrote": fan["second_fan_out_wrote"],
+        "exactly_once": exact,
+        "post_pass": p99 <= FANOUT_POST_P99_MS,
+    }
+    result["result"] = "PASS" if result["post_pass"] and exact else "FAIL"
+    log(
+        f"fanout: {len(timings)} status-change POSTs p50 {result['post_p50_ms']} ms, "
+        f"p99 {p99} ms; fan-out {fan['rows']:,} rows in {fan['seconds']} s "
+        f"({'exactly once' if exact else 'NOT exact'})"
+    )
+    return result
+
+
 def measure_bare(wrk: str, s: Settings, env: dict[str, str], work: Path) -> Measure:
     bare_env = {k: v for k, v in env.items() if k not in ("DATABASE_URL",)}
     with Server("bench.bare:app", bare_env, work / "gunicorn-bare.log") as server:
@@ -1116,6 +1230,8 @@ def _main(s: Settings) -> int:
     bare = measure_bare(wrk, s, env, work)
     main_run = run_app_scenarios(wrk, s, db, env, info, picked, work, "main")
 
+    fanout = measure_fanout(s, env, work)
+
     growth = None
     if s.growth:
         growth = run_growth(wrk, s, db, secret, work, main_run, info)
@@ -1160,6 +1276,7 @@ def _main(s: Settings) -> int:
         "scenarios": rows,
         "vote_check": main_run.get("vote_check"),
         "frontend": main_run.get("frontend"),
+        "fanout": fanout,
         "growth": growth,
     }
     report["summary"] = summarize(report)
@@ -1301,6 +1418,8 @@ def summarize(report: dict) -> dict:
     results = {r["name"]: r["result"] for r in report["scenarios"] if r["result"] != "—"}
     if report.get("frontend"):
         results["frontend_weight"] = "PASS" if report["frontend"]["pass"] else "FAIL"
+    if report.get("fanout"):
+        results["fanout"] = report["fanout"]["result"]
     if report.get("growth"):
         for r in report["growth"]["rows"]:
             results[f"growth_{r['name']}"] = r["result"]
@@ -1353,6 +1472,16 @@ def print_report(report: dict) -> None:
                 continue
             enc = r["content_encoding"]
             print(f"  {r['url']:<40} {r['status']}  {enc:<8} {r['wire_bytes']:>8,} B")
+    fo = report.get("fanout")
+    if fo:
+        print(
+            f"\nfan-out, {fo['followers']:,} followers: {fo['posts']} status-change POSTs "
+            f"p50 {fo['post_p50_ms']} ms, p99 {fo['post_p99_ms']} ms "
+            f"(target p99 ≤ {fo['post_target_p99_ms']:.0f} ms); fan-out "
+            f"{fo['fanout_rows']:,} notifications (expected {fo['expected_notifications']:,}) "
+            f"in {fo['fanout_seconds']} s, second fan-out wrote {fo['second_fan_out_wrote']}: "
+            f"{fo['result']}"
+        )
     gr = report.get("growth")
     if gr:
         print(

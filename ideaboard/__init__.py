@@ -29,6 +29,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .config import Config, load_secret_key
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
+    from .notifications import wiring as notification_wiring
     from .perf import fastvote, observe, pagecache, shared
 
     app = Flask(
@@ -79,6 +80,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     i18n.init_app(app)
     cli.init_app(app)
     mail.init_app(app)
+    notification_wiring.init_app(app)  # i13: fan-out after the response, and its command
     seclog.init_app(app)
     markup.init_app(app)
     shared.init_app(app)  # last: wraps globals the others added (csrf_token, here)
@@ -89,13 +91,14 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .changelog.views import bp as changelog_bp
     from .ideas.views import bp as ideas_bp
     from .main.views import bp as main_bp
+    from .notifications.views import bp as notifications_bp
     from .people.views import bp as people_bp
     from .roadmap.views import bp as roadmap_bp
     from .subscriptions.views import bp as subscriptions_bp
 
     for bp in (main_bp, auth_bp, ideas_bp, roadmap_bp, api_bp, admin_bp):
         app.register_blueprint(bp)
-    for bp in (changelog_bp, people_bp):  # i13: the changelog, feeds and profiles
+    for bp in (changelog_bp, people_bp, notifications_bp):  # i13: the changelog, feeds and profiles
         app.register_blueprint(bp)
     app.register_blueprint(subscriptions_bp)  # i13: mail settings and one-click unsubscribe
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there

@@ -109,6 +109,11 @@ class Config:
     VOTE_LIMIT = "30 per minute; 100 per day"
     FOLLOW_LIMIT = "30 per minute; 200 per day"
     SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title
+    # i13 notify: how often an open page asks for the header's unread count (seconds), and
+    # whether a request fans out the events it recorded after its response (else only the
+    # worker does: `flask mail send`, `flask notifications fan-out`).
+    NOTIFY_POLL_SECONDS = 60
+    NOTIFY_AFTER_RESPONSE = _bool(os.environ.get("NOTIFY_AFTER_RESPONSE"), True)
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))

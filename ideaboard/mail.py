@@ -386,6 +386,18 @@ def run_worker(
     while not stop.is_set():
         wait = interval
         try:
+            # i13: pending events become notifications (and their mail) first, so what a
+            # fan-out queues leaves in this same pass.
+            from .notifications.wiring import run_pending
+
+            fanned = run_pending()
+            if fanned.events or fanned.failed:
+                log.info(
+                    "events fanned out count=%s notifications=%s failed=%s",
+                    fanned.events,
+                    fanned.notifications,
+                    len(fanned.failed),
+                )
             if time.monotonic() - last_digest >= digest_interval:
                 last_digest = time.monotonic()
                 try:
@@ -436,6 +448,16 @@ def send_command(limit: int, loop: bool, interval: float) -> None:
         click.echo(f"Delivering mail every {interval:g} s; digests are sent when due.")
         run_worker(stop, interval=interval, limit=limit)
         return
+    # i13: first turn pending events into notifications (and their mail), so what a
+    # fan-out queues leaves in this same pass (notifications/wiring.py).
+    from .notifications.wiring import run_pending
+
+    fanned = run_pending()
+    if fanned.events or fanned.failed:
+        click.echo(
+            f"Fanned out {fanned.events} events into {fanned.notifications} notifications"
+            f"{f'; {len(fanned.failed)} failed' if fanned.failed else ''}."
+        )
     report = deliver_queued(limit=limit)
     left = db.session.scalar(
         select(func.count())

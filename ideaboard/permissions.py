@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import ColumnElement, FromClause, Table, Text, and_
+from sqlalchemy import ColumnElement, FromClause, Table, Text, and_, or_
 
 from ideaboard import clock
 from ideaboard.models import Board, Comment, Idea, Role, User
@@ -98,6 +98,34 @@ def can_view_idea(user: Any, idea: Idea) -> bool:
     """Everyone sees live ideas; staff see deleted ones, and so does an author who may
     still restore theirs (marked deleted, with the Restore button)."""
     return not idea.is_deleted or is_staff(user) or can_restore_idea(user, idea)
+
+
+def can_view_idea_sql(user: FromClause, idea: FromClause) -> ColumnElement[bool]:
+    """can_view_idea() of a (users, ideas) row pair; the restore window is a bound
+    cutoff (deleted after now - IDEA_RESTORE_DAYS), so both databases read it alike."""
+    cutoff = clock.now() - restore_window()
+    return or_(
+        idea.c.deleted_at.is_(None),
+        and_(is_member_sql(user), is_staff_sql(user)),
+        and_(
+            is_member_sql(user),
+            idea.c.author_id == user.c.id,
+            idea.c.deleted_by_id == idea.c.author_id,
+            idea.c.deleted_at > cutoff,
+        ),
+    )
+
+
+def can_be_notified(user: Any, idea: Idea) -> bool:
+    """Who hears about an idea (its followers, told by the fan-out): members whose
+    account is not disabled and who may still see the idea (can_view_idea)."""
+    return (
+        _member(user) and getattr(user, "disabled_at", None) is None and can_view_idea(user, idea)
+    )
+
+
+def can_be_notified_sql(user: FromClause, idea: FromClause) -> ColumnElement[bool]:
+    return and_(is_member_sql(user), user.c.disabled_at.is_(None), can_view_idea_sql(user, idea))
 
 
 def is_public_idea(idea: Idea, board: Board) -> bool:
@@ -234,6 +262,8 @@ TWINS = (
     Twin(is_exempt_from_limits, is_exempt_from_limits_sql, (User,)),
     Twin(can_vote, can_vote_sql, (User, Idea)),
     Twin(is_public_idea, is_public_idea_sql, (Idea, Board)),
+    Twin(can_view_idea, can_view_idea_sql, (User, Idea)),
+    Twin(can_be_notified, can_be_notified_sql, (User, Idea)),
 )
 
 

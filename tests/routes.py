@@ -234,6 +234,20 @@ ROUTES: dict[str, Route] = {
         "mail off (docs/security.md)",
     ),
     "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
+    # i13 notify: the notification centre, marking read, the header's unread count.
+    "notifications.index": Route(("GET",), who=MEMBER, personal=True),
+    "notifications.read": Route(
+        ("POST",),
+        who=MEMBER,
+        why="`id` of one of the member's own (another's or none: 404), or none: all",
+    ),
+    "notifications.unread": Route(
+        ("GET",),
+        who=MEMBER,
+        personal=True,
+        ok_get=frozenset({200, 302}),  # htmx gets the fragment; a plain GET the centre
+        why="the header's count, an htmx fragment",
+    ),
 }
 
 _seq = itertools.count(1)
@@ -454,6 +468,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
         "locale": "en",
     },
     "subscriptions.unsubscribe": lambda w, t, u: {"List-Unsubscribe": "One-Click"},
+    "notifications.read": lambda w, t, u: {},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.

@@ -513,6 +513,67 @@ def test_admin_member_forms_change_only_the_target_and_field(app, client):
     assert all(reload(u).disabled_at is None for u in world.users.values())
 
 
+def test_marking_notifications_read_touches_only_the_members_own(app, client):
+    """i13 notify: "mark read" with another member's ids, a chosen read_at or event in the
+    form marks only the poster's own notifications; another member's `id` answers 404."""
+    from ideaboard.models import Event, EventKind, Notification
+    from ideaboard.services import events, notifications
+
+    world = World.build()
+    a, b = world.users["a"], world.users["b"]
+    from .factories import make_idea
+
+    idea = make_idea(a)
+    events.record(EventKind.STATUS_CHANGED, idea, world.users["staff"], to="planned")
+    db.session.commit()
+    event_id = db.session.scalar(select(func.max(Event.id)))
+    for user in (a, b):
+        db.session.add(Notification(user_id=user.id, event_id=event_id))
+    db.session.commit()
+    theirs = db.session.scalar(select(Notification.id).where(Notification.user_id == b.id))
+    sign_in(client, a)
+    extras = {**_extras(world), "read_at": "2020-01-01 00:00:00", "event_id": "1"}
+    assert client.post("/notifications/read", data={**extras, "id": theirs}).status_code == 404
+    data = {k: v for k, v in extras.items() if k != "id"}
+    assert client.post("/notifications/read", data=data).status_code == 303
+    rows = {n.user_id: n for n in db.session.scalars(select(Notification))}
+    db.session.expire_all()
+    assert rows[a.id].read_at is not None and rows[a.id].read_at.year > 2020
+    assert rows[b.id].read_at is None and notifications.unread_count(b) == 1
+    assert {n.event_id for n in rows.values()} == {event_id}
+    _roles_unchanged(world)
+
+
+def test_mail_choices_and_unsubscribing_touch_only_the_members_own(app, client):
+    """i13 mail: the settings form with another member's `user_id`, a `kind` or `delivery`
+    field and privileged extras sets only the poster's own choices; an unsubscribe POST
+    with extras naming another member or scope turns off only the token's own."""
+    from ideaboard.models import NotificationPreference
+    from ideaboard.services import notification_mail as nm
+
+    world = World.build()
+    a, b = world.users["a"], world.users["b"]
+    sign_in(client, a)
+    extras = {**_extras(world), "kind": "comment", "delivery": "off"}
+    form = {g.name: "daily" for g in nm.GROUPS}
+    assert (
+        client.post("/account/notifications", data={**extras, **form, "locale": "ru"}).status_code
+        == 303
+    )
+    db.session.expire_all()
+    assert set(nm.preferences_of(a).values()) == {"daily"}
+    assert nm.preferences_of(b) == {g.name: g.default for g in nm.GROUPS}
+    client.post("/logout", data=_extras(world))
+    token = nm.unsubscribe_token(a.id, "status")
+    data = {**extras, "scope": "comments", "user_id": str(b.id)}
+    assert client.post(f"/unsubscribe/{token}", data=data).status_code == 200
+    db.session.expire_all()
+    assert nm.preferences_of(a)["status"] == "off" and nm.preferences_of(a)["comments"] == "daily"
+    owners = set(db.session.scalars(select(NotificationPreference.user_id)))
+    assert owners == {a.id}
+    _roles_unchanged(world)
+
+
 def test_every_form_route_has_a_mass_assignment_test():
     """A new route that takes a form must get a test in this file."""
     covered = {
@@ -543,6 +604,9 @@ def test_every_form_route_has_a_mass_assignment_test():
         "admin.member_access",
         "auth.verify_email",  # the token in the URL is all it takes
         "auth.resend_verification",
+        "notifications.read",
+        "subscriptions.settings",
+        "subscriptions.unsubscribe",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

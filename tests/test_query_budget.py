@@ -186,3 +186,38 @@ def test_my_influence_costs_the_same_for_few_or_many_ideas(app, count_queries):
         ]
     assert counts[3] == counts[30], counts
     assert max(counts[30]) <= INFLUENCE_BUDGET, counts
+
+
+# i13 notify: the notification centre (the user; the page with its unread count; the
+# comments it quotes, in one statement) and the header's count (the user; the count).
+NOTIFY_BUDGET = {"/notifications": 3, "/notifications?page=2": 3, "/notifications/unread": 2}
+
+
+@pytest.mark.parametrize("url", list(NOTIFY_BUDGET))
+def test_notification_pages_cost_the_same_for_few_or_many_rows(app, count_queries, url):
+    """The centre costs the same statements with a few or many notifications, whatever
+    their kinds (status changes, comments, official responses)."""
+    from ideaboard.services import notifications
+
+    from .conftest import _reset
+
+    counts = []
+    for n_ideas, n_comments in ((3, 2), (20, 40)):
+        _reset(app)
+        first, member = _fill(n_ideas, n_comments)
+        if n_ideas == 3:  # a second page for the small case too
+            for n in range(notifications.PER_PAGE):
+                comments.add_comment(make_user(), first, f"More words {n}", official=False)
+            db.session.commit()
+        notifications.fan_out_pending()
+        # Both sizes fill two pages, with comments (quoted) and status changes among them.
+        kinds = {item.kind for item in notifications.page_of(member, 1).items}
+        assert notifications.page_of(member, 2).items and {"comment"} <= kinds, kinds
+        client = app.test_client()
+        if url.endswith("/unread"):
+            client.environ_base["HTTP_HX_REQUEST"] = "true"  # the header loads it with htmx
+        login_as(client, member)
+        counts.append(_measure(client, count_queries, url))
+    small, big = counts
+    assert small == big, f"{url}: {small} statements grew to {big}"
+    assert big <= NOTIFY_BUDGET[url], f"{url}: {big} > {NOTIFY_BUDGET[url]}"

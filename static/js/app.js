@@ -11,18 +11,27 @@
     box.textContent = text;
     flash.replaceChildren(box);
   }
+  // i13 notify: a background refresh (the header's unread count, data-background) neither
+  // clears the message shown nor reports its own failures: the reader did not ask for it.
+  function background(evt) {
+    var elt = evt.detail && evt.detail.elt;
+    return !!(elt && elt.hasAttribute && elt.hasAttribute("data-background"));
+  }
   document.addEventListener("htmx:responseError", function (evt) {
+    if (background(evt)) return;
     var xhr = evt.detail.xhr;
     var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
     var text = (doc.body && doc.body.textContent || "").trim();
     var flash = document.getElementById("flash");
     say(text || (flash && flash.getAttribute("data-failed")) || String(xhr.status));
   });
-  document.addEventListener("htmx:sendError", function () {
+  document.addEventListener("htmx:sendError", function (evt) {
+    if (background(evt)) return;
     var flash = document.getElementById("flash");
     say((flash && flash.getAttribute("data-offline")) || "");
   });
-  document.addEventListener("htmx:beforeRequest", function () {
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (background(evt)) return;
     var flash = document.getElementById("flash");
     if (flash) flash.replaceChildren();
   });
@@ -125,5 +134,19 @@
       box.textContent = "";
       window.setTimeout(function () { box.textContent = text; }, 50);
     }
+  });
+})();
+
+/* i13 notify: after "Mark as read" swaps the notification list, focus would fall to the
+   page's start; keep keyboard readers in the list: on its summary (which also says how
+   many are unread). */
+(function () {
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (!target || target.id !== "notification-list") return;
+    var list = document.getElementById("notification-list");
+    var summary = list && list.querySelector(".notifications-summary");
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (summary && lost) summary.focus();
   });
 })();

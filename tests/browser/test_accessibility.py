@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 import tinycss2
 from axe_playwright_python.base import AxeResults
 from axe_playwright_python.sync_playwright import Axe
@@ -38,6 +39,7 @@ from werkzeug.serving import make_server
 
 from ideaboard import create_app
 from ideaboard.extensions import db
+from ideaboard.models import Notification
 from ideaboard.services import comments, ideas, roadmap, votes
 
 from ..conftest import BACKEND, _config, _reset
@@ -298,6 +300,15 @@ def _fill(app, site: Site) -> None:
     roadmap.change_status(staff, talk, "planned", "Next month, with the API.")
     gone = ideas.create_idea(a, general, "idea", "A deleted idea", "Gone.")
     ideas.delete_idea(a, gone)
+    db.session.commit()
+    # i13 notify: the member's notification centre has news to show (read and unread).
+    from ideaboard.services import notifications
+
+    notifications.fan_out_pending()
+    first = db.session.scalar(
+        sa.select(sa.func.min(Notification.id)).where(Notification.user_id == a.id)
+    )
+    notifications.mark_read(a, first)
     db.session.commit()
 
     with app.test_request_context():
