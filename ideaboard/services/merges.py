@@ -143,7 +143,10 @@ def check_merge(actor: User, idea: Idea, into: str | None) -> Idea:
 
 def preview(idea: Idea, target: Idea) -> MergePreview:
     """What merging `idea` into `target` would move now (the confirm page's counts)."""
-    lacking_vote = ~exists().where(_votes.c.idea_id == target.id, _votes.c.user_id == Vote.user_id)
+    theirs_v = _votes.alias("theirs_v")
+    lacking_vote = ~exists().where(
+        theirs_v.c.idea_id == target.id, theirs_v.c.user_id == Vote.user_id
+    )
     votes = select(func.count()).where(Vote.idea_id == idea.id, lacking_vote)
     theirs = _follows.alias("theirs")
     lacking_follow = ~exists().where(
@@ -362,7 +365,7 @@ def undo_merge(actor: User, into: Idea, merge: Merge) -> Idea:
     set_committed_value(into, "vote_count", counts[0])
     set_committed_value(into, "trending_score", counts[1])
     set_committed_value(into, "follower_count", counts[2])
-    merged = merge.merged
+    merged = db.session.get(Idea, merge.merged_id)
     set_committed_value(merged, "status", merge.previous_status)
     set_committed_value(merged, "merged_into_id", None)
     set_committed_value(merge, "undone_at", now)
