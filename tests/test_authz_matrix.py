@@ -137,9 +137,20 @@ def test_authorisation_matrix(make_app, endpoint, how):
 def _matrix(app, endpoint: str, how: str) -> None:
     route = ROUTES[endpoint]
     world = World.build()
-    has_owner = route.target in ("idea", "comment", "staff-comment", "deleted-idea", "reset-token")
+    has_owner = route.target in (
+        "idea",
+        "comment",
+        "staff-comment",
+        "deleted-idea",
+        "reset-token",
+        "merge-pair",
+    )
     owners = ("a", "b") if has_owner else ("a",)
-    states = (False, True) if route.target in ("idea", "comment", "staff-comment") else (False,)
+    states = (
+        (False, True)
+        if route.target in ("idea", "comment", "staff-comment", "merge-pair")
+        else (False,)
+    )
     browsers = {}
 
     def browser_for(role):

@@ -106,7 +106,7 @@ def _problem_with_target(idea: Idea, target: Idea | None, viewer: User) -> str |
         return _("That idea is deleted; restore it first, or choose another.")
     if target.status == MERGED:
         return _(
-            "That idea was itself merged into #%(id)d; merge into that one.",
+            "That idea was itself merged into #%(id)s; merge into that one.",
             id=target.merged_into_id or 0,
         )
     return None
