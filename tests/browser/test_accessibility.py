@@ -276,9 +276,14 @@ def _fill(app, site: Site) -> None:
             )
 
     # Enough ideas for a second page, in several statuses, some voted for by the member.
+    # (Titles apart from the targets' "Idea <n>": titles are unique on a board.)
     for n in range(24):
         idea = ideas.create_idea(
-            b if n % 2 else a, general, ("idea", "problem", "product")[n % 3], f"Idea {n:02d}", ""
+            b if n % 2 else a,
+            general,
+            ("idea", "problem", "product")[n % 3],
+            f"List idea {n:02d}",
+            "",
         )
         # The member votes for some of b's ideas (their own carry their vote already),
         # before the status change that may close voting.
