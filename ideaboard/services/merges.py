@@ -192,6 +192,34 @@ def _bump(target_id: int, created_at, votes: int, follows: int, *, guarded: bool
     return db.session.execute(stmt).first()
 
 
+def _copy_rows(merge_id: int, kind: str, inserted) -> int:
+    """Run `inserted` (an INSERT ... RETURNING id of the rows it wrote) and keep those ids
+    as the merge's moves of `kind`; how many rows it wrote.
+
+    PostgreSQL does both in one statement (the INSERT as a data-modifying CTE: 50,000 moves
+    cost one round trip, not 50 batches); SQLite, which has no such CTE, inserts the ids
+    it got back.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        added = inserted.cte("added")
+        kept = (
+            insert(_moves)
+            .from_select(
+                ["merge_id", "kind", "row_id"],
+                select(literal(merge_id, Integer), literal(kind), added.c.id),
+            )
+            .returning(_moves.c.row_id)
+            .cte("kept")
+        )
+        return db.session.execute(select(func.count()).select_from(kept)).scalar_one()
+    ids = list(db.session.scalars(inserted))
+    if ids:
+        db.session.execute(
+            insert(_moves), [{"merge_id": merge_id, "kind": kind, "row_id": i} for i in ids]
+        )
+    return len(ids)
+
+
 def merge_idea(actor: User, idea: Idea, into: str | None) -> Merge:
     """Merge `idea` (B) into the idea `into` names (A); see the module's docstring."""
     target = check_merge(actor, idea, into)
@@ -239,37 +267,33 @@ def merge_idea(actor: User, idea: Idea, into: str | None) -> Merge:
     source = select(literal(target.id, Integer), _votes.c.user_id, _votes.c.created_at).where(
         _votes.c.idea_id == idea.id
     )
-    vote_ids = list(
-        db.session.scalars(
-            _insert(_votes)
-            .from_select(["idea_id", "user_id", "created_at"], source)
-            .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
-            .returning(_votes.c.id)
-        )
+    votes_moved = _copy_rows(
+        merge.id,
+        VOTE,
+        _insert(_votes)
+        .from_select(["idea_id", "user_id", "created_at"], source)
+        .on_conflict_do_nothing(index_elements=["idea_id", "user_id"])
+        .returning(_votes.c.id),
     )
     # B's followers with no row on A (none: neither following nor a sticky unfollow).
     followers = select(
         _follows.c.user_id, literal(target.id, Integer), true(), _follows.c.created_at
     ).where(_follows.c.idea_id == idea.id, _follows.c.active == true())
-    follow_ids = list(
-        db.session.scalars(
-            _insert(_follows)
-            .from_select(["user_id", "idea_id", "active", "created_at"], followers)
-            .on_conflict_do_nothing(index_elements=["user_id", "idea_id"])
-            .returning(_follows.c.id)
-        )
+    follows_moved = _copy_rows(
+        merge.id,
+        FOLLOW,
+        _insert(_follows)
+        .from_select(["user_id", "idea_id", "active", "created_at"], followers)
+        .on_conflict_do_nothing(index_elements=["user_id", "idea_id"])
+        .returning(_follows.c.id),
     )
-    counts = _bump(target.id, target.created_at, len(vote_ids), len(follow_ids), guarded=True)
+    counts = _bump(target.id, target.created_at, votes_moved, follows_moved, guarded=True)
     if counts is None:  # A was merged or deleted before this merge got its lock
         db.session.expire(target)
         raise ValidationError(
             {"into": _("That idea changed meanwhile (merged or deleted); choose another.")}
         )
-    moves = [{"merge_id": merge.id, "kind": VOTE, "row_id": i} for i in vote_ids]
-    moves += [{"merge_id": merge.id, "kind": FOLLOW, "row_id": i} for i in follow_ids]
-    if moves:
-        db.session.execute(insert(_moves), moves)
-    merge.votes_moved, merge.follows_moved = len(vote_ids), len(follow_ids)
+    merge.votes_moved, merge.follows_moved = votes_moved, follows_moved
     set_committed_value(idea, "status", MERGED)
     set_committed_value(idea, "merged_into_id", target.id)
     set_committed_value(target, "vote_count", counts[0])
