@@ -445,3 +445,75 @@ def test_idea_pages_with_merges_stay_within_the_budget(app, count_queries, clien
     (a1, b1), (a3, b3) = counts
     assert a1 == a3 and b1 == b3, counts
     assert b1 <= BUDGET["idea"] and a1 <= BUDGET["idea"] + 1, counts
+
+
+# --- the migration on a database with ideas --------------------------------------------------
+
+
+def test_sqlite_migration_keeps_rows_search_and_checks(tmp_path):
+    """Upgrading a SQLite database that holds ideas widens the status CHECK in place: the
+    rows, the full-text triggers and the other constraints stay; `merged` is accepted, an
+    unknown status still refused; the downgrade narrows it again and drops the column."""
+    import sqlalchemy as sa
+    from flask_migrate import downgrade, upgrade
+
+    from ideaboard import create_app
+
+    from .conftest import _config
+
+    app = create_app(_config(f"sqlite:///{tmp_path / 'old.db'}"))
+    with app.app_context():
+        upgrade(revision="a1e7c0d3b9f4")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO users (email, email_key, display_name, search_name, password_hash,"
+                " role, session_token, created_at) VALUES ('s@x.org', 's@x.org', 'S', 's', 'x',"
+                " 'member', 't', CURRENT_TIMESTAMP)"
+            )
+            for n, word in enumerate(("lighthouse", "harbour")):
+                conn.exec_driver_sql(
+                    "INSERT INTO ideas (board_id, author_id, kind, title, body, status,"
+                    " vote_count, comment_count, follower_count, trending_score, updated_at,"
+                    " last_activity_at, version, created_at) VALUES (1, 1, 'idea', ?, '',"
+                    " 'planned', 0, 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1,"
+                    " CURRENT_TIMESTAMP)",
+                    (f"A {word} idea {n}",),
+                )
+        upgrade()
+
+        def search(conn, word):
+            return conn.exec_driver_sql(
+                "SELECT rowid FROM ideas_fts WHERE ideas_fts MATCH ?", (word,)
+            ).all()
+
+        with db.engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM ideas").scalar() == 2
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            assert len(search(conn, "lighthouse")) == 1  # the rows' search entries stayed
+            conn.exec_driver_sql("UPDATE ideas SET title = 'A beacon idea' WHERE id = 1")
+            assert len(search(conn, "beacon")) == 1  # and the triggers still fire
+            conn.exec_driver_sql(
+                "UPDATE ideas SET status = 'merged', merged_into_id = 2 WHERE id = 1"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO merges (merged_id, into_id, by_id, previous_status, votes_moved,"
+                " follows_moved, created_at) VALUES (1, 2, 1, 'planned', 0, 0, CURRENT_TIMESTAMP)"
+            )
+        for bad in ("UPDATE ideas SET status = 'bogus' WHERE id = 2",
+                    "UPDATE ideas SET vote_count = -1 WHERE id = 2",
+                    "UPDATE ideas SET merged_into_id = 999 WHERE id = 2"):  # fmt: skip
+            with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+                conn.exec_driver_sql(bad)
+        downgrade(revision="a1e7c0d3b9f4")
+        with db.engine.begin() as conn:
+            assert (
+                conn.exec_driver_sql("SELECT status FROM ideas WHERE id = 1").scalar() == "planned"
+            )
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("ideas")}
+            assert "merged_into_id" not in columns
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            with pytest.raises(sa.exc.IntegrityError):
+                conn.exec_driver_sql("UPDATE ideas SET status = 'merged' WHERE id = 2")
+        db.engine.dispose()
