@@ -299,6 +299,10 @@ def test_refusals_are_422_next_to_the_field_and_change_nothing(pair, client):
         error = re.search(r'<p class="field-error" id="into-error">(.*?)</p>', text, re.S)
         assert error and message in error.group(1), (name, error and error.group(1))
         assert snapshot_diff(before, db_snapshot()) == [], name
+    # Asking to merge an idea merged already says so at once, before any number is typed.
+    merged = cases["already merged"][0]
+    page = client.get(f"/ideas/{merged.id}/merge").get_data(as_text=True)
+    assert "already merged into another" in page and 'id="merge-confirm"' not in page
 
 
 def test_status_change_never_sets_merged(pair, client):

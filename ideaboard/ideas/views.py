@@ -485,6 +485,8 @@ def _merge_page(idea: Idea, *, into: str = "", error: str | None = None, status:
             error, status = err.errors.get("into"), 422
         else:
             counts = merges.preview(idea, target)
+    if idea.status == "merged" and error is None:  # say so at once (a stale link, say)
+        error = merges.problem_with_target(idea, None, current_user)
     if target is None and idea.status != "merged":
         words = into if into and merges.parse_into(into) is None else idea.title
         candidates = [i for i in ideas.similar_ideas(words) if i.id != idea.id]

@@ -94,7 +94,7 @@ def merged_count_expression():
     )
 
 
-def _problem_with_target(idea: Idea, target: Idea | None, viewer: User) -> str | None:
+def problem_with_target(idea: Idea, target: Idea | None, viewer: User) -> str | None:
     """Why `idea` cannot be merged into `target` (a message for the `into` field), or None."""
     if idea.status == MERGED:
         return _("This idea is already merged into another; undo that merge first.")
@@ -132,10 +132,10 @@ def check_merge(actor: User, idea: Idea, into: str | None) -> Idea:
     into_id = parse_into(into)
     if into_id is None:
         if idea.status == MERGED:
-            raise ValidationError({"into": _problem_with_target(idea, None, actor)})
+            raise ValidationError({"into": problem_with_target(idea, None, actor)})
         raise ValidationError({"into": _("Enter the number of the idea to merge into.")})
     target = load_target(into_id)
-    problem = _problem_with_target(idea, target, actor)
+    problem = problem_with_target(idea, target, actor)
     if problem:
         raise ValidationError({"into": problem})
     return target
