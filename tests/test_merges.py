@@ -253,14 +253,22 @@ def test_merged_idea_keeps_its_comments_and_members_see_no_staff_controls(pair, 
 
 
 def test_merged_ideas_leave_the_open_list_and_the_roadmap(pair, client):
-    """The default list and the roadmap drop B; `status=merged` lists it."""
+    """The default list, the roadmap and the similar ideas drop B; `status=merged` lists it."""
     b = pair["b"]
-    _merge(pair)
     title = "Night theme please"
+    member = client.application.test_client()
+    login_as(member, pair["shared"])
+    similar = member.get("/ideas/similar", query_string={"title": "night theme"})
+    assert title in similar.get_data(as_text=True)  # offered while open
+    _merge(pair)
     assert title not in client.get("/ideas").get_data(as_text=True)
     assert title not in client.get("/roadmap").get_data(as_text=True)
     assert title in client.get("/ideas?status=merged").get_data(as_text=True)
     assert f"/ideas/{b.id}-" in client.get("/ideas?status=all").get_data(as_text=True)
+    # Nor is it offered as a similar idea to vote for instead (its votes are frozen).
+    login_as(client, pair["shared"])
+    similar = client.get("/ideas/similar", query_string={"title": "night theme"})
+    assert similar.status_code == 200 and title not in similar.get_data(as_text=True)
 
 
 # --- refusals -----------------------------------------------------------------------------
