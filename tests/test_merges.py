@@ -252,6 +252,18 @@ def test_merged_idea_keeps_its_comments_and_members_see_no_staff_controls(pair, 
                 assert 'id="staff-controls"' not in page
 
 
+def test_a_deleted_merged_idea_is_not_listed_on_a_for_visitors(pair, client):
+    """Once B is deleted, A's history no longer names it to visitors; staff still see it."""
+    _merge(pair)
+    ideas.delete_idea(pair["staff"], reload(pair["b"]))
+    db.session.commit()
+    page = client.get(f"/ideas/{pair['a'].id}").get_data(as_text=True)
+    assert "Night theme please" not in page and "merged into this" not in page
+    login_as(client, pair["staff"])
+    page = client.get(f"/ideas/{pair['a'].id}").get_data(as_text=True)
+    assert "Night theme please" in page and "1 idea merged into this" in page
+
+
 def test_merged_ideas_leave_the_open_list_and_the_roadmap(pair, client):
     """The default list, the roadmap and the similar ideas drop B; `status=merged` lists it."""
     b = pair["b"]

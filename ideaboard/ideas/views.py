@@ -27,6 +27,7 @@ from ideaboard.permissions import (
     can_mark_official,
     can_merge_idea,
     can_undo_merge,
+    can_view_idea,
     is_exempt_from_limits,
     restore_deadline,
     restore_window,
@@ -240,7 +241,9 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         following=following,
         voters=votes.recent_voters(idea),
         # Asked only when ideas stand merged into this one (counted in the idea's load).
-        merged_here=merges.merges_into(idea) if idea.merged_count else [],
+        merged_here=[m for m in merges.merges_into(idea) if can_view_idea(current_user, m.merged)]
+        if idea.merged_count
+        else [],
         timeline=timeline,
         comments=comment_list,
         comments_html=_comments_html(idea, comment_list, cpage, items),
