@@ -25,6 +25,7 @@ STATUS_LABELS = {
     "in_progress": _l("In progress"),
     "shipped": _l("Shipped"),
     "declined": _l("Declined"),
+    "merged": _l("Merged"),
 }
 KIND_LABELS = {
     "idea": _l("Idea"),

@@ -182,8 +182,8 @@ def can_restore_idea(user: Any, idea: Idea) -> bool:
 
 
 #: Statuses on which votes are frozen: the decision is made, so the count is history
-#: (as on Canny and Fider). A merged idea joins them when merging exists.
-VOTING_CLOSED_STATUSES = (Status.SHIPPED.value, Status.DECLINED.value)
+#: (as on Canny and Fider). A merged idea's votes were carried to the idea it went into.
+VOTING_CLOSED_STATUSES = (Status.SHIPPED.value, Status.DECLINED.value, Status.MERGED.value)
 
 
 def voting_closed(idea: Idea) -> bool:
@@ -229,6 +229,17 @@ def can_mark_official(user: Any, comment: Comment, idea: Idea) -> bool:
 
 def can_change_status(user: Any, idea: Idea) -> bool:
     return is_staff(user) and not idea.is_deleted
+
+
+def can_merge_idea(user: Any, idea: Idea) -> bool:
+    """Staff merge live ideas into others (services/merges.py refuses, next to the field,
+    an idea merged already and every unfit target)."""
+    return is_staff(user) and not idea.is_deleted
+
+
+def can_undo_merge(user: Any, into: Idea) -> bool:
+    """Staff undo a merge from the history of the idea it went into."""
+    return is_staff(user)
 
 
 def predicates() -> dict[str, Callable[..., bool]]:

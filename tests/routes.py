@@ -195,6 +195,20 @@ ROUTES: dict[str, Route] = {
         write_limits=("EDIT_LIMIT",),
     ),
     "ideas.mark_official": Route(("POST",), who=STAFF, target="staff-comment"),
+    "ideas.merge": Route(
+        ("GET", "POST"),
+        who=STAFF,
+        target="merge-pair",
+        personal=True,  # the confirm page holds a form
+        why="GET finds the other idea (`into`: number or title) and asks; POST merges",
+    ),
+    "ideas.undo_merge": Route(
+        ("GET", "POST"),
+        who=STAFF,
+        target="merge",
+        personal=True,  # the confirm page holds a form
+        why="GET shows what undo takes back; POST undoes the merge into this idea",
+    ),
     "roadmap.index": Route(("GET",)),
     "roadmap.change_status": Route(("POST",), who=STAFF, target="idea", ok=(303, 303)),
     "api.list_ideas": Route(("GET",), api=True, content_type="application/json"),
@@ -293,6 +307,8 @@ class Target:
     board: Board | None = None
     token: str | None = None
     member: User | None = None
+    other: Idea | None = None  # merge-pair: the idea to merge into; merge: the merged one
+    merge_id: int | None = None
 
 
 @dataclass
@@ -360,6 +376,15 @@ class World:
             token, _ = accounts.issue_verify_token(self.users[owner])
             db.session.commit()
             return Target(token=token)
+        if kind == "merge":
+            # A merge of the other member's idea into the owner's, to undo.
+            from ideaboard.services import merges
+
+            into = ideas.create_idea(self.users[owner], self.general, "idea", _unique("Into"), "")
+            merged = ideas.create_idea(self.users[other], self.general, "idea", _unique("Dup"), "")
+            made = merges.merge_idea(self.users["staff"], merged, str(into.id))
+            db.session.commit()
+            return Target(idea=into, other=merged, merge_id=made.id, board=self.general)
         if kind == "comment":
             # The comment is the owner's, on the *other* member's idea: the idea's author
             # must not be able to edit it.
@@ -371,6 +396,14 @@ class World:
         else:
             idea = ideas.create_idea(self.users[owner], self.general, "idea", _unique("Idea"), "x")
             comment = None
+        if kind == "merge-pair":  # the owner's idea (merged by the form) and another
+            other_idea = ideas.create_idea(
+                self.users[other], self.general, "idea", _unique("Into"), ""
+            )
+            if deleted:
+                ideas.delete_idea(self.users[owner], idea)
+            db.session.commit()
+            return Target(idea=idea, other=other_idea, board=self.general)
         if deleted or kind == "deleted-idea":
             ideas.delete_idea(self.users[owner] if kind != "comment" else self.users[other], idea)
         db.session.commit()
@@ -394,6 +427,8 @@ def url_args(route: Route, t: Target) -> dict:
     args = {"idea_id": t.idea.id}
     if route.target in ("comment", "staff-comment"):
         args["comment_id"] = t.comment.id
+    if route.target == "merge":
+        args["merge_id"] = t.merge_id
     return args
 
 
@@ -451,6 +486,8 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "ideas.edit_comment": lambda w, t, u: {"body": "Better words"},
     "ideas.mark_official": lambda w, t, u: {"official": "1"},
     "roadmap.change_status": lambda w, t, u: {"status": "planned", "note": "Soon"},
+    "ideas.merge": lambda w, t, u: {"into": str(t.other.id) if t.other else ""},
+    "ideas.undo_merge": lambda w, t, u: {},
     "admin.create_board": lambda w, t, u: {
         "slug": f"board-{next(_seq)}",
         "name": _unique("Board"),

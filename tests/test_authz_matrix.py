@@ -144,9 +144,14 @@ def _matrix(app, endpoint: str, how: str) -> None:
         "deleted-idea",
         "reset-token",
         "verify-token",
+        "merge-pair",
     )
     owners = ("a", "b") if has_owner else ("a",)
-    states = (False, True) if route.target in ("idea", "comment", "staff-comment") else (False,)
+    states = (
+        (False, True)
+        if route.target in ("idea", "comment", "staff-comment", "merge-pair")
+        else (False,)
+    )
     browsers = {}
 
     def browser_for(role):
@@ -574,6 +579,50 @@ def test_mail_choices_and_unsubscribing_touch_only_the_members_own(app, client):
     _roles_unchanged(world)
 
 
+def test_merging_and_undoing_record_the_staff_member_and_only_the_named_ideas(app, client):
+    """i13 merge: extras naming another actor, a status, counts or a third idea change
+    nothing but the merge of this idea into `into`, recorded as the signed-in staff
+    member's; undo likewise touches only its own merge."""
+    from ideaboard.models import Idea, Merge
+
+    from .factories import make_idea, vote_for
+
+    world = World.build()
+    a, b, staff = world.users["a"], world.users["b"], world.users["staff"]
+    into, merged, bystander = make_idea(a), make_idea(b), make_idea(b)
+    vote_for(into, b)
+    db.session.commit()
+    before = {i.id: (i.status, i.vote_count) for i in (into, bystander)}
+    sign_in(client, staff)
+    extras = {
+        **_extras(world),
+        "merged_id": str(bystander.id),
+        "merged_into_id": str(bystander.id),
+        "vote_count": "999",
+        "follower_count": "999",
+        "previous_status": "shipped",
+    }
+    resp = client.post(f"/ideas/{merged.id}/merge", data={**extras, "into": str(into.id)})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    merge = db.session.scalar(select(Merge))
+    assert (merge.merged_id, merge.into_id, merge.by_id) == (merged.id, into.id, staff.id)
+    assert merge.previous_status == "heard"
+    assert db.session.get(Idea, merged.id).merged_into_id == into.id
+    assert db.session.get(Idea, bystander.id).merged_into_id is None
+    assert db.session.get(Idea, into.id).vote_count == 2  # its author's and b's, once
+    resp = client.post(f"/ideas/{into.id}/merges/{merge.id}/undo", data=extras)
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Merge, merge.id).undone_by_id == staff.id
+    assert db.session.get(Idea, merged.id).status == "heard"
+    after = {
+        i: (db.session.get(Idea, i).status, db.session.get(Idea, i).vote_count) for i in before
+    }
+    assert after == before
+    _roles_unchanged(world)
+
+
 def test_every_form_route_has_a_mass_assignment_test():
     """A new route that takes a form must get a test in this file."""
     covered = {
@@ -607,6 +656,8 @@ def test_every_form_route_has_a_mass_assignment_test():
         "notifications.read",
         "subscriptions.settings",
         "subscriptions.unsubscribe",
+        "ideas.merge",
+        "ideas.undo_merge",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

@@ -25,13 +25,16 @@ from ideaboard.permissions import (
     can_edit_comment,
     can_edit_idea,
     can_mark_official,
+    can_merge_idea,
+    can_undo_merge,
+    can_view_idea,
     is_exempt_from_limits,
     restore_deadline,
     restore_window,
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
-from ideaboard.services import boards, comments, follows, ideas, roadmap, votes
+from ideaboard.services import boards, comments, follows, ideas, merges, roadmap, votes
 from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
@@ -237,6 +240,10 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         voted=voted,
         following=following,
         voters=votes.recent_voters(idea),
+        # Asked only when ideas stand merged into this one (counted in the idea's load).
+        merged_here=[m for m in merges.merges_into(idea) if can_view_idea(current_user, m.merged)]
+        if idea.merged_count
+        else [],
         timeline=timeline,
         comments=comment_list,
         comments_html=_comments_html(idea, comment_list, cpage, items),
@@ -463,3 +470,95 @@ def mark_official(idea_id: int, comment_id: int):
     comments.set_official(current_user, target, request.form.get("official") == "1")
     db.session.commit()
     return hx_redirect(idea_url(idea, _anchor=f"comment-{target.id}"))
+
+
+# --- merging duplicates (issue 13, item 7) ------------------------------------------------
+
+
+def _merge_page(idea: Idea, *, into: str = "", error: str | None = None, status: int = 200):
+    """The merge page for staff: with an idea number that may be merged into, both ideas
+    and what would move, to confirm; otherwise the field (with its error, if any) and
+    candidates: ideas whose titles match the words typed, or, at first, ideas like B."""
+    target = counts = None
+    candidates = []
+    if error is None and merges.parse_into(into) is not None:
+        try:
+            target = merges.check_merge(current_user, idea, into)
+        except ValidationError as err:
+            error, status = err.errors.get("into"), 422
+        else:
+            counts = merges.preview(idea, target)
+    if idea.status == "merged" and error is None:  # say so at once (a stale link, say)
+        error = merges.problem_with_target(idea, None, current_user)
+    if target is None and idea.status != "merged":
+        words = into if into and merges.parse_into(into) is None else idea.title
+        candidates = [i for i in ideas.similar_ideas(words) if i.id != idea.id]
+    return render(
+        "ideas/merge.html",
+        status=status,
+        idea=idea,
+        into=into,
+        error=error,
+        target=target,
+        counts=counts,
+        candidates=candidates,
+    )
+
+
+@bp.route("/ideas/<int:idea_id>/merge", methods=["GET", "POST"])
+@login_required
+def merge(idea_id: int):
+    """Merge this idea into another (`into`, the other idea's number; staff). GET asks
+    first: it finds the other idea by number or title and shows what would move; POST
+    merges and goes to the idea it went into."""
+    no_store()
+    idea = _load(idea_id)
+    if not can_merge_idea(current_user, idea):
+        abort(403)
+    into = (request.values.get("into") or "").strip()[:200]
+    if request.method == "GET":
+        return _merge_page(idea, into=into)
+    try:
+        done = merges.merge_idea(current_user, idea, into)
+    except ValidationError as err:
+        db.session.rollback()
+        return _merge_page(idea, into=into, error=err.errors.get("into"), status=422)
+    db.session.commit()
+    flash(
+        _("The idea was merged into this one. It can be undone from the status history."), "success"
+    )
+    return hx_redirect(idea_url(db.session.get(Idea, done.into_id), _anchor="merges"))
+
+
+@bp.route("/ideas/<int:idea_id>/merges/<int:merge_id>/undo", methods=["GET", "POST"])
+@login_required
+def undo_merge(idea_id: int, merge_id: int):
+    """Undo a merge into this idea (staff): GET shows what would be taken back; POST does it."""
+    no_store()
+    idea = _load(idea_id)
+    if not can_undo_merge(current_user, idea):
+        abort(403)
+    try:
+        found = merges.get_merge(idea, merge_id)
+    except NotFound:
+        abort(404)
+    if request.method == "POST":
+        try:
+            merged = merges.undo_merge(current_user, idea, found)
+        except ValidationError as err:
+            db.session.rollback()
+            return _undo_page(idea, found, error=err.message, status=422)
+        db.session.commit()
+        flash(
+            _("The merge was undone: “%(title)s” is its own idea again.", title=merged.title),
+            "success",
+        )
+        return hx_redirect(idea_url(idea, _anchor="timeline"))
+    return _undo_page(idea, found)
+
+
+def _undo_page(idea: Idea, found, *, error: str | None = None, status: int = 200):
+    counts = merges.undo_preview(found) if found.undone_at is None else None
+    return render(
+        "ideas/undo_merge.html", status=status, idea=idea, merge=found, counts=counts, error=error
+    )

@@ -3,7 +3,7 @@
 from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
 from .board import Board
 from .follow import Follow
-from .idea import ROADMAP, Comment, Idea, Kind, Status, StatusChange, Vote
+from .idea import ROADMAP, Comment, Idea, Kind, Merge, MergeMove, Status, StatusChange, Vote
 from .mail import MailSettings, OutboxMessage, OutboxStatus
 from .notification import (
     Delivery,
@@ -31,6 +31,8 @@ __all__ = [
     "Idea",
     "Kind",
     "MailSettings",
+    "Merge",
+    "MergeMove",
     "Notification",
     "NotificationPreference",
     "OutboxMessage",

@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from .base import (
     LIVE_SQL,
@@ -41,6 +41,8 @@ class Status(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     SHIPPED = "shipped"
     DECLINED = "declined"
+    # Set only by a merge (services/merges.py), never by a status change.
+    MERGED = "merged"
 
 
 class Kind(enum.StrEnum):
@@ -71,7 +73,8 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     __tablename__ = "ideas"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('heard', 'under_review', 'planned', 'in_progress', 'shipped', 'declined')",
+            "status IN ('heard', 'under_review', 'planned', 'in_progress', 'shipped', 'declined', "
+            "'merged')",
             name="status_known",
         ),
         CheckConstraint("kind IN ('idea', 'problem', 'product')", name="kind_known"),
@@ -119,8 +122,18 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     last_activity_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     # Bumped on every edit: a form carrying an older version is a stale edit (409).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The idea this one was merged into (status `merged`); NULL otherwise.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ideas.id", ondelete="SET NULL"), default=None
+    )
     board: Mapped[Board] = relationship(lazy="raise")
     author: Mapped[User] = relationship(foreign_keys=[author_id], lazy="raise")
+    merged_into: Mapped[Idea | None] = relationship(
+        foreign_keys=[merged_into_id], remote_side=[id], lazy="raise"
+    )
+    # How many ideas stand merged into this one: loaded by get_idea() in its own statement
+    # (services/merges.py merged_count_expression); None where not loaded.
+    merged_count: Mapped[int | None] = query_expression()
 
     def __repr__(self) -> str:
         return f"<Idea {self.id} {self.status}>"
@@ -182,3 +195,50 @@ class StatusChange(CreatedMixin, Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     by: Mapped[User] = relationship(lazy="raise")
+
+
+class Merge(CreatedMixin, Base):
+    """One idea (`merged_id`, B) merged into another (`into_id`, A) by staff, and what it
+    moved: the rows it inserted on A are its MergeMove rows, so undo removes exactly those.
+    """
+
+    __tablename__ = "merges"
+    __table_args__ = (
+        # A's history lists the merges into it that stand (not undone).
+        Index("ix_merges_into_undone", "into_id", "undone_at", "id"),
+        Index("ix_merges_merged_id", "merged_id", "id"),
+        page_content(True),  # A's page shows "N ideas merged into this"
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    into_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    # B's status before the merge, restored by undo.
+    previous_status: Mapped[str] = mapped_column(String(16))
+    votes_moved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    follows_moved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    undone_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+
+    merged: Mapped[Idea] = relationship(foreign_keys=[merged_id], lazy="raise")
+    by: Mapped[User | None] = relationship(foreign_keys=[by_id], lazy="raise")
+
+
+class MergeMove(Base):
+    """One row a merge inserted on the target idea: a vote (`votes.id`) or a follow
+    (`follows.id`). Plain ids, no foreign keys: the row may be gone later (a member took
+    the vote back), and undo then has nothing to remove for it."""
+
+    __tablename__ = "merge_moves"
+    __table_args__ = (page_content(False),)  # bookkeeping for undo; no page shows it
+
+    merge_id: Mapped[int] = mapped_column(
+        ForeignKey("merges.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # "vote" | "follow"
+    row_id: Mapped[int] = mapped_column(Integer, primary_key=True)

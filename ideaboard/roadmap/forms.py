@@ -9,7 +9,8 @@ from ideaboard.i18n import STATUS_LABELS
 class StatusForm(FlaskForm):
     status = SelectField(
         _l("Status"),
-        choices=[SelectChoice(k, v) for k, v in STATUS_LABELS.items()],
+        # Merged is set by a merge only (services/merges.py), never chosen here.
+        choices=[SelectChoice(k, v) for k, v in STATUS_LABELS.items() if k != "merged"],
         validate_choice=False,
     )
     note = TextAreaField(_l("Public note (optional)"))

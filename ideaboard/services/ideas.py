@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, func, literal_column, or_, select, update
-from sqlalchemy.orm import defer, joinedload
+from sqlalchemy.orm import defer, joinedload, with_expression
 
 from ideaboard.extensions import db
 from ideaboard.models import (
@@ -17,6 +17,7 @@ from ideaboard.models import (
     EventKind,
     Idea,
     Kind,
+    Merge,
     Status,
     StatusChange,
     User,
@@ -336,7 +337,7 @@ def similar_ideas(title: str, board: Board | None = None) -> list[Idea]:
         return []
     found: list[Idea] = []
     for any_term in (False, True) if len(terms) > 1 else (False,):
-        where = [Idea.live()]
+        where = [Idea.live(), Idea.status != Status.MERGED.value]  # merged: vote on A
         if board is not None:
             where.append(Idea.board_id == board.id)
         if found:
@@ -362,7 +363,21 @@ def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) 
     Actions that need neither (a vote) pass related=False for the bare row.
     """
     stmt = select(Idea).where(Idea.id == idea_id)
-    idea = db.session.scalar(with_author_and_board(stmt) if related else stmt)
+    if related:
+        # The page's merge notices ride in the same statement: the idea B went into (its
+        # title), and how many ideas stand merged into this one (services/merges.py).
+        merged_count = (
+            select(func.count())
+            .select_from(Merge)
+            .where(Merge.into_id == Idea.id, Merge.undone_at.is_(None))
+            .correlate(Idea)
+            .scalar_subquery()
+        )
+        stmt = with_author_and_board(stmt).options(
+            joinedload(Idea.merged_into).defer(Idea.body, raiseload=True),
+            with_expression(Idea.merged_count, merged_count),
+        )
+    idea = db.session.scalar(stmt)
     if idea is None or not can_view_idea(viewer, idea):
         raise NotFound(_("This idea does not exist."))
     return idea

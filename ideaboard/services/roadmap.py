@@ -54,6 +54,10 @@ def change_status(actor: User, idea: Idea, status: str, note: str = "") -> Statu
     note = (note or "").strip()
     if status not in {s.value for s in Status}:
         errors["status"] = _("Choose a status.")
+    elif status == Status.MERGED.value:
+        errors["status"] = _("An idea becomes merged only by merging it into another.")
+    elif idea.status == Status.MERGED.value:
+        errors["status"] = _("This idea was merged into another; undo the merge to move it.")
     check_text(errors, "note", note, minimum=0, maximum=NOTE_MAX, label=_("Note"))
     if errors:
         raise ValidationError(errors)
@@ -74,6 +78,10 @@ def change_status(actor: User, idea: Idea, status: str, note: str = "") -> Statu
         current = db.session.scalar(select(Idea.status).where(Idea.id == idea.id))
         if current is None:  # deleted from the database meanwhile (not soft-deleted)
             raise NotFound(_("This idea does not exist."))
+        if current == Status.MERGED.value:  # a merge committed first: only undo moves it
+            raise ValidationError(
+                {"status": _("This idea was merged into another; undo the merge to move it.")}
+            )
     else:
         raise Conflict(_("The idea's status kept changing; try again."))
     set_committed_value(idea, "status", status)

@@ -227,6 +227,8 @@ def closed_message(idea: Idea) -> str:
     """Why nobody can vote on the idea any more (permissions.voting_closed)."""
     if idea.status == Status.SHIPPED.value:
         return _("Voting is closed: this idea has shipped.")
+    if idea.status == Status.MERGED.value:
+        return _("Voting is closed: this idea was merged into another; vote there.")
     return _("Voting is closed: this idea was declined.")
 
 

@@ -40,7 +40,7 @@ from werkzeug.serving import make_server
 from ideaboard import create_app
 from ideaboard.extensions import db
 from ideaboard.models import Notification
-from ideaboard.services import comments, ideas, roadmap, votes
+from ideaboard.services import comments, ideas, merges, roadmap, votes
 
 from ..conftest import BACKEND, _config, _reset
 from ..factories import PASSWORD, make_board
@@ -145,6 +145,12 @@ STATE_PAGES = [
         status=422,
         submit=Form("main form[action^='/ideas/new']", {"title": "", "body": ""}),
     ),
+    # i13 merge: a merged idea (its notice), the idea it went into (its history lists it,
+    # with Undo for staff), the confirm step, and the field's error.
+    PageSpec("ideas.show:merged", "ideas.show", ALL),
+    PageSpec("ideas.show:merged-into", "ideas.show", ALL),
+    PageSpec("ideas.merge:confirm", "ideas.merge", _roles(ROUTES["ideas.merge"])),
+    PageSpec("ideas.merge:error", "ideas.merge", _roles(ROUTES["ideas.merge"]), status=422),
     PageSpec(
         "ideas.show:comment-errors",
         "ideas.show",
@@ -272,9 +278,14 @@ def _fill(app, site: Site) -> None:
             )
 
     # Enough ideas for a second page, in several statuses, some voted for by the member.
+    # (Titles apart from the targets' "Idea <n>": titles are unique on a board.)
     for n in range(24):
         idea = ideas.create_idea(
-            b if n % 2 else a, general, ("idea", "problem", "product")[n % 3], f"Idea {n:02d}", ""
+            b if n % 2 else a,
+            general,
+            ("idea", "problem", "product")[n % 3],
+            f"List idea {n:02d}",
+            "",
         )
         # The member votes for some of b's ideas (their own carry their vote already),
         # before the status change that may close voting.
@@ -298,6 +309,10 @@ def _fill(app, site: Site) -> None:
     comments.add_comment(b, talk, "Also the comments, ideally.")
     comments.add_comment(staff, talk, "On our list for next month.", official=True)
     roadmap.change_status(staff, talk, "planned", "Next month, with the API.")
+    kept = ideas.create_idea(a, general, "idea", "Offline mode for the mobile app", "")
+    dup = ideas.create_idea(b, general, "idea", "Work without a connection", "")
+    merges.merge_idea(staff, dup, str(kept.id))
+    candidate = ideas.create_idea(b, general, "idea", "Offline mode, again", "")
     gone = ideas.create_idea(a, general, "idea", "A deleted idea", "Gone.")
     ideas.delete_idea(a, gone)
     db.session.commit()
@@ -322,6 +337,10 @@ def _fill(app, site: Site) -> None:
                 "ideas.index:no-results": url_for("ideas.index", q="Zyxwvut"),
                 "ideas.board:empty": url_for("ideas.board", slug=empty.slug),
                 "errors:404": url_for("ideas.show", idea_id=987654),
+                "ideas.show:merged": url_for("ideas.show", idea_id=dup.id),
+                "ideas.show:merged-into": url_for("ideas.show", idea_id=kept.id),
+                "ideas.merge:confirm": url_for("ideas.merge", idea_id=candidate.id, into=kept.id),
+                "ideas.merge:error": url_for("ideas.merge", idea_id=candidate.id, into=dup.id),
                 "ideas.new:errors": url_for("ideas.new"),
                 "ideas.show:comment-errors": url_for("ideas.show", idea_id=talk.id),
                 "auth.register:errors": url_for("auth.register"),

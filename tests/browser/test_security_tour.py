@@ -510,7 +510,8 @@ def stored(service: Callable, *args):
 
 SAMPLE = 6  # single-payload pages visited (the galleries carry every payload)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-SPREAD = [s.value for s in Status]
+# Every status a status change may set (merged comes only from a merge: services/merges.py).
+SPREAD = [s.value for s in Status if s != Status.MERGED]
 
 
 def sections(payloads: list[Payload]) -> list[list[Payload]]:
