@@ -103,6 +103,8 @@ class Config:
     VOTE_LIMIT = "30 per minute; 100 per day"
     FOLLOW_LIMIT = "30 per minute; 200 per day"
     SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title
+    # Live updates: how often an open idea page or roadmap asks what changed (seconds).
+    LIVE_POLL_SECONDS = _int("LIVE_POLL_SECONDS", 10)
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))

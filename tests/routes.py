@@ -131,6 +131,12 @@ ROUTES: dict[str, Route] = {
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
     "ideas.show": Route(("GET",), target="idea", deleted="author-may"),
+    "ideas.live_updates": Route(
+        ("GET",),
+        target="idea",
+        deleted="author-may",
+        why="an open idea page's poll: 304 while unchanged (If-None-Match), else its pieces",
+    ),
     "ideas.similar": Route(
         ("GET",),
         who=MEMBER,
@@ -185,6 +191,9 @@ ROUTES: dict[str, Route] = {
     ),
     "ideas.mark_official": Route(("POST",), who=STAFF, target="staff-comment"),
     "roadmap.index": Route(("GET",)),
+    "roadmap.live_updates": Route(
+        ("GET",), why="an open roadmap's poll: 304 while unchanged, else its columns"
+    ),
     "roadmap.change_status": Route(("POST",), who=STAFF, target="idea", ok=(303, 303)),
     "api.list_ideas": Route(("GET",), api=True, content_type="application/json"),
     "api.show_idea": Route(

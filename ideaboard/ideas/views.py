@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, request
-from flask_babel import format_date
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from limits import parse_many
@@ -14,6 +24,7 @@ from ideaboard import clock, ratelimit
 from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
+from ideaboard.i18n import status_label
 from ideaboard.models import Idea
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.perf import shared
@@ -31,7 +42,7 @@ from ideaboard.permissions import (
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
-from ideaboard.services import boards, comments, follows, ideas, roadmap, votes
+from ideaboard.services import boards, comments, follows, ideas, live, roadmap, votes
 from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
@@ -230,8 +241,12 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
     timeline = roadmap.history(idea)
     items = comments.discussion(comment_list, page, timeline, cpage)
     voted, following = follows.viewer_state(current_user, idea)
+    shown = live.shown_on_page(idea, comment_list, timeline, last_page=not more_comments)
     return render(
         "ideas/show.html",
+        live_url=url_for("ideas.live_updates", idea_id=idea.id, **shown.query()),
+        live_etag=live.idea_etag(live.IdeaStamp.of(idea), shown, str(get_locale())),
+        live_seconds=current_app.config["LIVE_POLL_SECONDS"],
         status=status,
         idea=idea,
         voted=voted,
@@ -463,3 +478,71 @@ def mark_official(idea_id: int, comment_id: int):
     comments.set_official(current_user, target, request.form.get("official") == "1")
     db.session.commit()
     return hx_redirect(idea_url(idea, _anchor=f"comment-{target.id}"))
+
+
+def not_modified(etag: str):
+    """An empty 304: what the polling page shows is still true."""
+    resp = make_response("", 304)
+    resp.headers["ETag"] = etag
+    return resp
+
+
+@bp.get("/ideas/<int:idea_id>/live")
+def live_updates(idea_id: int):
+    """What changed on an open idea page since it was shown (its query says what it
+    shows): an empty 304 while nothing did (If-None-Match), else htmx pieces swapped out
+    of band: the vote button and voters, the status, the comment count, the status
+    history, the comments and status changes posted since, and a polite announcement.
+    Never the comment form. Answered for the person asking, like the page."""
+    try:
+        shown = live.Shown.parse(request.args)
+    except live.BadState:
+        abort(400)
+    locale = str(get_locale())
+    stamp = live.read_stamp(idea_id)
+    if stamp is None:
+        abort(404)
+    idea = _load(idea_id) if stamp.deleted else None  # 404 to whoever may not see it
+    if live.matches(request.headers.get("If-None-Match"), live.idea_etag(stamp, shown, locale)):
+        return not_modified(live.idea_etag(stamp, shown, locale))
+    if idea is None:
+        idea = _load(idea_id)
+    timeline = roadmap.history(idea)
+    events = live.new_events(timeline, shown.event) if shown.after is not None else []
+    fresh = live.new_comments(idea, shown.after) if shown.after is not None else []
+    items = sorted(
+        [("comment", c) for c in fresh] + [("event", e) for e in events],
+        key=lambda pair: (pair[1].created_at, pair[0] == "comment", pair[1].id),
+    )
+    now = live.shown_on_page(idea, fresh, timeline, last_page=shown.after is not None)
+    if shown.after is not None:
+        now = live.Shown(
+            max(now.after or 0, shown.after), now.event, now.votes, now.comments, now.status
+        )
+    votes_changed = idea.vote_count != shown.votes or idea.status != shown.status
+    news = []
+    if fresh:
+        news.append(ngettext("%(num)d new comment.", "%(num)d new comments.", len(fresh)))
+    if idea.status != shown.status:
+        news.append(_("Status changed to %(status)s.", status=status_label(idea.status)))
+    # Not htmx.render(): a poll must not take the flash messages meant for the next page.
+    body = render_template(
+        "ideas/_live.html",
+        idea=idea,
+        live_url=url_for("ideas.live_updates", idea_id=idea.id, **now.query()),
+        live_etag=live.idea_etag(live.IdeaStamp.of(idea), now, locale),
+        live_seconds=current_app.config["LIVE_POLL_SECONDS"],
+        voted=votes.has_voted(current_user, idea) if votes_changed else False,
+        voters=votes.recent_voters(idea) if idea.vote_count != shown.votes else [],
+        votes_changed=votes_changed,
+        voters_changed=idea.vote_count != shown.votes,
+        status_changed=idea.status != shown.status,
+        count_changed=idea.comment_count != shown.comments,
+        timeline=timeline,
+        timeline_changed=now.event != shown.event,
+        items=items,
+        news=" ".join(news),
+    )
+    resp = make_response(body, 200)
+    resp.headers["ETag"] = live.idea_etag(live.IdeaStamp.of(idea), now, locale)
+    return resp
