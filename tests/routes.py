@@ -135,6 +135,7 @@ ROUTES: dict[str, Route] = {
         ("GET",),
         target="idea",
         deleted="author-may",
+        ok_get=frozenset({200, 302}),  # a request without HX-Request is sent to the page
         why="an open idea page's poll: 304 while unchanged (If-None-Match), else its pieces",
     ),
     "ideas.similar": Route(
@@ -192,7 +193,9 @@ ROUTES: dict[str, Route] = {
     "ideas.mark_official": Route(("POST",), who=STAFF, target="staff-comment"),
     "roadmap.index": Route(("GET",)),
     "roadmap.live_updates": Route(
-        ("GET",), why="an open roadmap's poll: 304 while unchanged, else its columns"
+        ("GET",),
+        ok_get=frozenset({200, 302}),  # a request without HX-Request is sent to the page
+        why="an open roadmap's poll: 304 while unchanged, else its columns",
     ),
     "roadmap.change_status": Route(("POST",), who=STAFF, target="idea", ok=(303, 303)),
     "api.list_ideas": Route(("GET",), api=True, content_type="application/json"),

@@ -147,13 +147,14 @@ def test_a_deleted_idea_stops_answering_those_who_cannot_see_it(app):
     idea_service.delete_idea(staff, idea)
     db.session.commit()
     assert _poll(visitor, url, etag).status_code == 404
-    assert visitor.get(url).status_code == 404  # with no ETag at all, the same
+    assert visitor.get(url, headers={"HX-Request": "true"}).status_code == 404  # no ETag
     other = app.test_client()
     login_as(other, make_user())
     assert _poll(other, url, etag).status_code == 404
     # Staff still see it (marked deleted), so their poll says it changed.
     assert _poll(staff_client, staff_url, staff_etag).status_code == 200
     assert app.test_client().get("/ideas/999999/live").status_code == 404
+    assert app.test_client().get(url).status_code == 404  # a plain visit too
 
 
 def test_members_and_visitors_each_get_their_own_controls_and_no_one_elses(app):
@@ -212,6 +213,17 @@ def test_a_page_beyond_the_first_of_comments_gets_counts_but_no_appended_comment
 def test_a_malformed_live_query_is_refused(app, query):
     idea = make_idea()
     assert app.test_client().get(f"/ideas/{idea.id}/live?{query}").status_code == 400
+
+
+def test_a_plain_visit_to_a_live_url_is_sent_to_the_page(app):
+    idea = make_idea()
+    client = app.test_client()
+    url, _etag = _open(client, _idea_path(idea))
+    resp = client.get(url)
+    assert resp.status_code == 302
+    assert f"/ideas/{idea.id}-" in resp.headers["Location"]
+    resp = client.get("/roadmap/live?board=general")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/roadmap?board=general")
 
 
 def test_a_poll_does_not_take_a_flash_meant_for_the_next_page(app):

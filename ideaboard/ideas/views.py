@@ -493,7 +493,8 @@ def live_updates(idea_id: int):
     shows): an empty 304 while nothing did (If-None-Match), else htmx pieces swapped out
     of band: the vote button and voters, the status, the comment count, the status
     history, the comments and status changes posted since, and a polite announcement.
-    Never the comment form. Answered for the person asking, like the page."""
+    Never the comment form. Answered for the person asking, like the page; a request
+    that is not htmx's is sent to the page."""
     try:
         shown = live.Shown.parse(request.args)
     except live.BadState:
@@ -503,6 +504,9 @@ def live_updates(idea_id: int):
     if stamp is None:
         abort(404)
     idea = _load(idea_id) if stamp.deleted else None  # 404 to whoever may not see it
+    if not is_htmx():
+        # Only the page's script asks for pieces; a plain visit gets the page itself.
+        return redirect(idea_url(idea or _load(idea_id, related=False)), 302)
     if live.matches(request.headers.get("If-None-Match"), live.idea_etag(stamp, shown, locale)):
         return not_modified(live.idea_etag(stamp, shown, locale))
     if idea is None:

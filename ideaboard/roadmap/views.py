@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ideaboard.extensions import db
-from ideaboard.htmx import render
+from ideaboard.htmx import is_htmx, render
 from ideaboard.i18n import status_label
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.services import boards, ideas, live, roadmap
@@ -61,6 +61,8 @@ def live_updates():
     an empty 304 while the page's ETag still describes them. Between writes a poll costs
     a dictionary lookup: the columns' digest is kept per content version and board."""
     board = boards.find_board(request.args.get("board"))
+    if not is_htmx():  # only the page's script asks for pieces: send a visit to the page
+        return redirect(url_for("roadmap.index", board=board.slug if board else None), 302)
     locale = str(get_locale())
     cache = page_cache.current_cache()
     version = cache.versions.read() if cache is not None and cache.enabled else None
