@@ -304,3 +304,84 @@ def test_a_members_roadmap_pieces_carry_their_token_and_a_visitors_none(app):
     member_body = _poll(member_client, m_url, m_etag).get_data(as_text=True)
     assert "csrf_token" not in visitor and 'name="csrf_token"' in member_body
     assert 'name="next" value="/roadmap"' in member_body  # back to the page, not the poll
+
+
+# --- the fast path: a visitor's unchanged poll, 304 before Flask (perf/livepoll.py) ------
+
+
+def _observed(app, calls):
+    from ideaboard.perf.observe import request_answered
+
+    seen = []
+
+    def record(sender, answer, **_):
+        seen.append(answer)
+
+    request_answered.connect(record, app)
+    try:
+        results = [call() for call in calls]
+    finally:
+        request_answered.disconnect(record, app)
+    return results, [(a.via, a.status, a.user_id) for a in seen]
+
+
+def _comparable(resp) -> dict:
+    headers = {k: v for k, v in resp.headers.items() if k not in ("Date", "Content-Length")}
+    if "Content-Security-Policy" in headers:
+        headers["Content-Security-Policy"] = re.sub(
+            r"'nonce-[^']*'", "'nonce-x'", headers["Content-Security-Policy"]
+        )
+    return headers
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_visitors_unchanged_poll_is_answered_before_flask_exactly_as_flask(app, language):
+    idea = make_idea()
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+    url, etag = _open(client, _idea_path(idea))
+    (first, second), via = _observed(app, [lambda: _poll(client, url, etag)] * 2)
+    assert via == [("flask", 304, None), ("live-fast-path", 304, None)]
+    assert first.status_code == second.status_code == 304
+    assert first.get_data() == second.get_data() == b""
+    assert _comparable(first) == _comparable(second)
+    assert "Cache-Control" in second.headers and "Content-Security-Policy" in second.headers
+    # A change goes to Flask, which answers 200.
+    make_comment(idea)
+    (changed,), via = _observed(app, [lambda: _poll(client, url, etag)])
+    assert changed.status_code == 200 and via == [("flask", 200, None)]
+
+
+def test_the_fast_path_leaves_members_deleted_ideas_and_odd_queries_to_flask(app):
+    staff = make_user("staff")
+    idea = make_idea()
+    visitor, member = app.test_client(), app.test_client()
+    login_as(member, make_user())
+    url, etag = _open(visitor, _idea_path(idea))
+    m_url, m_etag = _open(member, _idea_path(idea))
+    calls = [
+        lambda: _poll(visitor, url, etag),  # Flask; its headers are learned
+        lambda: _poll(member, m_url, m_etag),  # a member: Flask
+        lambda: _poll(visitor, re.sub(r"\bv=\d+", "v=oops", url), etag),  # the 400
+        lambda: visitor.get(url, headers={"If-None-Match": etag}),  # not htmx: the redirect
+        lambda: _poll(visitor, url, etag),  # the fast path
+    ]
+    results, via = _observed(app, calls)
+    assert [r.status_code for r in results] == [304, 304, 400, 302, 304]
+    assert [v[0] for v in via] == ["flask", "flask", "flask", "flask", "live-fast-path"]
+    idea_service.delete_idea(staff, idea)
+    db.session.commit()
+    (gone,), via = _observed(app, [lambda: _poll(visitor, url, etag)])
+    assert gone.status_code == 404 and via == [("flask", 404, None)]
+
+
+def test_with_the_fast_path_off_flask_answers_every_poll(make_app):
+    from .conftest import fresh_app
+
+    with fresh_app(make_app, LIVE_FAST_PATH=False) as app:
+        idea = make_idea()
+        client = app.test_client()
+        url, etag = _open(client, _idea_path(idea))
+        results, via = _observed(app, [lambda: _poll(client, url, etag)] * 2)
+        assert [r.status_code for r in results] == [304, 304]
+        assert via == [("flask", 304, None)] * 2

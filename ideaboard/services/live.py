@@ -107,20 +107,25 @@ class IdeaStamp:
         )
 
 
-def read_stamp(idea_id: int) -> IdeaStamp | None:
-    """The idea's stamp: one primary-key read (None if there is no such row)."""
-    row = db.session.execute(
-        select(
-            Idea.status,
-            Idea.vote_count,
-            Idea.comment_count,
-            Idea.deleted_at,
-            Idea.last_activity_at,
-        ).where(Idea.id == idea_id)
-    ).first()
+_STAMP = select(
+    Idea.status, Idea.vote_count, Idea.comment_count, Idea.deleted_at, Idea.last_activity_at
+)
+
+
+def _stamp_of(row) -> IdeaStamp | None:
     if row is None:
         return None
     return IdeaStamp(row[0], row[1], row[2], row[3] is not None, str(row[4]))
+
+
+def read_stamp(idea_id: int) -> IdeaStamp | None:
+    """The idea's stamp: one primary-key read (None if there is no such row)."""
+    return _stamp_of(db.session.execute(_STAMP.where(Idea.id == idea_id)).first())
+
+
+def read_stamp_on(conn, idea_id: int) -> IdeaStamp | None:
+    """read_stamp() on a connection of the engine (perf/livepoll.py: no Flask request)."""
+    return _stamp_of(conn.execute(_STAMP.where(Idea.id == idea_id)).first())
 
 
 def _etag(kind: str, *parts) -> str:
