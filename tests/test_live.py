@@ -385,3 +385,36 @@ def test_with_the_fast_path_off_flask_answers_every_poll(make_app):
         results, via = _observed(app, [lambda: _poll(client, url, etag)] * 2)
         assert [r.status_code for r in results] == [304, 304]
         assert via == [("flask", 304, None)] * 2
+
+
+# --- several workers sharing Redis (REDIS_URL) ---------------------------------------
+
+
+def test_workers_sharing_redis_each_see_a_change_made_through_another(make_app):
+    """Two apps over one database and one Redis stand for two workers (or hosts): a write
+    through one turns the other's next poll into a 200, for an idea and for the roadmap,
+    and each is quiet (304) again afterwards."""
+    from .conftest import TEST_REDIS, fresh_app, redis_or_skip
+
+    redis_or_skip()
+    with fresh_app(make_app, REDIS_URL=TEST_REDIS) as first:
+        second = make_app(REDIS_URL=TEST_REDIS)
+        staff = make_user("staff")
+        idea = make_idea()
+        roadmap.change_status(staff, idea, "planned")
+        db.session.commit()
+        one, two = first.test_client(), second.test_client()
+        r_url, r_etag = _open(one, "/roadmap")
+        i_url, i_etag = _open(one, _idea_path(idea))
+        assert _poll(two, r_url, r_etag).status_code == 304
+        assert _poll(two, i_url, i_etag).status_code == 304
+
+        roadmap.change_status(staff, idea, "in_progress")  # through the first worker's app
+        db.session.commit()
+        for client in (two, one):
+            resp = _poll(client, r_url, r_etag)
+            assert resp.status_code == 200
+            assert 'id="count-in_progress" hx-swap-oob="true">1<' in resp.get_data(as_text=True)
+            assert _poll(client, *_state(resp.get_data(as_text=True))).status_code == 304
+            resp = _poll(client, i_url, i_etag)
+            assert resp.status_code == 200 and "status-in_progress" in resp.get_data(as_text=True)

@@ -67,7 +67,10 @@ def live_updates():
     cache = page_cache.current_cache()
     version = cache.versions.read() if cache is not None and cache.enabled else None
     stamp = live.roadmap_stamp(
-        version, board, lambda: live.roadmap_digest(roadmap.roadmap_columns(board))
+        current_app.extensions.setdefault("ideaboard_live_roadmap", {}),
+        version,
+        board,
+        lambda: live.roadmap_digest(roadmap.roadmap_columns(board)),
     )
     etag = live.roadmap_etag(stamp, locale)
     if live.matches(request.headers.get("If-None-Match"), etag):

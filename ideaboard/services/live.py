@@ -205,24 +205,24 @@ def roadmap_digest(columns: dict) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:20]
 
 
-_memo: dict[tuple, str] = {}
 _memo_lock = threading.Lock()
 
 
-def roadmap_stamp(version, board: Board | None, compute) -> str:
+def roadmap_stamp(memo: dict, version, board: Board | None, compute) -> str:
     """The roadmap's digest under content version `version`, computed by `compute()`
-    once per version and board in this process (None: no version, compute each time)."""
+    once per version and board and kept in `memo` (the app's: one per process and
+    database); with no version, computed each time."""
     if version is None:
         return compute()
     key = (version, board.id if board is not None else None)
-    found = _memo.get(key)
+    found = memo.get(key)
     if found is not None:
         return found
     found = compute()
     with _memo_lock:
-        if len(_memo) >= _ROADMAP_MEMO_SIZE:
-            _memo.clear()
-        _memo[key] = found
+        if len(memo) >= _ROADMAP_MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
     return found
 
 
