@@ -105,6 +105,8 @@ class Config:
     SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title
     # Live updates: how often an open idea page or roadmap asks what changed (seconds).
     LIVE_POLL_SECONDS = _int("LIVE_POLL_SECONDS", 10)
+    # A visitor's unchanged poll answered 304 before Flask (perf/livepoll.py).
+    LIVE_FAST_PATH = _bool(os.environ.get("LIVE_FAST_PATH"), True)
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))
