@@ -144,3 +144,19 @@ def test_a_hidden_tab_does_not_poll(new_page):
     seen = len(polls)
     page.wait_for_timeout(3000)
     assert len(polls) == seen
+
+
+def test_focus_stays_on_the_vote_button_the_poll_replaces(new_page):
+    idea = make_idea()
+    reader = make_user()
+    path = f"/ideas/{idea.id}"
+    page = new_page()
+    sign_in(page, reader.email, path)
+    button = page.locator(f"#vote-button-{idea.id}")
+    button.focus()
+    vote_for(idea, make_user())
+    expect(page.locator(f"#vote-{idea.id} .vote-count")).to_have_text("2")
+    page.wait_for_timeout(200)  # settled
+    assert page.evaluate("document.activeElement.id") == f"vote-button-{idea.id}"
+    page.keyboard.press("Enter")  # and it still works: the reader's own vote
+    expect(page.locator(f"#vote-{idea.id} .vote-count")).to_have_text("3")
