@@ -511,42 +511,26 @@ def live_updates(idea_id: int):
         return not_modified(live.idea_etag(stamp, shown, locale))
     if idea is None:
         idea = _load(idea_id)
-    timeline = roadmap.history(idea)
-    events = live.new_events(timeline, shown.event) if shown.after is not None else []
-    fresh = live.new_comments(idea, shown.after) if shown.after is not None else []
-    items = sorted(
-        [("comment", c) for c in fresh] + [("event", e) for e in events],
-        key=lambda pair: (pair[1].created_at, pair[0] == "comment", pair[1].id),
-    )
-    now = live.shown_on_page(idea, fresh, timeline, last_page=shown.after is not None)
-    if shown.after is not None:
-        now = live.Shown(
-            max(now.after or 0, shown.after), now.event, now.votes, now.comments, now.status
-        )
-    votes_changed = idea.vote_count != shown.votes or idea.status != shown.status
+    update = live.idea_update(idea, shown)
     news = []
-    if fresh:
-        news.append(ngettext("%(num)d new comment.", "%(num)d new comments.", len(fresh)))
-    if idea.status != shown.status:
+    if update.new_comments:
+        news.append(ngettext("%(num)d new comment.", "%(num)d new comments.", update.new_comments))
+    if update.status_changed:
         news.append(_("Status changed to %(status)s.", status=status_label(idea.status)))
+    etag = live.idea_etag(live.IdeaStamp.of(idea), update.now, locale)
     # Not htmx.render(): a poll must not take the flash messages meant for the next page.
     body = render_template(
         "ideas/_live.html",
         idea=idea,
-        live_url=url_for("ideas.live_updates", idea_id=idea.id, **now.query()),
-        live_etag=live.idea_etag(live.IdeaStamp.of(idea), now, locale),
-        live_seconds=current_app.config["LIVE_POLL_SECONDS"],
-        voted=votes.has_voted(current_user, idea) if votes_changed else False,
-        voters=votes.recent_voters(idea) if idea.vote_count != shown.votes else [],
-        votes_changed=votes_changed,
-        voters_changed=idea.vote_count != shown.votes,
-        status_changed=idea.status != shown.status,
-        count_changed=idea.comment_count != shown.comments,
-        timeline=timeline,
-        timeline_changed=now.event != shown.event,
-        items=items,
+        update=update,
+        live_url=url_for("ideas.live_updates", idea_id=idea.id, **update.now.query()),
+        live_etag=etag,
+        voted=votes.has_voted(current_user, idea) if update.votes_changed else False,
+        voters=votes.recent_voters(idea) if update.voters_changed else [],
+        timeline=update.timeline,
+        items=update.items,
         news=" ".join(news),
     )
     resp = make_response(body, 200)
-    resp.headers["ETag"] = live.idea_etag(live.IdeaStamp.of(idea), now, locale)
+    resp.headers["ETag"] = etag
     return resp

@@ -28,6 +28,8 @@ from sqlalchemy.orm import joinedload
 from ideaboard.extensions import db
 from ideaboard.models import Board, Comment, Idea, Status, StatusChange
 
+from .roadmap import history
+
 #: At most this many new comments in one live answer (the rest come with the next poll).
 MAX_NEW_COMMENTS = 50
 #: Roadmap stamps kept per process (content version × board).
@@ -180,6 +182,51 @@ def new_comments(idea: Idea, after: int) -> list[Comment]:
 def new_events(timeline: list[StatusChange], after: int) -> list[StatusChange]:
     """Status changes (not the post itself) after change `after`, from the history."""
     return [c for c in timeline if c.id > after and c.from_status is not None]
+
+
+@dataclass(frozen=True)
+class IdeaUpdate:
+    """What a live answer sends a page that showed `shown` of `idea` as it is now."""
+
+    now: Shown  # what the page shows once the answer is swapped in
+    items: list  # new ("comment" | "event", row) pairs for the discussion, in time order
+    new_comments: int
+    timeline: list[StatusChange]
+    votes_changed: bool  # the vote button (its count, or closed by the status)
+    voters_changed: bool
+    status_changed: bool
+    count_changed: bool
+    timeline_changed: bool
+
+
+def idea_update(idea: Idea, shown: Shown) -> IdeaUpdate:
+    """The pieces of the idea page that differ from `shown`: two or three statements
+    (the status history, the comments after the last shown when the page is the
+    discussion's last)."""
+    timeline = history(idea)
+    last_page = shown.after is not None
+    events = new_events(timeline, shown.event) if last_page else []
+    fresh = new_comments(idea, shown.after) if last_page else []
+    items = sorted(
+        [("comment", c) for c in fresh] + [("event", e) for e in events],
+        key=lambda pair: (pair[1].created_at, pair[0] == "comment", pair[1].id),
+    )
+    now = shown_on_page(idea, fresh, timeline, last_page=last_page)
+    if last_page:
+        now = Shown(
+            max(now.after or 0, shown.after), now.event, now.votes, now.comments, now.status
+        )
+    return IdeaUpdate(
+        now=now,
+        items=items,
+        new_comments=len(fresh),
+        timeline=timeline,
+        votes_changed=idea.vote_count != shown.votes or idea.status != shown.status,
+        voters_changed=idea.vote_count != shown.votes,
+        status_changed=idea.status != shown.status,
+        count_changed=idea.comment_count != shown.comments,
+        timeline_changed=now.event != shown.event,
+    )
 
 
 # --- the roadmap -----------------------------------------------------------------------
