@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness
+from bench import live as live_bench
 from bench.harness import BENCH, GUNICORN_CONF, LOOPBACK, RESULTS, ROOT, Database, Server, log
 
 LUA = BENCH / "lua"
@@ -198,6 +199,12 @@ class Settings:
     quiet_threshold: float
     fanout_followers: int = 50_000
     fanout_posts: int = 200
+    live_pages: int = 500
+    live_interval: float = 10.0
+    live_seconds: float = 30.0
+
+    def live_wanted(self) -> bool:
+        return self.live_pages > 0 and (not self.only or "live" in self.only)
 
     def sizes(self) -> dict:
         return {
@@ -272,6 +279,19 @@ def parse_settings(argv: list[str] | None) -> Settings:
         default=env_int("BENCH_FANOUT_POSTS", 200),
         help="status-change POSTs timed in the fan-out step",
     )
+    p.add_argument(
+        "--live-pages",
+        type=int,
+        default=env_int("BENCH_LIVE_PAGES", 500),
+        help="open idea pages polling for live updates (0: skip the live scenario)",
+    )
+    p.add_argument("--live-interval", type=float, default=env_float("BENCH_LIVE_INTERVAL", 10.0))
+    p.add_argument(
+        "--live-seconds",
+        type=float,
+        default=env_float("BENCH_LIVE_SECONDS", 30.0),
+        help="seconds of each live phase (quiet, then one vote a second)",
+    )
     a = p.parse_args(argv)
 
     sizes = {
@@ -283,7 +303,7 @@ def parse_settings(argv: list[str] | None) -> Settings:
     given = any(v is not None or os.environ.get(e) for v, e, _ in sizes.values())
     resolved = {k: v if v is not None else env_int(e, d) for k, (v, e, d) in sizes.items()}
     only = [s.strip() for s in a.only.split(",") if s.strip()]
-    known = {s.name for s in SCENARIOS} | {"bare", "fanout"}
+    known = {s.name for s in SCENARIOS} | {"bare", "fanout", "live"}
     unknown = [s for s in only if s not in known]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}")
@@ -312,6 +332,9 @@ def parse_settings(argv: list[str] | None) -> Settings:
         reseed=a.reseed,
         accept_encoding=os.environ.get("BENCH_ACCEPT_ENCODING", "gzip, br"),
         label=a.label,
+        live_pages=max(a.live_pages, 0),
+        live_interval=max(a.live_interval, 0.5),
+        live_seconds=min(max(a.live_seconds, 1.0), 300.0),
         quiet_wait=env_int("BENCH_QUIET_WAIT", 0),
         quiet_threshold=env_float("BENCH_QUIET_THRESHOLD", 0.15),
         fanout_followers=max(a.fanout_followers, 0),
@@ -971,7 +994,7 @@ def run_app_scenarios(
     words = [w.strip() for w in (s.search or SEARCH_WORDS).split(",") if w.strip()]
     for sc in picked:
         sc.path = sc.path.format(hot=hot, word=urllib.request.quote(words[0]))
-    needs_members = any(
+    needs_members = s.live_wanted() or any(
         sc.script in ("member_get.lua", "vote.lua") and sc.who == "members" for sc in picked
     )
     cookies = work / f"cookies-{label}.tsv"
@@ -1032,6 +1055,29 @@ def run_app_scenarios(
             m = measure(wrk, s, server, sc, own)
             log(m.line())
             result["measures"][sc.name] = m
+        if s.live_wanted():
+            # i13: open idea pages polling for live updates, quiet and with a vote a second.
+            member = cookies.read_text().splitlines()[0].split("\t")
+            harness.wait_for_quiet(
+                s.quiet_wait,
+                s.quiet_threshold,
+                "  note: the machine was {busy:.0%} busy before the live scenario",
+            )
+            log(
+                f"{label}: live, {s.live_pages} pages every {s.live_interval:g} s, "
+                f"{s.live_seconds:g} s quiet + {s.live_seconds:g} s with a vote a second"
+            )
+            result["live"] = live_bench.measure_live(
+                server,
+                info["vote_idea_ids"][0],
+                (member[0], member[1]),
+                USER_AGENT,
+                pages=s.live_pages,
+                interval=s.live_interval,
+                seconds=s.live_seconds,
+            )
+            for text in live_bench.describe(result["live"]):
+                log(text)
     if any(sc.name == "vote" for sc in picked):
         result["vote_check"] = appside(env, "mismatches")
         log(
@@ -1278,6 +1324,7 @@ def _main(s: Settings) -> int:
         "frontend": main_run.get("frontend"),
         "fanout": fanout,
         "growth": growth,
+        "live": main_run.get("live"),
     }
     report["summary"] = summarize(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -1423,6 +1470,9 @@ def summarize(report: dict) -> dict:
     if report.get("growth"):
         for r in report["growth"]["rows"]:
             results[f"growth_{r['name']}"] = r["result"]
+    if report.get("live"):
+        phases = report["live"]["phases"].values()
+        results["live"] = "PASS" if all(p["errors"] == 0 for p in phases) else "FAIL"
     return {
         "passed": sorted(k for k, v in results.items() if v == "PASS"),
         "failed": sorted(k for k, v in results.items() if v == "FAIL"),
@@ -1482,6 +1532,9 @@ def print_report(report: dict) -> None:
             f"in {fo['fanout_seconds']} s, second fan-out wrote {fo['second_fan_out_wrote']}: "
             f"{fo['result']}"
         )
+    if report.get("live"):
+        print()
+        print("\n".join(live_bench.describe(report["live"])))
     gr = report.get("growth")
     if gr:
         print(

@@ -30,7 +30,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .database import configure_database, database_url, engine_options
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
     from .notifications import wiring as notification_wiring
-    from .perf import fastvote, observe, pagecache, shared
+    from .perf import fastvote, livepoll, observe, pagecache, shared
 
     app = Flask(
         __name__,
@@ -110,6 +110,7 @@ def create_app(config: dict | object | None = None) -> Flask:
         app,
         security.proxy_fix,  # the client's address and scheme, from PROXY_HOPS proxies
         fastvote.VoteFastPath,  # an htmx vote click from a list, without a Flask request
+        livepoll.LiveFastPath,  # a visitor's unchanged live poll: 304 without Flask
         pagecache.VisitorFastPath,  # a visitor's cached page, without a Flask request
     )
     return app

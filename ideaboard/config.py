@@ -114,6 +114,10 @@ class Config:
     # worker does: `flask mail send`, `flask notifications fan-out`).
     NOTIFY_POLL_SECONDS = 60
     NOTIFY_AFTER_RESPONSE = _bool(os.environ.get("NOTIFY_AFTER_RESPONSE"), True)
+    # Live updates: how often an open idea page or roadmap asks what changed (seconds).
+    LIVE_POLL_SECONDS = _int("LIVE_POLL_SECONDS", 10)
+    # A visitor's unchanged poll answered 304 before Flask (perf/livepoll.py).
+    LIVE_FAST_PATH = _bool(os.environ.get("LIVE_FAST_PATH"), True)
     EDIT_LIMIT = "30 per day"
     # Days an author may restore an idea they deleted themselves (and still see it).
     IDEA_RESTORE_DAYS = int(os.environ.get("IDEA_RESTORE_DAYS", "30"))

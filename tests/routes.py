@@ -142,6 +142,13 @@ ROUTES: dict[str, Route] = {
     "ideas.index": Route(("GET",)),
     "ideas.board": Route(("GET",), target="board"),
     "ideas.show": Route(("GET",), target="idea", deleted="author-may"),
+    "ideas.live_updates": Route(
+        ("GET",),
+        target="idea",
+        deleted="author-may",
+        ok_get=frozenset({200, 302}),  # a request without HX-Request is sent to the page
+        why="an open idea page's poll: 304 while unchanged (If-None-Match), else its pieces",
+    ),
     "ideas.similar": Route(
         ("GET",),
         who=MEMBER,
@@ -210,6 +217,11 @@ ROUTES: dict[str, Route] = {
         why="GET shows what undo takes back; POST undoes the merge into this idea",
     ),
     "roadmap.index": Route(("GET",)),
+    "roadmap.live_updates": Route(
+        ("GET",),
+        ok_get=frozenset({200, 302}),  # a request without HX-Request is sent to the page
+        why="an open roadmap's poll: 304 while unchanged, else its columns",
+    ),
     "roadmap.change_status": Route(("POST",), who=STAFF, target="idea", ok=(303, 303)),
     "api.list_ideas": Route(("GET",), api=True, content_type="application/json"),
     "api.show_idea": Route(

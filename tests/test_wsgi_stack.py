@@ -13,6 +13,7 @@ from pathlib import Path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ideaboard.perf.fastvote import VoteFastPath
+from ideaboard.perf.livepoll import LiveFastPath
 from ideaboard.perf.observe import request_answered
 from ideaboard.perf.pagecache import VisitorFastPath
 
@@ -30,14 +31,15 @@ def _layers(app) -> list:
 
 
 def test_the_stack_is_proxy_then_vote_fast_path_then_visitor_cache_then_flask(make_app):
-    """Outermost first: ProxyFix, the vote fast path, the visitor cache, then Flask."""
+    """Outermost first: ProxyFix, the vote fast path, the live poll's 304 (i13), the
+    visitor cache, then Flask."""
     app = make_app(PROXY_HOPS=1)
     layers = _layers(app)
-    assert layers[:3] == [ProxyFix, VoteFastPath, VisitorFastPath]
+    assert layers[:4] == [ProxyFix, VoteFastPath, LiveFastPath, VisitorFastPath]
     # The innermost is Flask's own wsgi_app, bound to this app.
-    assert getattr(layers[3], "__self__", None) is app
-    assert layers[3].__func__ is type(app).wsgi_app
-    assert _layers(make_app(PROXY_HOPS=0))[:2] == [VoteFastPath, VisitorFastPath]
+    assert getattr(layers[4], "__self__", None) is app
+    assert layers[4].__func__ is type(app).wsgi_app
+    assert _layers(make_app(PROXY_HOPS=0))[:3] == [VoteFastPath, LiveFastPath, VisitorFastPath]
 
 
 def test_only_create_app_replaces_the_wsgi_app():

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, request
-from flask_babel import format_date
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from limits import parse_many
@@ -14,6 +24,7 @@ from ideaboard import clock, ratelimit
 from ideaboard.extensions import db
 from ideaboard.forms import apply_errors
 from ideaboard.htmx import hx_redirect, is_htmx, render
+from ideaboard.i18n import status_label
 from ideaboard.models import Idea
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.perf import shared
@@ -34,7 +45,7 @@ from ideaboard.permissions import (
 )
 from ideaboard.roadmap.forms import StatusForm
 from ideaboard.security import no_store, safe_next
-from ideaboard.services import boards, comments, follows, ideas, merges, roadmap, votes
+from ideaboard.services import boards, comments, follows, ideas, live, merges, roadmap, votes
 from ideaboard.services.errors import Conflict, DuplicateTitle, NotFound, ValidationError
 from ideaboard.urls import board_url, idea_url, slugify
 
@@ -233,8 +244,12 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
     timeline = roadmap.history(idea)
     items = comments.discussion(comment_list, page, timeline, cpage)
     voted, following = follows.viewer_state(current_user, idea)
+    shown = live.shown_on_page(idea, comment_list, timeline, last_page=not more_comments)
     return render(
         "ideas/show.html",
+        live_url=url_for("ideas.live_updates", idea_id=idea.id, **shown.query()),
+        live_etag=live.idea_etag(live.IdeaStamp.of(idea), shown, str(get_locale())),
+        live_seconds=current_app.config["LIVE_POLL_SECONDS"],
         status=status,
         idea=idea,
         voted=voted,
@@ -562,3 +577,59 @@ def _undo_page(idea: Idea, found, *, error: str | None = None, status: int = 200
     return render(
         "ideas/undo_merge.html", status=status, idea=idea, merge=found, counts=counts, error=error
     )
+
+
+def not_modified(etag: str):
+    """An empty 304: what the polling page shows is still true."""
+    resp = make_response("", 304)
+    resp.headers["ETag"] = etag
+    return resp
+
+
+@bp.get("/ideas/<int:idea_id>/live")
+def live_updates(idea_id: int):
+    """What changed on an open idea page since it was shown (its query says what it
+    shows): an empty 304 while nothing did (If-None-Match), else htmx pieces swapped out
+    of band: the vote button and voters, the status, the comment count, the status
+    history, the comments and status changes posted since, and a polite announcement.
+    Never the comment form. Answered for the person asking, like the page; a request
+    that is not htmx's is sent to the page."""
+    try:
+        shown = live.Shown.parse(request.args)
+    except live.BadState:
+        abort(400)
+    locale = str(get_locale())
+    stamp = live.read_stamp(idea_id)
+    if stamp is None:
+        abort(404)
+    idea = _load(idea_id) if stamp.deleted else None  # 404 to whoever may not see it
+    if not is_htmx():
+        # Only the page's script asks for pieces; a plain visit gets the page itself.
+        return redirect(idea_url(idea or _load(idea_id, related=False)), 302)
+    if live.matches(request.headers.get("If-None-Match"), live.idea_etag(stamp, shown, locale)):
+        return not_modified(live.idea_etag(stamp, shown, locale))
+    if idea is None:
+        idea = _load(idea_id)
+    update = live.idea_update(idea, shown)
+    news = []
+    if update.new_comments:
+        news.append(ngettext("%(num)d new comment.", "%(num)d new comments.", update.new_comments))
+    if update.status_changed:
+        news.append(_("Status changed to %(status)s.", status=status_label(idea.status)))
+    etag = live.idea_etag(live.IdeaStamp.of(idea), update.now, locale)
+    # Not htmx.render(): a poll must not take the flash messages meant for the next page.
+    body = render_template(
+        "ideas/_live.html",
+        idea=idea,
+        update=update,
+        live_url=url_for("ideas.live_updates", idea_id=idea.id, **update.now.query()),
+        live_etag=etag,
+        voted=votes.has_voted(current_user, idea) if update.votes_changed else False,
+        voters=votes.recent_voters(idea) if update.voters_changed else [],
+        timeline=update.timeline,
+        items=update.items,
+        news=" ".join(news),
+    )
+    resp = make_response(body, 200)
+    resp.headers["ETag"] = etag
+    return resp

@@ -23,13 +23,14 @@ request_answered = _signals.signal("request-answered")
 VIA_FLASK = "flask"
 VIA_VISITOR_CACHE = "visitor-cache"
 VIA_VOTE_FAST_PATH = "vote-fast-path"
+VIA_LIVE_FAST_PATH = "live-fast-path"  # a visitor's unchanged live poll (perf/livepoll.py)
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One answer: which layer gave it, to what, and how long it took."""
 
-    via: str  # VIA_FLASK, VIA_VISITOR_CACHE or VIA_VOTE_FAST_PATH
+    via: str  # VIA_FLASK, VIA_VISITOR_CACHE, VIA_VOTE_FAST_PATH or VIA_LIVE_FAST_PATH
     method: str
     path: str
     endpoint: str | None  # the URL rule's endpoint ("ideas.show"), None if none matched

@@ -17,8 +17,10 @@
     var elt = evt.detail && evt.detail.elt;
     return !!(elt && elt.hasAttribute && elt.hasAttribute("data-background"));
   }
+  // A live poll (i13, below) reports nothing here: it backs off and tries again.
+  function quiet(evt) { return !!evt.detail && !!evt.detail.elt && evt.detail.elt.id === "live-poll"; }
   document.addEventListener("htmx:responseError", function (evt) {
-    if (background(evt)) return;
+    if (background(evt) || quiet(evt)) return;
     var xhr = evt.detail.xhr;
     var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
     var text = (doc.body && doc.body.textContent || "").trim();
@@ -26,12 +28,12 @@
     say(text || (flash && flash.getAttribute("data-failed")) || String(xhr.status));
   });
   document.addEventListener("htmx:sendError", function (evt) {
-    if (background(evt)) return;
+    if (background(evt) || quiet(evt)) return;
     var flash = document.getElementById("flash");
     say((flash && flash.getAttribute("data-offline")) || "");
   });
   document.addEventListener("htmx:beforeRequest", function (evt) {
-    if (background(evt)) return;
+    if (background(evt) || quiet(evt)) return;
     var flash = document.getElementById("flash");
     if (flash) flash.replaceChildren();
   });
@@ -149,4 +151,111 @@
     var lost = !document.activeElement || document.activeElement === document.body;
     if (summary && lost) summary.focus();
   });
+})();
+
+// i13 live updates: an open idea page or roadmap has a hidden #live-poll element whose
+// #live-state names its live URL and the ETag of what it shows. Every data-live-seconds (± 10%) while the
+// tab is visible, it asks with If-None-Match: a 304 changes nothing; a 200 brings htmx
+// pieces swapped out of band (counts, status, new comments, a polite announcement in
+// #live-news), never the comment form. Failures back off (doubling, up to 5 minutes, or
+// Retry-After); a 404 (the idea was deleted) stops. One request at a time, no timers
+// while hidden, and focus stays where it was.
+(function () {
+  "use strict";
+  var MAX_DELAY = 300000;
+  var timer = null;
+  var failures = 0;
+  var stopped = false;
+  var inFlight = false;
+  var focusedId = null;
+  function poller() { return document.getElementById("live-poll"); }
+  function interval() {
+    var el = poller();
+    var seconds = el ? parseFloat(el.getAttribute("data-live-seconds")) : NaN;
+    return (seconds > 0 ? seconds : 10) * 1000;
+  }
+  function schedule(ms) {
+    window.clearTimeout(timer);
+    timer = null;
+    if (stopped || !poller()) return;
+    if (ms === undefined) ms = interval() * (0.9 + Math.random() * 0.2);
+    timer = window.setTimeout(tick, ms);
+  }
+  function state() { return document.getElementById("live-state"); }
+  function shownUrl(el) {
+    // After the reader's own htmx comment, ask only for comments after the last shown.
+    var url = new URL(el.getAttribute("data-live-url"), window.location.href);
+    if (url.searchParams.has("c")) {
+      var last = parseInt(url.searchParams.get("c"), 10) || 0;
+      document.querySelectorAll("#comments > article.comment[id^='comment-']").forEach(function (a) {
+        var id = parseInt(a.id.slice(8), 10);
+        if (id > last) last = id;
+      });
+      url.searchParams.set("c", String(last));
+    }
+    return url.pathname + url.search;
+  }
+  function tick() {
+    timer = null;
+    var el = poller();
+    var now = state();
+    if (!el || !now || stopped || inFlight || !window.htmx) return;
+    if (document.visibilityState === "hidden") return;  // visibilitychange starts again
+    inFlight = true;
+    var headers = {};
+    var etag = now.getAttribute("data-etag");
+    if (etag) headers["If-None-Match"] = etag;
+    window.htmx.ajax("GET", shownUrl(now), {source: el, target: el, swap: "none", headers: headers})
+      .catch(function () {});
+  }
+  function isLive(evt) {
+    var elt = evt.detail && evt.detail.elt;
+    return !!elt && elt.id === "live-poll";
+  }
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (!isLive(evt)) return;
+    if (evt.detail.xhr.status !== 200) { evt.detail.shouldSwap = false; return; }
+    var active = document.activeElement;
+    focusedId = active && active !== document.body && active.id ? active.id : null;
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (!isLive(evt)) return;
+    inFlight = false;
+    var xhr = evt.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    if (status === 200 || status === 304) {
+      failures = 0;
+      schedule();
+    } else if (status === 404 || status === 410 || status === 400) {
+      stopped = true;
+    } else {
+      failures += 1;
+      var wait = Math.min(interval() * Math.pow(2, failures), MAX_DELAY);
+      var retry = xhr && parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
+      if (retry > 0) wait = Math.max(wait, retry * 1000);
+      schedule(wait);
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!isLive(evt)) return;
+    // A comment both posted here by htmx and brought by a poll in between: keep one.
+    var seen = {};
+    document.querySelectorAll("#comments > article[id]").forEach(function (a) {
+      if (seen[a.id]) a.remove(); else seen[a.id] = true;
+    });
+    if (focusedId && (!document.activeElement || document.activeElement === document.body)) {
+      var again = document.getElementById(focusedId);
+      if (again) again.focus({preventScroll: true});
+    }
+    focusedId = null;
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !timer && !inFlight) schedule(500);
+  });
+  function start() { if (poller()) schedule(); }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 })();
