@@ -6,6 +6,7 @@ import pytest
 
 from ideaboard.markup import ALLOWED_TAGS, render_markdown, sanitize_html
 
+from .conftest import sqlite_pass_only
 from .oracle import (
     REQUIRED_REL,
     SAFE_SCHEMES,
@@ -16,6 +17,9 @@ from .oracle import (
     payload_params,
     url_scheme,
 )
+
+#: render_markdown and the sanitiser are pure functions of their text: once is enough.
+pytestmark = sqlite_pass_only
 
 SAMPLE = """\
 # Heading
@@ -367,6 +371,7 @@ def _render_cpu_seconds(text: str, rounds: int = 5) -> float:
     return best
 
 
+@pytest.mark.serial  # CPU time of 10 KB against 20 KB: another worker's load blurs it
 @pytest.mark.parametrize("shape", list(ADVERSARIAL), ids=list(ADVERSARIAL))
 def test_rendering_hostile_text_costs_time_linear_in_its_length(shape):
     """10 KB of a hostile shape renders in well under a second, and 20 KB costs at most
