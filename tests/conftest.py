@@ -72,6 +72,10 @@ def make_pg_database(base_url: str) -> str:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        # A commit returns without waiting for its WAL to reach the disk (18 ms a commit
+        # on a busy CI disk, 0.4 ms without). Commits stay atomic and visible to every
+        # other connection at once; only what a crash of the server would lose changes.
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
 
