@@ -20,6 +20,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import blinker
 import pytest
 import sqlalchemy as sa
 from flask import has_app_context
@@ -231,6 +232,26 @@ def make_app(database_url):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        _disconnect_signals(app)
+
+
+def _disconnect_signals(app) -> None:
+    """Drop the receivers tests connected for `app` (`request_started.connect(fn, app,
+    weak=False)`): the signal is global, and a receiver holding its app kept every such app,
+    its engine and its caches alive to the end of the run (more memory and slower garbage
+    collection in every later test of the worker)."""
+    import flask.signals
+
+    from ideaboard.perf import observe
+
+    for module in (flask.signals, observe):
+        for signal in vars(module).values():
+            if isinstance(signal, blinker.Signal):
+                for_anyone = list(signal.receivers_for(object()))  # connected to ANY sender
+                for receiver in list(signal.receivers_for(app)):
+                    if not any(receiver is other for other in for_anyone):
+                        # Fully: blinker's disconnect(receiver, sender) keeps the receiver.
+                        signal.disconnect(receiver)
 
 
 @contextmanager

@@ -371,7 +371,6 @@ def _render_cpu_seconds(text: str, rounds: int = 5) -> float:
     return best
 
 
-@pytest.mark.serial  # CPU time of 10 KB against 20 KB: another worker's load blurs it
 @pytest.mark.parametrize("shape", list(ADVERSARIAL), ids=list(ADVERSARIAL))
 def test_rendering_hostile_text_costs_time_linear_in_its_length(shape):
     """10 KB of a hostile shape renders in well under a second, and 20 KB costs at most
