@@ -36,12 +36,18 @@ run: install
 	@echo "Serving http://$(HOST):$(PORT)/ (another port: make run PORT=8000)"
 	BASE_URL="$${BASE_URL:-http://$(HOST):$(PORT)}" $(FLASK) run --host $(HOST) --port $(PORT)
 
-# SQLite first, then the same suite on PostgreSQL when TEST_DATABASE_URL is set.
+# SQLite first, then the same suite on PostgreSQL when TEST_DATABASE_URL is set. Each pass
+# runs in TEST_JOBS pytest-xdist workers, a test file per worker at a time (each worker has
+# its own database, Redis database and ports: tests/conftest.py); TEST_JOBS=0 runs in one
+# process. Timings: docs/operations.md, "Running the tests".
+TEST_JOBS ?= 2
+XDIST := -n $(TEST_JOBS) --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest -m "not postgres" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not postgres" $(XDIST) $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) =="; \
-		IDEABOARD_TEST_BACKEND=postgres $(BIN)/python -m pytest $(PYTEST_ARGS); \
+		IDEABOARD_TEST_BACKEND=postgres $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS); \
 	else \
 		echo "TEST_DATABASE_URL is not set: skipped the PostgreSQL run."; \
 	fi

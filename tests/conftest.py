@@ -2,16 +2,25 @@
 
 The schema is made by the migrations (as in production), once per run; each test then
 starts from empty tables plus the `general` board the migration seeds.
+
+`make test` runs the suite in pytest-xdist workers (`-n 2 --dist loadfile`). Each worker is
+a session of its own: its own SQLite file (tmp_path_factory is per worker), its own
+PostgreSQL scratch database, its own Redis database (`TEST_REDIS`, below) and mail folder;
+servers the tests start listen on free ports. Tests marked `serial` (timing, CPU and load
+measurements) run while no other worker runs a test (`_exclusive` below).
 """
 
 from __future__ import annotations
 
 import contextvars
+import fcntl
 import os
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import blinker
 import pytest
 import sqlalchemy as sa
 from flask import has_app_context
@@ -26,6 +35,14 @@ from ideaboard.extensions import db
 from .factories import login_as
 
 BACKEND = os.environ.get("IDEABOARD_TEST_BACKEND", "sqlite")
+#: For tests whose subject no database can change (source files, catalogs, Markdown
+#: rendering, the wheel, gunicorn serving a stub app): run once, in the SQLite pass.
+sqlite_pass_only = pytest.mark.skipif(
+    BACKEND == "postgres", reason="uses no database: the SQLite pass covers it"
+)
+#: The pytest-xdist worker this process is ("gw0", "gw1", ...), or "" without xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER[2:]) if WORKER.startswith("gw") else 0
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -56,6 +73,8 @@ def make_pg_database(base_url: str) -> str:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        # Not synchronous_commit = off (18 ms a commit on this disk, 0.4 ms without): it
+        # changed the plans test_explain.py checks after bench_seed, so commits stay durable.
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
 
@@ -80,6 +99,7 @@ def _config(url: str) -> dict:
     cfg = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
     cfg["SQLALCHEMY_DATABASE_URI"] = url
     cfg["PASSWORD_HASH_METHOD"] = "scrypt:16384:8:1"
+    cfg["MAIL_DIR"] = os.path.join(tempfile.gettempdir(), f"ideaboard-test-mail{WORKER}")
     return cfg
 
 
@@ -100,14 +120,68 @@ def database_url(tmp_path_factory):
         yield url
 
 
-def _reset(app) -> None:
-    """Empty every table and re-seed the `general` board."""
+#: Per PostgreSQL database: the tables `TRUNCATE <TABLES> CASCADE` would empty, children
+#: first, and the sequences its RESTART IDENTITY would restart.
+_PG_EMPTYING: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def _pg_emptying(conn) -> tuple[list[str], list[str]]:
+    """What `TRUNCATE <TABLES> RESTART IDENTITY CASCADE` empties and restarts, read from the
+    catalog once per database, in an order that deletes every referencing row first.
+
+    The reset DELETEs these rows rather than TRUNCATE them: the tables hold a handful of
+    rows after a test, and TRUNCATE makes new files for every table and index, which cost
+    about 0.2-0.5 s a test (most of the PostgreSQL pass's time), where DELETE takes 10 ms.
+    """
+    key = conn.engine.url.render_as_string(hide_password=False)
+    if key not in _PG_EMPTYING:
+        edges = conn.exec_driver_sql(
+            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+        ).all()
+        chosen = set(TABLES)
+        while extra := {child for child, parent in edges if parent in chosen} - chosen:
+            chosen |= extra  # CASCADE: every table that references an emptied one
+        order: list[str] = []
+        waiting = set(chosen)
+        while waiting:  # children first: a table goes once nothing waiting references it
+            ready = sorted(
+                t for t in waiting if not any(p == t and c in waiting and c != t for c, p in edges)
+            )
+            if not ready:
+                raise RuntimeError(f"foreign keys form a cycle among {sorted(waiting)}")
+            order += ready
+            waiting -= set(ready)
+        sequences = conn.exec_driver_sql(
+            "SELECT s.oid::regclass::text FROM pg_class s "
+            "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid "
+            "AND d.deptype IN ('a', 'i') "
+            "JOIN pg_class t ON t.oid = d.refobjid "
+            "WHERE s.relkind = 'S' AND t.relname = ANY(%s)",
+            (sorted(chosen),),
+        ).scalars()
+        _PG_EMPTYING[key] = (order, sorted(sequences))
+    return _PG_EMPTYING[key]
+
+
+def _reset(app, truncate: bool = False) -> None:
+    """Empty every table and re-seed the `general` board (`truncate`: on PostgreSQL with
+    TRUNCATE, new files without dead rows, for tests that read the planner's statistics)."""
     if has_app_context():
         db.session.remove()  # the test's session must forget rows that are about to go
     with app.app_context():
         with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name == "postgresql" and truncate:
                 conn.exec_driver_sql("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE")
+            elif conn.dialect.name == "postgresql":
+                tables, sequences = _pg_emptying(conn)
+                for table in tables:
+                    conn.exec_driver_sql(f"DELETE FROM {table}")
+                conn.exec_driver_sql(
+                    "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence "
+                    "WHERE seqrelid = ANY(%s::regclass[])",
+                    (list(sequences),),
+                )
             else:
                 for table in TABLES:
                     conn.exec_driver_sql(f"DELETE FROM {table}")
@@ -159,6 +233,26 @@ def make_app(database_url):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        _disconnect_signals(app)
+
+
+def _disconnect_signals(app) -> None:
+    """Drop the receivers tests connected for `app` (`request_started.connect(fn, app,
+    weak=False)`): the signal is global, and a receiver holding its app kept every such app,
+    its engine and its caches alive to the end of the run (more memory and slower garbage
+    collection in every later test of the worker)."""
+    import flask.signals
+
+    from ideaboard.perf import observe
+
+    for module in (flask.signals, observe):
+        for signal in vars(module).values():
+            if isinstance(signal, blinker.Signal):
+                for_anyone = list(signal.receivers_for(object()))  # connected to ANY sender
+                for receiver in list(signal.receivers_for(app)):
+                    if not any(receiver is other for other in for_anyone):
+                        # Fully: blinker's disconnect(receiver, sender) keeps the receiver.
+                        signal.disconnect(receiver)
 
 
 @contextmanager
@@ -235,8 +329,18 @@ def shared_fixture(name: str) -> Path:
     return path
 
 
+def _worker_redis(url: str) -> str:
+    """Worker k of an xdist run uses database N-k (mod 16) of IDEABOARD_TEST_REDIS's N:
+    /15 gives gw0 /15 and gw1 /14. Tests flush their database, so no two workers share one."""
+    base, _, db_part = url.rpartition("/")
+    if not WORKER_INDEX or not db_part.isdigit():
+        return url
+    return f"{base}/{(int(db_part) - WORKER_INDEX) % 16}"
+
+
 #: The Redis database the tests use (and flush); another one for a second run at once.
-TEST_REDIS = os.environ.get("IDEABOARD_TEST_REDIS", "redis://127.0.0.1:6379/15")
+#: Under xdist each worker gets its own (see _worker_redis).
+TEST_REDIS = _worker_redis(os.environ.get("IDEABOARD_TEST_REDIS", "redis://127.0.0.1:6379/15"))
 
 
 def redis_or_skip():
@@ -255,3 +359,47 @@ def postgres_url_or_skip() -> str:
     if not PG_URL:
         pytest.skip("set TEST_DATABASE_URL=postgresql://... to run PostgreSQL tests")
     return PG_URL
+
+
+# --- tests that must run alone --------------------------------------------------------------
+
+
+def _lock_files() -> tuple[int, int] | None:
+    """The run's two lock files (a turnstile and the lock itself), shared by its workers."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not WORKER or not run:
+        return None
+    folder = Path(tempfile.gettempdir())
+    turnstile = os.open(folder / f"ideaboard-pytest-{run}.turn", os.O_RDWR | os.O_CREAT, 0o600)
+    main = os.open(folder / f"ideaboard-pytest-{run}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return turnstile, main
+
+
+_LOCKS: tuple[int, int] | None = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every test holds the run's lock shared; a `serial` test holds it alone.
+
+    A serial test first takes the turnstile, so workers finishing a test queue behind it
+    instead of starving it; it waits only for the tests already running to end.
+    """
+    global _LOCKS
+    if _LOCKS is None:
+        _LOCKS = _lock_files() or (-1, -1)
+    turnstile, main = _LOCKS
+    if main < 0:
+        return (yield)
+    if item.get_closest_marker("serial"):
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(main, fcntl.LOCK_EX)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+    else:
+        fcntl.flock(turnstile, fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(main, fcntl.LOCK_SH)
+    try:
+        return (yield)
+    finally:
+        fcntl.flock(main, fcntl.LOCK_UN)

@@ -128,6 +128,11 @@ def bench_seed(app, tmp_path, sizes: list[str]) -> dict:
 
     from bench.seed import seed_command
 
+    from .conftest import _reset
+
+    # Fresh tables, as TRUNCATE makes them: the per-test reset DELETEs, and dead rows of
+    # earlier tests would be in the planner's statistics that EXPLAIN tests read.
+    _reset(app, truncate=True)
     state = tmp_path / "state.json"
     result = app.test_cli_runner().invoke(seed_command, ["--state", str(state), *sizes])
     assert result.exit_code == 0, result.output

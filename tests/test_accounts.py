@@ -310,6 +310,7 @@ def _same_time(first, second, samples: int = 20, rounds: int = 3) -> tuple[float
     raise AssertionError(f"medians differ by more than 25 %: {a:.4f}s vs {b:.4f}s")
 
 
+@pytest.mark.serial
 def test_reset_takes_the_same_time_for_known_and_unknown_addresses(mail_app):
     """Medians of 20 requests each agree within 25 %: mail and token come after the response."""
     make_user(email="known@example.com")
@@ -325,6 +326,7 @@ def test_reset_takes_the_same_time_for_known_and_unknown_addresses(mail_app):
     _same_time(ask("known@example.com"), ask("ghost@example.com"))
 
 
+@pytest.mark.serial
 def test_login_failure_takes_the_same_time_for_known_and_unknown_emails(client):
     """A wrong password and an unknown email both verify one scrypt hash."""
     make_user(email="real@example.com")

@@ -151,6 +151,7 @@ def test_concurrent_sign_ups_with_one_address_make_one_account(app):
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
 
+@pytest.mark.serial  # the second writer must get in within a second
 def test_sqlite_writers_queue_on_the_writer_gate(tmp_path):
     """A second SQLite writer waits for the first one's commit, then goes straight in."""
     import sqlite3

@@ -23,6 +23,8 @@ from sqlalchemy import select
 from ideaboard.extensions import db
 from ideaboard.models import User
 
+from .conftest import sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
@@ -73,6 +75,7 @@ def _declared_data() -> set[Path]:
     return found
 
 
+@sqlite_pass_only  # files and commands only, no database
 def test_licence_is_an_spdx_string_and_setuptools_understands_it():
     """`license` is the SPDX string (not the deprecated table); setuptools>=77 reads it."""
     assert PYPROJECT["project"]["license"] == "AGPL-3.0-or-later"
@@ -83,6 +86,7 @@ def test_licence_is_an_spdx_string_and_setuptools_understands_it():
     )
 
 
+@sqlite_pass_only  # files and commands only, no database
 def test_every_folder_is_a_declared_package():
     """Each folder of the package, templates/, static/ and migrations/ is in `packages`:
     setuptools warns about (and would leave out) one it was not told about."""
@@ -98,6 +102,7 @@ def test_every_folder_is_a_declared_package():
     )
 
 
+@sqlite_pass_only  # files and commands only, no database
 def test_every_file_is_python_or_named_by_package_data():
     """Every file a wheel needs is a module of a declared package or matches package-data,
     and include-package-data is off, so that list is the whole story."""
@@ -125,6 +130,7 @@ def test_the_favicon_is_linked_and_served(client):
     assert again.status_code == 304
 
 
+@sqlite_pass_only  # files and commands only, no database
 def test_make_run_takes_port_and_host():
     """`make run PORT=8000 HOST=…` serves there (dry run), and mail links follow."""
     make = shutil.which("make")
@@ -192,6 +198,7 @@ def _wheel_source(tmp_path: Path) -> Path:
     return source
 
 
+@sqlite_pass_only  # files and commands only, no database
 def test_a_wheel_builds_without_warnings_and_carries_every_file(tmp_path):
     """pip builds the wheel with no setuptools warning at all (the licence table and the
     undeclared folders gave dozens), and every template, static file, migration and

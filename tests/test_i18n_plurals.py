@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import re
 
+from .conftest import sqlite_pass_only
 from .test_i18n import _catalog, _extracted
+
+pytestmark = sqlite_pass_only
 
 # printf integer conversions, named or not (not %% and not %s).
 NUMBER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*[di]")

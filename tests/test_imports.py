@@ -13,6 +13,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from .conftest import sqlite_pass_only
+
+pytestmark = sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parent.parent / "ideaboard"
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from ideaboard.markup import ALLOWED_TAGS, render_markdown, sanitize_html
 
+from .conftest import sqlite_pass_only
 from .oracle import (
     REQUIRED_REL,
     SAFE_SCHEMES,
@@ -16,6 +17,9 @@ from .oracle import (
     payload_params,
     url_scheme,
 )
+
+#: render_markdown and the sanitiser are pure functions of their text: once is enough.
+pytestmark = sqlite_pass_only
 
 SAMPLE = """\
 # Heading

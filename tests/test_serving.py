@@ -16,6 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import sqlite_pass_only
+
+#: Spread and replacement are timed: another worker's load would blur them (conftest).
+#: The app served is a stub without a database, so one pass is enough.
+pytestmark = [pytest.mark.serial, sqlite_pass_only]
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
 CLIENTS = 30

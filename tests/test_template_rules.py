@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import sqlite_pass_only
+
+pytestmark = sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 PACKAGE = ROOT / "ideaboard"
