@@ -434,6 +434,7 @@ def test_visitors_are_sent_to_sign_in(app, client):
 FOLLOWERS = 50_000
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(BACKEND != "postgres", reason="50,000 followers: the PostgreSQL pass")
 def test_a_status_change_with_50000_followers(app, client):
     """The request writes one event and answers fast; the fan-out writes exactly 50,000

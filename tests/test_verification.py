@@ -284,6 +284,7 @@ def _same_time(app, rounds: int = 11) -> None:
     assert 1 / 1.6 < new / taken < 1.6, times
 
 
+@pytest.mark.serial
 def test_both_branches_hash_the_password(mail_app, monkeypatch):
     """The taken branch does the same expensive work (one password hash) as the new one,
     and neither takes obviously longer: median times within a factor of 1.6."""
@@ -704,6 +705,7 @@ def test_by_default_a_taken_address_gets_the_same_answer_but_no_sign_in(make_app
         assert "/verify/" in confirm.part("plain")
 
 
+@pytest.mark.serial
 def test_by_default_both_branches_hash_the_password(open_app, monkeypatch):
     """The default mode does the same expensive work in both branches; median times are
     within a factor of 1.6."""
