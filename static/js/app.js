@@ -115,7 +115,7 @@
     var form = evt.detail.elt;
     if (form && form.classList && form.classList.contains("vote") && form.id) {
       var button = form.querySelector("button");
-      pending = {id: form.id, focused: !!button && document.activeElement === button};
+      pending = {id: form.id, old: form, focused: !!button && document.activeElement === button};
     }
   });
   document.addEventListener("htmx:afterRequest", function (evt) {
@@ -123,9 +123,12 @@
   });
   document.addEventListener("htmx:afterSettle", function () {
     if (!pending) return;
+    // Another htmx request (the header's unread count, a live poll) may settle while the
+    // vote is in flight: wait for the vote's own swap, or the old form's text is announced.
+    var form = document.getElementById(pending.id);
+    if (form === pending.old) return;
     var was = pending;
     pending = null;
-    var form = document.getElementById(was.id);
     if (!form) return;
     var button = form.querySelector("button");
     var lost = !document.activeElement || document.activeElement === document.body;
