@@ -72,6 +72,13 @@ def test_follow_toggles_with_htmx_and_keeps_focus(page: Page):
     expect(page.locator(f"#follow-status-{idea.id}")).to_have_text("You now follow this idea.")
     assert page.evaluate("document.activeElement.id") == f"follow-button-{idea.id}"
     assert urlsplit(page.url).path == path  # no navigation: htmx swapped the fragment
+    # The new form is htmx's once it is processed (at settle): a key pressed before that
+    # would post it natively (a full page load), which a person cannot do that fast.
+    page.wait_for_function(
+        "id => { const f = document.getElementById(id);"
+        " return f && f['htmx-internal-data'] && !document.querySelector('.htmx-settling'); }",
+        arg=f"follow-{idea.id}",
+    )
     page.keyboard.press("Enter")
     expect(button).to_have_attribute("aria-pressed", "false")
     expect(page.locator(f"#follow-status-{idea.id}")).to_have_text(
