@@ -89,6 +89,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
     from .changelog.views import bp as changelog_bp
+    from .community.views import bp as community_bp
     from .ideas.views import bp as ideas_bp
     from .main.views import bp as main_bp
     from .notifications.views import bp as notifications_bp
@@ -101,6 +102,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     for bp in (changelog_bp, people_bp, notifications_bp):  # i13: the changelog, feeds and profiles
         app.register_blueprint(bp)
     app.register_blueprint(subscriptions_bp)  # i13: mail settings and one-click unsubscribe
+    app.register_blueprint(community_bp)  # i14: fan-club communities
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
 
     # The WSGI stack, outermost first: each layer answers what it can and passes the rest

@@ -122,6 +122,70 @@ def create_board(slug: str, name: str, description: str) -> None:
     click.echo(f"Created board {board.slug} (id {board.id}).")
 
 
+@click.group("communities")
+def communities_cli() -> None:
+    """Manage fan-club communities."""
+
+
+@communities_cli.command("create")
+@click.option("--slug", required=True)
+@click.option("--name", required=True)
+@click.option("--description", default="")
+@click.option("--owner", "owner_email", default="", help="Email of the member who owns it.")
+def create_community(slug: str, name: str, description: str, owner_email: str) -> None:
+    """Add a community (its owner, if given, appoints its moderators)."""
+    from .services import communities
+    from .services.export import find_user_by_email
+
+    owner = None
+    if owner_email:
+        owner = find_user_by_email(owner_email)
+        if owner is None:
+            click.echo(f"No account has the address {owner_email}.", err=True)
+            sys.exit(1)
+    try:
+        community = communities.create_community(None, slug, name, description, owner=owner)
+    except ValidationError as err:
+        db.session.rollback()
+        _fail(err)
+    db.session.commit()
+    click.echo(f"Created community {community.slug} (id {community.id}).")
+
+
+@communities_cli.command("moderator")
+@click.option("--slug", required=True)
+@click.option("--email", required=True)
+@click.option("--remove", is_flag=True, help="Take them off the moderators instead.")
+def community_moderator(slug: str, email: str, remove: bool) -> None:
+    """Appoint a moderator of a community (or remove one)."""
+    from .services import communities
+    from .services.export import find_user_by_email
+
+    community = communities.get_by_slug(slug)
+    user = find_user_by_email(email)
+    if community is None or user is None:
+        click.echo("No such community or account.", err=True)
+        sys.exit(1)
+    operator = _Operator()
+    if remove:
+        changed = communities.remove_moderator(operator, community, user)
+    else:
+        changed = communities.appoint_moderator(operator, community, user)
+    db.session.commit()
+    verb = "removed from" if remove else "appointed to"
+    note = "" if changed else " (no change)"
+    click.echo(f"{user.email} {verb} {community.slug}'s moderators{note}")
+
+
+class _Operator:
+    """The command line acting: an admin with no account (the audit log names nobody)."""
+
+    id = None
+    role = "admin"
+    is_authenticated = True
+    disabled_at = None
+
+
 @click.command("demo")
 @click.option("--force", is_flag=True, help="Add the demo even if the database has content.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) if there is content.")
@@ -179,6 +243,7 @@ def _echo_sign_ins(made: list[tuple[str, str, str]]) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(boards_cli)
+    app.cli.add_command(communities_cli)
     app.cli.add_command(demo)
     from .backup import backup_command, restore_command
 

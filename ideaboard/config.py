@@ -106,6 +106,8 @@ class Config:
     # succeed count, so a form sent back with an error costs nothing.
     IDEA_LIMIT = "1 per 15 seconds; 20 per day"
     COMMENT_LIMIT = "1 per 5 seconds; 200 per day"
+    THREAD_LIMIT = "1 per 30 seconds; 20 per day"  # community threads
+    REPLY_LIMIT = "1 per 5 seconds; 200 per day"  # community replies
     VOTE_LIMIT = "30 per minute; 100 per day"
     FOLLOW_LIMIT = "30 per minute; 200 per day"
     SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title

@@ -30,7 +30,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import ColumnElement, FromClause, Table, Text, and_, or_
 
 from ideaboard import clock
-from ideaboard.models import Board, Comment, Idea, Role, User
+from ideaboard.models import Board, Comment, Community, Idea, Role, Thread, User
 from ideaboard.models.idea import Status
 from ideaboard.models.user import STAFF_ROLES
 
@@ -240,6 +240,188 @@ def can_merge_idea(user: Any, idea: Idea) -> bool:
 def can_undo_merge(user: Any, into: Idea) -> bool:
     """Staff undo a merge from the history of the idea it went into."""
     return is_staff(user)
+
+
+# --- communities -------------------------------------------------------------------
+#
+# What a person may do in a community depends on their standing there: whether they were
+# appointed its moderator, joined it, had a first post approved, or are banned from it.
+# standing() reads all of it in one statement the first time a request asks about that
+# person, and keeps it on the user object (one per request); the predicates below read it.
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A member's standing in every community: ids moderated, joined, approved (first
+    post approved or none needed), and bans by community (their expiry, None: none)."""
+
+    moderates: frozenset[int] = frozenset()
+    joined: frozenset[int] = frozenset()
+    approved: frozenset[int] = frozenset()
+    bans: tuple[tuple[int, datetime | None], ...] = ()
+
+    def banned_until(self, community_id: int) -> tuple[bool, datetime | None]:
+        """(banned now, until when: None for a ban without expiry)."""
+        now = clock.now()
+        found, until = False, None
+        for cid, expires in self.bans:
+            if cid != community_id or (expires is not None and expires <= now):
+                continue
+            if expires is None:
+                return True, None
+            found, until = True, max(until or expires, expires)
+        return found, until
+
+
+_NO_STANDING = Standing()
+_STANDING_ATTR = "_ideaboard_standing"
+#: Reads a member's Standing by user id: services/communities.py registers it (the read is
+#: the domain layer's; the rules here stay pure).
+_standing_loader: Callable[[int], Standing] | None = None
+
+
+def use_standing_loader(loader: Callable[[int], Standing]) -> None:
+    """Set how standing() reads a member's standing (services/communities.py does)."""
+    global _standing_loader
+    _standing_loader = loader
+
+
+def standing(user: Any) -> Standing:
+    """The user's standing in every community (read once per user object)."""
+    if not _member(user):
+        return _NO_STANDING
+    cached = getattr(user, _STANDING_ATTR, None)
+    if cached is None:
+        if _standing_loader is None:
+            raise RuntimeError("no standing loader: services.communities registers it")
+        cached = _standing_loader(user.id)
+        try:
+            setattr(user, _STANDING_ATTR, cached)
+        except AttributeError:  # a facts object (slots): ask again next time
+            pass
+    return cached
+
+
+def forget_standing(user: Any) -> None:
+    """Drop the kept standing (after a write that changes it in the same request)."""
+    if user is not None and hasattr(user, _STANDING_ATTR):
+        delattr(user, _STANDING_ATTR)
+
+
+def _active(user: Any) -> bool:
+    return _member(user) and getattr(user, "disabled_at", None) is None
+
+
+def can_create_community(user: Any) -> bool:
+    """Admins create communities (and archive them) from the admin area or the CLI."""
+    return can_manage_site(user)
+
+
+def can_manage_community(user: Any, community: Community) -> bool:
+    """Admins and the community's owner edit its settings and appoint its moderators."""
+    if not _active(user):
+        return False
+    return is_admin(user) or (community.owner_id is not None and community.owner_id == user.id)
+
+
+def is_community_moderator(user: Any, community: Community) -> bool:
+    """Appointed to moderate this community (staff moderate every one without it)."""
+    return _active(user) and community.id in standing(user).moderates
+
+
+def can_moderate(user: Any, community: Community) -> bool:
+    """Pin, lock, hide, move, edit titles, ban, read the queue and the log, in this
+    community: its moderators and owner, and staff and admins everywhere."""
+    if not _active(user):
+        return False
+    return (
+        is_staff(user)
+        or is_community_moderator(user, community)
+        or (community.owner_id is not None and community.owner_id == user.id)
+    )
+
+
+def is_banned_from(user: Any, community: Community) -> bool:
+    """A ban in force: not lifted and not past its expiry."""
+    return _member(user) and standing(user).banned_until(community.id)[0]
+
+
+def is_in_community(user: Any, community: Community) -> bool:
+    return _member(user) and community.id in standing(user).joined
+
+
+def can_join_community(user: Any, community: Community) -> bool:
+    """Members join (follow) open communities, and leave them, banned or not."""
+    return _active(user) and not community.is_archived
+
+
+def can_post_in(user: Any, community: Community) -> bool:
+    """Start threads and reply: members not banned there, in a community not archived.
+    Moderators and staff post even where a ban would stop others (they cannot be banned
+    from what they run)."""
+    if not _active(user) or community.is_archived:
+        return False
+    return can_moderate(user, community) or not is_banned_from(user, community)
+
+
+def is_post_held(user: Any, community: Community) -> bool:
+    """Whether the member's next post waits for a moderator: the community holds first
+    posts, and this member has none approved there yet."""
+    if not community.require_approval or can_moderate(user, community):
+        return False
+    return community.id not in standing(user).approved
+
+
+def is_visible_post(post: Any) -> bool:
+    """A thread or reply everyone sees: not hidden, not held for approval."""
+    return post.deleted_at is None and post.held_at is None
+
+
+def can_view_post(user: Any, post: Any, community: Community) -> bool:
+    """Everyone sees visible threads and replies; the author sees their own hidden or
+    held post (with the reason); the community's moderators see all of them."""
+    if is_visible_post(post):
+        return True
+    if _member(user) and post.author_id == user.id:
+        return True
+    return can_moderate(user, community)
+
+
+def can_reply(user: Any, thread: Thread, community: Community) -> bool:
+    """Reply to a visible thread one may post in; a locked thread takes replies only from
+    its moderators."""
+    if not can_post_in(user, community) or not is_visible_post(thread):
+        return False
+    return not thread.is_locked or can_moderate(user, community)
+
+
+def can_edit_post(user: Any, post: Any, community: Community) -> bool:
+    """Authors edit their own visible posts while they may post in the community."""
+    return (
+        _member(user)
+        and post.author_id == user.id
+        and post.deleted_at is None
+        and can_post_in(user, community)
+    )
+
+
+def can_follow_thread(user: Any, thread: Thread) -> bool:
+    return _member(user) and thread.deleted_at is None
+
+
+def can_promote_thread(user: Any, thread: Thread, community: Community) -> bool:
+    """Staff and the community's moderators turn a visible thread into an idea, once."""
+    return can_moderate(user, community) and is_visible_post(thread) and thread.idea_id is None
+
+
+def can_report(user: Any, author_id: int | None) -> bool:
+    """Members report what others wrote (an idea, comment, thread or reply), once each."""
+    return _active(user) and author_id != user.id
+
+
+def can_view_moderation(user: Any) -> bool:
+    """The global moderation queue and audit log: staff and admins."""
+    return is_staff(user) and getattr(user, "disabled_at", None) is None
 
 
 def predicates() -> dict[str, Callable[..., bool]]:

@@ -48,6 +48,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 # Tables in delete order (children first).
 TABLES = (
+    "audit_log",
+    "reports",
+    "thread_follows",
+    "replies",
+    "threads",
+    "community_bans",
+    "community_members",
+    "community_moderators",
+    "communities",
     "mail_outbox",
     "account_tokens",
     "votes",

@@ -9,9 +9,9 @@ import time
 from sqlalchemy import select
 
 from ideaboard.extensions import db
-from ideaboard.models import Board, Idea, User
+from ideaboard.models import Board, Community, Idea, Reply, Thread, User
 from ideaboard.security import login_id
-from ideaboard.services import accounts, boards, comments, ideas, votes
+from ideaboard.services import accounts, boards, comments, communities, ideas, threads, votes
 
 _seq = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -138,3 +138,37 @@ def bench_seed(app, tmp_path, sizes: list[str]) -> dict:
     assert result.exit_code == 0, result.output
     db.session.commit()
     return json.loads(state.read_text())
+
+
+def make_community(slug: str | None = None, name: str | None = None, **kw) -> Community:
+    """A community, as an admin (the command line) would create it."""
+    n = next(_seq)
+    community = communities.create_community(None, slug or f"club-{n}", name or f"Club {n}", **kw)
+    db.session.commit()
+    return community
+
+
+def make_thread(
+    community: Community, author: User | None = None, title: str | None = None, body: str = ""
+) -> Thread:
+    thread = threads.start_thread(
+        author or make_user(), community, title or f"Thread {next(_seq)}", body
+    )
+    db.session.commit()
+    return thread
+
+
+def make_reply(thread: Thread, author: User | None = None, body: str = "Agreed.", **kw) -> Reply:
+    community = db.session.get(Community, thread.community_id)
+    reply = threads.add_reply(author or make_user(), thread, community, body, **kw)
+    db.session.commit()
+    return reply
+
+
+def make_moderator(community: Community, user: User | None = None) -> User:
+    """A member appointed moderator of `community` (by an admin)."""
+    user = user or make_user()
+    admin = db.session.scalar(select(User).where(User.role == "admin")) or make_user("admin")
+    communities.appoint_moderator(admin, community, user)
+    db.session.commit()
+    return user

@@ -25,8 +25,17 @@ import sqlalchemy as sa
 from flask import url_for
 
 from ideaboard.extensions import db
-from ideaboard.models import Board, Comment, Idea, User
-from ideaboard.services import accounts, comments, ideas, notification_mail
+from ideaboard.models import (
+    Board,
+    Comment,
+    Community,
+    CommunityModerator,
+    Idea,
+    Reply,
+    Thread,
+    User,
+)
+from ideaboard.services import accounts, comments, communities, ideas, notification_mail, threads
 
 from .factories import PASSWORD, general_board, make_board
 
@@ -37,9 +46,13 @@ OWNER_OR_STAFF = "owner-or-staff"  # the object's owner, staff and admins
 AUTHOR = "author"  # the object's owner only (not even staff)
 STAFF = "staff"  # staff and admins
 ADMIN = "admin"  # admins only (the admin area)
+#: The moderators of the target's community (World appoints "mod" to the world's
+#: community), its owner, staff and admins. A moderator of another community is refused
+#: (tests/test_moderation_scope.py drives that for every such route).
+MODERATOR = "moderator"
 
-#: The roles the matrix signs in as. Moderators have no powers beyond a member's yet
-#: (the app has no communities): the matrix proves they gain nothing from the role.
+#: The roles the matrix signs in as. "mod" has the moderator role and moderates the
+#: world's community: outside the MODERATOR policy it gains nothing from either.
 ROLES = ("anon", "a", "b", "mod", "staff", "admin")
 STAFF_ROLES = {"staff", "admin"}
 MEMBER_ROLES = {"a", "b", "mod", "staff", "admin"}
@@ -260,6 +273,35 @@ ROUTES: dict[str, Route] = {
         "mail off (docs/security.md)",
     ),
     "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
+    # i14 communities: the directory, a community, its threads and replies.
+    "community.index": Route(("GET",)),
+    "community.show": Route(("GET",), target="community"),
+    "community.join": Route(
+        ("POST",),
+        who=MEMBER,
+        target="community",
+        write_limits=("FOLLOW_LIMIT",),
+        why="intent = join | leave (anything else 400); idempotent",
+    ),
+    "community.new": Route(
+        ("GET", "POST"),
+        who=MEMBER,
+        target="community",
+        personal=True,
+        ok=(303, 303),
+        write_limits=("THREAD_LIMIT",),
+    ),
+    "community.thread": Route(("GET",), target="thread"),
+    "community.reply": Route(
+        ("POST",), who=MEMBER, target="thread", ok=(303, 303), write_limits=("REPLY_LIMIT",)
+    ),
+    "community.follow": Route(
+        ("POST",),
+        who=MEMBER,
+        target="thread",
+        write_limits=("FOLLOW_LIMIT",),
+        why="intent = follow | unfollow (anything else 400); idempotent",
+    ),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
     "notifications.read": Route(
@@ -321,15 +363,21 @@ class Target:
     member: User | None = None
     other: Idea | None = None  # merge-pair: the idea to merge into; merge: the merged one
     merge_id: int | None = None
+    community: Community | None = None
+    thread: Thread | None = None
+    reply: Reply | None = None
 
 
 @dataclass
 class World:
-    """Two members (a, b), a moderator, staff, an admin, two boards."""
+    """Two members (a, b), a moderator, staff, an admin, two boards, and a community
+    that "mod" moderates (and another that nobody does)."""
 
     users: dict[str, User]
     general: Board
     other: Board
+    community: Community | None = None
+    elsewhere: Community | None = None
     made: list = field(default_factory=list)
 
     @classmethod
@@ -342,7 +390,17 @@ class World:
             "admin": quick_user("admin", "Ada Admin"),
         }
         db.session.commit()
-        return cls(users=users, general=general_board(), other=make_board())
+        club = communities.create_community(None, f"club-{next(_seq)}", _unique("Club"))
+        elsewhere = communities.create_community(None, f"club-{next(_seq)}", _unique("Club"))
+        db.session.add(CommunityModerator(community_id=club.id, user_id=users["mod"].id))
+        db.session.commit()
+        return cls(
+            users=users,
+            general=general_board(),
+            other=make_board(),
+            community=club,
+            elsewhere=elsewhere,
+        )
 
     def user(self, role: str) -> User | None:
         return self.users.get(role)
@@ -376,6 +434,17 @@ class World:
             member = quick_user("member", _unique("Mia Member"))
             db.session.commit()
             return Target(member=member)
+        if kind == "community":
+            return Target(community=self.community)
+        if kind in ("thread", "reply"):
+            thread = threads.start_thread(
+                self.users[owner], self.community, _unique("Thread"), "Words"
+            )
+            reply = None
+            if kind == "reply":
+                reply = threads.add_reply(self.users[owner], thread, self.community, "A reply")
+            db.session.commit()
+            return Target(community=self.community, thread=thread, reply=reply)
         if kind == "reset-token":
             token, _ = accounts.issue_reset_token(self.users[owner])
             db.session.commit()
@@ -426,6 +495,13 @@ def url_args(route: Route, t: Target) -> dict:
     """The URL arguments naming `t` for `route`."""
     if route.target == "board":
         return {"slug": t.board.slug}
+    if route.target == "community":
+        return {"slug": t.community.slug}
+    if route.target in ("thread", "reply"):
+        args = {"slug": t.community.slug, "thread_id": t.thread.id}
+        if route.target == "reply":
+            args["reply_id"] = t.reply.id
+        return args
     if route.target == "file":
         return {"filename": "css/app.css"}
     if route.target in ("reset-token", "unsubscribe-token", "verify-token"):
@@ -518,6 +594,10 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     },
     "subscriptions.unsubscribe": lambda w, t, u: {"List-Unsubscribe": "One-Click"},
     "notifications.read": lambda w, t, u: {},
+    "community.join": lambda w, t, u: {"intent": "join"},
+    "community.new": lambda w, t, u: {"title": _unique("A thread"), "body": "Words"},
+    "community.reply": lambda w, t, u: {"body": "A reply"},
+    "community.follow": lambda w, t, u: {"intent": "follow"},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
@@ -577,6 +657,7 @@ def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -
         OWNER_OR_STAFF: role == owner or role in STAFF_ROLES,
         AUTHOR: role == owner,
         ADMIN: role == "admin",
+        MODERATOR: role in STAFF_ROLES or role == "mod",
     }[route.who]
     return "ok" if allowed else "forbidden"
 

@@ -72,7 +72,9 @@ def test_a_voter_hears_that_their_idea_shipped_and_a_visitor_reads_it(loop_app, 
     # She votes; the unread count is empty.
     resp = member.post(f"/ideas/{idea.id}/vote", data={"intent": "vote", "next": "/ideas"})
     assert resp.status_code == 303
-    assert "has-unread" not in member.get("/notifications/unread", headers=HTMX).get_data(as_text=True)
+    assert "has-unread" not in member.get("/notifications/unread", headers=HTMX).get_data(
+        as_text=True
+    )
 
     # Staff ship it with a note.
     staff_client = loop_app.test_client()
@@ -97,7 +99,9 @@ def test_a_voter_hears_that_their_idea_shipped_and_a_visitor_reads_it(loop_app, 
     staff_mail = [m for m in sink.received if staff.email in m.rcpt_to]
     assert staff_mail == []
     _worker_pass()
-    assert len([m for m in sink.to("vera@example.com") if "Offline mode" in m.message["Subject"]]) == 1
+    assert (
+        len([m for m in sink.to("vera@example.com") if "Offline mode" in m.message["Subject"]]) == 1
+    )
 
     # Her influence page: she backed one idea, and it shipped.
     influence = _text(member.get("/account/influence").get_data(as_text=True))

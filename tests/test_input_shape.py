@@ -242,6 +242,7 @@ PARAMS = {
     "admin.index": (),  # takes no query; admin.members' q and page: the test below
     "changelog.index": ("page",),
     "notifications.index": ("page",),
+    "community.index": ("page",),  # a community's and a thread's: tests/test_communities.py
 }
 MEMBER_ONLY = {"notifications.index"}  # asked by a signed-in member
 

@@ -2,6 +2,19 @@
 
 from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
 from .board import Board
+from .community import (
+    AuditEntry,
+    Community,
+    CommunityBan,
+    CommunityMember,
+    CommunityModerator,
+    Reply,
+    Report,
+    ReportReason,
+    ReportTarget,
+    Thread,
+    ThreadFollow,
+)
 from .follow import Follow
 from .idea import ROADMAP, Comment, Idea, Kind, Merge, MergeMove, Status, StatusChange, Vote
 from .mail import MailSettings, OutboxMessage, OutboxStatus
@@ -20,9 +33,14 @@ __all__ = [
     "ROADMAP",
     "TABLES_WITHOUT_MODEL",
     "AccountToken",
+    "AuditEntry",
     "Base",
     "Board",
     "Comment",
+    "Community",
+    "CommunityBan",
+    "CommunityMember",
+    "CommunityModerator",
     "ContentVersion",
     "Delivery",
     "Event",
@@ -37,9 +55,15 @@ __all__ = [
     "NotificationPreference",
     "OutboxMessage",
     "OutboxStatus",
+    "Reply",
+    "Report",
+    "ReportReason",
+    "ReportTarget",
     "Role",
     "Status",
     "StatusChange",
+    "Thread",
+    "ThreadFollow",
     "User",
     "Vote",
     "page_content",

@@ -1,0 +1,373 @@
+"""Threads and replies in communities: starting, replying, quoting, reading in pages.
+
+Counts are exact: a visible post moves its thread's and community's counters in the
+statement that adds it; a post held for approval moves them when it is approved
+(services/moderation.py), and hiding or showing one moves them back and forth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ideaboard import permissions
+from ideaboard.extensions import db
+from ideaboard.models import Community, Reply, Thread, User, utcnow
+from ideaboard.models.base import MAX_INT
+from ideaboard.models.community import ThreadFollow
+from ideaboard.permissions import can_post_in, can_reply, can_view_post, is_post_held
+
+from .errors import NotAllowed, NotFound, ValidationError
+from .text import check_text, clean_line
+
+TITLE_MIN, TITLE_MAX = 3, 140
+BODY_MAX = 20_000
+REPLY_MAX = 10_000
+THREADS_PER_PAGE = 30
+REPLIES_PER_PAGE = 50
+MAX_PAGE = 10_000
+
+
+def _check_title(errors: dict[str, str], title: str) -> None:
+    check_text(errors, "title", title, minimum=TITLE_MIN, maximum=TITLE_MAX, label=_("Title"))
+
+
+def _check_reply(body: str) -> str:
+    body = (body or "").strip()
+    errors: dict[str, str] = {}
+    check_text(errors, "body", body, minimum=1, maximum=REPLY_MAX, label=_("Reply"))
+    if errors:
+        raise ValidationError(errors)
+    return body
+
+
+def check_can_post(actor: User, community: Community) -> None:
+    """Raise NotAllowed saying why the actor may not post in the community, if not."""
+    if can_post_in(actor, community):
+        return
+    if permissions.is_banned_from(actor, community):
+        until = permissions.standing(actor).banned_until(community.id)[1]
+        if until is None:
+            raise NotAllowed(_("You are banned from posting in this community."))
+        raise NotAllowed(
+            _(
+                "You are banned from posting in this community until %(date)s.",
+                date=format_datetime(until, "short"),
+            )
+        )
+    if community.is_archived:
+        raise NotAllowed(_("This community is archived: it takes no new posts."))
+    raise NotAllowed(_("Sign in to post."))
+
+
+def _bump_community(community: Community, threads: int, replies: int, now) -> None:
+    row = db.session.execute(
+        update(Community)
+        .where(Community.id == community.id)
+        .values(
+            thread_count=Community.thread_count + threads,
+            reply_count=Community.reply_count + replies,
+            last_activity_at=now,
+        )
+        .returning(Community.thread_count, Community.reply_count)
+        .execution_options(synchronize_session=False)
+    ).one()
+    set_committed_value(community, "thread_count", row[0])
+    set_committed_value(community, "reply_count", row[1])
+    set_committed_value(community, "last_activity_at", now)
+
+
+def follow_thread(user: User, thread: Thread, *, explicit: bool = True) -> bool:
+    """Follow a thread. Automatic follows (posting) never undo an explicit unfollow."""
+    row = db.session.scalar(
+        select(ThreadFollow).where(
+            ThreadFollow.user_id == user.id, ThreadFollow.thread_id == thread.id
+        )
+    )
+    if row is None:
+        db.session.add(ThreadFollow(user_id=user.id, thread_id=thread.id, active=True))
+        _move_followers(thread, 1)
+        return True
+    if row.active or not explicit:
+        return False
+    row.active = True
+    _move_followers(thread, 1)
+    return True
+
+
+def unfollow_thread(user: User, thread: Thread) -> bool:
+    row = db.session.scalar(
+        select(ThreadFollow).where(
+            ThreadFollow.user_id == user.id, ThreadFollow.thread_id == thread.id
+        )
+    )
+    if row is None:
+        db.session.add(ThreadFollow(user_id=user.id, thread_id=thread.id, active=False))
+        return False
+    if not row.active:
+        return False
+    row.active = False
+    _move_followers(thread, -1)
+    return True
+
+
+def is_following(user: User | None, thread: Thread) -> bool:
+    if not permissions.is_member(user):
+        return False
+    return bool(
+        db.session.scalar(
+            select(ThreadFollow.active).where(
+                ThreadFollow.user_id == user.id, ThreadFollow.thread_id == thread.id
+            )
+        )
+    )
+
+
+def _move_followers(thread: Thread, delta: int) -> None:
+    count = db.session.execute(
+        update(Thread)
+        .where(Thread.id == thread.id)
+        .values(follower_count=Thread.follower_count + delta)
+        .returning(Thread.follower_count)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(thread, "follower_count", count)
+
+
+def start_thread(actor: User, community: Community, title: str, body: str) -> Thread:
+    """Start a thread; held for approval when the community holds this member's posts."""
+    check_can_post(actor, community)
+    title, body = clean_line(title), (body or "").strip()
+    errors: dict[str, str] = {}
+    _check_title(errors, title)
+    check_text(errors, "body", body, minimum=0, maximum=BODY_MAX, label=_("Text"))
+    if errors:
+        raise ValidationError(errors)
+    now = utcnow()
+    held = is_post_held(actor, community)
+    thread = Thread(
+        community_id=community.id,
+        author_id=actor.id,
+        title=title,
+        body=body,
+        created_at=now,
+        last_activity_at=now,
+        held_at=now if held else None,
+    )
+    thread.author = actor
+    thread.community = community
+    db.session.add(thread)
+    db.session.flush()
+    if not held:
+        _bump_community(community, 1, 0, now)
+    follow_thread(actor, thread, explicit=False)
+    return thread
+
+
+def add_reply(
+    actor: User, thread: Thread, community: Community, body: str, quote_of: int | None = None
+) -> Reply:
+    """Reply to a thread, optionally quoting one of its visible replies."""
+    if not can_reply(actor, thread, community):
+        if can_post_in(actor, community) and thread.is_locked:
+            raise NotAllowed(_("This thread is locked: it takes no new replies."))
+        check_can_post(actor, community)
+        raise NotAllowed(_("This thread takes no replies."))
+    body = _check_reply(body)
+    if quote_of is not None:
+        quoted = db.session.get(Reply, quote_of)
+        if (
+            quoted is None
+            or quoted.thread_id != thread.id
+            or not permissions.is_visible_post(quoted)
+        ):
+            raise ValidationError({"quote_of": _("The quoted reply is not in this thread.")})
+    now = utcnow()
+    held = is_post_held(actor, community)
+    reply = Reply(
+        thread_id=thread.id,
+        community_id=community.id,
+        author_id=actor.id,
+        body=body,
+        quote_of_id=quote_of,
+        created_at=now,
+        held_at=now if held else None,
+    )
+    reply.author = actor
+    db.session.add(reply)
+    db.session.flush()
+    if not held:
+        count = db.session.execute(
+            update(Thread)
+            .where(Thread.id == thread.id)
+            .values(reply_count=Thread.reply_count + 1, last_activity_at=now)
+            .returning(Thread.reply_count)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        set_committed_value(thread, "reply_count", count)
+        set_committed_value(thread, "last_activity_at", now)
+        _bump_community(community, 0, 1, now)
+    follow_thread(actor, thread, explicit=False)
+    return reply
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+@dataclass
+class ThreadPage:
+    threads: list[Thread]
+    page: int
+    more: bool
+
+
+def list_threads(community: Community, page: int = 1) -> ThreadPage:
+    """Visible threads of a community: pinned first, then newest activity, one page."""
+    page = min(max(page, 1), MAX_PAGE)
+    stmt = (
+        select(Thread)
+        .options(joinedload(Thread.author))
+        .where(
+            Thread.community_id == community.id,
+            Thread.deleted_at.is_(None),
+            Thread.held_at.is_(None),
+        )
+        .order_by(Thread.pinned.desc(), Thread.last_activity_at.desc(), Thread.id.desc())
+        .limit(THREADS_PER_PAGE + 1)
+        .offset((page - 1) * THREADS_PER_PAGE)
+    )
+    rows = list(db.session.scalars(stmt))
+    return ThreadPage(rows[:THREADS_PER_PAGE], page, len(rows) > THREADS_PER_PAGE)
+
+
+def get_thread(community: Community, thread_id: int, viewer) -> Thread:
+    """The thread, if it is in this community and the viewer may see it (else 404)."""
+    if thread_id > MAX_INT:
+        raise NotFound(_("This thread does not exist."))
+    thread = db.session.scalar(
+        select(Thread)
+        .options(joinedload(Thread.author))
+        .where(Thread.id == thread_id, Thread.community_id == community.id)
+    )
+    if thread is None or not can_view_post(viewer, thread, community):
+        raise NotFound(_("This thread does not exist."))
+    thread.community = community
+    return thread
+
+
+def find_thread(thread_id: int) -> Thread | None:
+    """A thread by id wherever it is (for redirects after a move)."""
+    if thread_id > MAX_INT:
+        return None
+    return db.session.get(Thread, thread_id)
+
+
+@dataclass
+class ReplyPage:
+    replies: list[Reply]
+    page: int
+    pages: int
+    quoted: dict[int, Reply]
+
+
+def list_replies(thread: Thread, community: Community, viewer, page: int = 1) -> ReplyPage:
+    """One page of the thread's visible replies, oldest first, and the replies they quote.
+    The viewer's own hidden or held replies (and, for moderators, all of them) show too,
+    in place, marked: they do not count toward the pages."""
+    pages = max(1, -(-thread.reply_count // REPLIES_PER_PAGE))
+    page = min(max(page, 1), pages)
+    visible = select(Reply.id).where(
+        Reply.thread_id == thread.id, Reply.deleted_at.is_(None), Reply.held_at.is_(None)
+    )
+    ids = list(
+        db.session.scalars(
+            visible.order_by(Reply.id)
+            .limit(REPLIES_PER_PAGE + 1)
+            .offset((page - 1) * REPLIES_PER_PAGE)
+        )
+    )
+    more = len(ids) > REPLIES_PER_PAGE
+    first = ids[0] if ids and page > 1 else 0
+    last = ids[REPLIES_PER_PAGE] if more else None
+    stmt = select(Reply).options(joinedload(Reply.author)).where(Reply.thread_id == thread.id)
+    stmt = stmt.where(Reply.id >= first)
+    if last is not None:
+        stmt = stmt.where(Reply.id < last)
+    if not permissions.can_moderate(viewer, community):
+        shown = Reply.deleted_at.is_(None) & Reply.held_at.is_(None)
+        if permissions.is_member(viewer):
+            shown = shown | (Reply.author_id == viewer.id)
+        stmt = stmt.where(shown)
+    rows = list(db.session.scalars(stmt.order_by(Reply.id)))
+    quoted_ids = {r.quote_of_id for r in rows if r.quote_of_id}
+    quoted: dict[int, Reply] = {}
+    if quoted_ids:
+        quoted = {
+            r.id: r
+            for r in db.session.scalars(
+                select(Reply).options(joinedload(Reply.author)).where(Reply.id.in_(quoted_ids))
+            )
+        }
+    return ReplyPage(rows, page, pages, quoted)
+
+
+def find_reply(thread: Thread, reply_id: int) -> Reply | None:
+    """A reply of this thread by id, or None."""
+    if reply_id > MAX_INT:
+        return None
+    return db.session.scalar(
+        select(Reply)
+        .options(joinedload(Reply.author))
+        .where(Reply.id == reply_id, Reply.thread_id == thread.id)
+    )
+
+
+def get_reply(thread: Thread, reply_id: int) -> Reply:
+    reply = db.session.scalar(
+        select(Reply)
+        .options(joinedload(Reply.author))
+        .where(Reply.id == reply_id, Reply.thread_id == thread.id)
+    )
+    if reply is None:
+        raise NotFound(_("This reply does not exist."))
+    return reply
+
+
+def edit_thread(actor: User, thread: Thread, community: Community, title: str, body: str) -> Thread:
+    """The author changes their thread's title and text."""
+    if not permissions.can_edit_post(actor, thread, community):
+        raise NotAllowed(_("You can only edit your own posts."))
+    title, body = clean_line(title), (body or "").strip()
+    errors: dict[str, str] = {}
+    _check_title(errors, title)
+    check_text(errors, "body", body, minimum=0, maximum=BODY_MAX, label=_("Text"))
+    if errors:
+        raise ValidationError(errors)
+    thread.title, thread.body, thread.edited_at = title, body, utcnow()
+    return thread
+
+
+def edit_reply(actor: User, reply: Reply, community: Community, body: str) -> Reply:
+    """The author changes their reply."""
+    if not permissions.can_edit_post(actor, reply, community):
+        raise NotAllowed(_("You can only edit your own posts."))
+    reply.body, reply.edited_at = _check_reply(body), utcnow()
+    return reply
+
+
+def reply_page_of(thread: Thread, reply: Reply) -> int:
+    """The page of the thread a visible reply is on."""
+    before = db.session.scalar(
+        select(func.count()).where(
+            Reply.thread_id == thread.id,
+            Reply.deleted_at.is_(None),
+            Reply.held_at.is_(None),
+            Reply.id < reply.id,
+        )
+    )
+    return before // REPLIES_PER_PAGE + 1
