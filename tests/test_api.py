@@ -74,7 +74,7 @@ def test_detail_has_body_html_and_history(client, app):
     roadmap.change_status(staff, idea, "under_review", "Looking")
     db.session.commit()
     data = client.get(f"/api/v1/ideas/{idea.id}").get_json()
-    assert set(data) == ITEM_KEYS | {"body_html", "history"}
+    assert set(data) == ITEM_KEYS | {"body_html", "history", "merged_into", "merged_into_url"}
     assert "<strong>bold</strong>" in data["body_html"] and "<script" not in data["body_html"]
     assert data["comments"] == 1
     assert [(h["from"], h["to"], h["note"]) for h in data["history"]] == [

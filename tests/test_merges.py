@@ -144,6 +144,20 @@ def test_undo_restores_both_ideas_exactly(pair):
     _exact()
 
 
+def test_the_api_names_the_idea_a_merged_one_went_into(pair, client):
+    """GET /api/v1/ideas/B says where B went (id and URL); after undo, nothing."""
+    a, b = pair["a"], pair["b"]
+    before = client.get(f"/api/v1/ideas/{b.id}").get_json()
+    assert before["merged_into"] is None and before["merged_into_url"] is None
+    merge = _merge(pair)
+    after = client.get(f"/api/v1/ideas/{b.id}").get_json()
+    assert after["status"] == "merged" and after["merged_into"] == a.id
+    assert after["merged_into_url"] == f"http://127.0.0.1:5000/ideas/{a.id}"
+    merges.undo_merge(pair["staff"], reload(a), reload(merge))
+    db.session.commit()
+    assert client.get(f"/api/v1/ideas/{b.id}").get_json()["merged_into"] is None
+
+
 def test_undo_keeps_what_members_did_on_a_after_the_merge(pair):
     """After the merge, a moved voter takes their vote back and a newcomer votes for A:
     undo removes only the merge's remaining votes; the un-vote and the new vote stand."""

@@ -64,6 +64,13 @@ def show_idea(idea_id: int):
     idea = ideas.get_idea(idea_id)
     data = idea_json(idea)
     data["body_html"] = str(render_markdown(idea.body))
+    # A merged idea names the idea its votes and followers went to (issue 13, merges).
+    data["merged_into"] = idea.merged_into_id
+    data["merged_into_url"] = (
+        _absolute(url_for("ideas.show", idea_id=idea.merged_into_id))
+        if idea.merged_into_id
+        else None
+    )
     data["history"] = [
         {"from": c.from_status, "to": c.to_status, "note": c.note, "at": _iso(c.created_at)}
         for c in roadmap.history(idea)
