@@ -417,6 +417,53 @@ def test_a_follow_is_always_the_followers_own(app, client):
     assert len(followers) == 2 and reload(target.idea).follower_count == before + 1 == 2
 
 
+def test_community_posts_ignore_privileged_fields(app, client):
+    """A thread or reply posted with author_id, pinned, held_at, community_id, counts...
+    is the poster's own, in the URL's community, unpinned, visible, counted once; join and
+    follow act for the poster only."""
+    from ideaboard.models import CommunityMember, Reply, Thread, ThreadFollow
+
+    world = World.build()
+    club, elsewhere = world.community, world.elsewhere
+    a, b = world.users["a"], world.users["b"]
+    sign_in(client, a)
+    extras = {
+        **_extras(world),
+        "community_id": str(elsewhere.id),
+        "pinned": "1",
+        "locked_at": "2020-01-01 00:00:00",
+        "held_at": "2020-01-01 00:00:00",
+        "reply_count": "999",
+        "follower_count": "999",
+        "thread_id": "1",
+        "quote_of_id": "1",
+        "approved_at": "2020-01-01 00:00:00",
+        "active": "0",
+    }
+    resp = client.post(f"/c/{club.slug}/new", data={**extras, "title": "Mine", "body": "x"})
+    assert resp.status_code == 303
+    thread = db.session.scalar(select(Thread).where(Thread.title == "Mine"))
+    assert (thread.author_id, thread.community_id, thread.pinned) == (a.id, club.id, 0)
+    assert thread.held_at is None and thread.locked_at is None and thread.deleted_at is None
+    assert thread.reply_count == 0 and thread.follower_count == 1
+    resp = client.post(f"/c/{club.slug}/t/{thread.id}/replies", data={**extras, "body": "Hi"})
+    assert resp.status_code == 303
+    reply = db.session.scalar(select(Reply).where(Reply.thread_id == thread.id))
+    assert (reply.author_id, reply.community_id, reply.quote_of_id) == (a.id, club.id, None)
+    assert reply.held_at is None and reply.deleted_at is None
+    assert reload(thread).reply_count == 1
+    assert client.post(f"/c/{club.slug}/join", data={**extras, "intent": "join"}).status_code == 303
+    members = db.session.execute(
+        select(CommunityMember.user_id, CommunityMember.community_id)
+    ).all()
+    assert members == [(a.id, club.id)]
+    assert reload(club).member_count == 1
+    data = {**extras, "intent": "follow"}
+    assert client.post(f"/c/{club.slug}/t/{thread.id}/follow", data=data).status_code == 303
+    follows_ = db.session.execute(select(ThreadFollow.user_id, ThreadFollow.active)).all()
+    assert follows_ == [(a.id, True)] and b.id not in {u for u, _ in follows_}
+
+
 def test_registering_ignores_role_and_other_privileged_fields(app, client):
     """A new account is a plain member whatever the form adds."""
     world = World.build()
@@ -658,6 +705,10 @@ def test_every_form_route_has_a_mass_assignment_test():
         "subscriptions.unsubscribe",
         "ideas.merge",
         "ideas.undo_merge",
+        "community.new",  # test_community_posts_ignore_privileged_fields
+        "community.reply",
+        "community.join",
+        "community.follow",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"
