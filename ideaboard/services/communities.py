@@ -338,7 +338,8 @@ def join(actor: User, community: Community) -> bool:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(CommunityMember).values(values).on_conflict_do_nothing()
-    added = db.session.execute(stmt).rowcount
+    # RETURNING says whether this statement inserted (rowcount is not reliable here).
+    added = db.session.execute(stmt.returning(CommunityMember.id)).scalar() is not None
     if added:
         _move_members(community, 1)
         permissions.forget_standing(actor)
