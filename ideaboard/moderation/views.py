@@ -47,9 +47,11 @@ bp = Blueprint("moderation", __name__)
 
 @bp.before_request
 def _private():
-    # Moderators' forms and tokens, bans and the log: never kept by any cache.
-    no_store()
+    # Moderators' forms and tokens, bans and the log: never kept by any cache. (A visitor
+    # only gets the redirect to sign in, cached like any other.)
     page_cache.uncached()
+    if current_user.is_authenticated:
+        no_store()
 
 
 # --- loading -------------------------------------------------------------------------
