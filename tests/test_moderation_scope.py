@@ -343,12 +343,14 @@ def test_the_log_shows_a_moderator_only_his_communities(client):
     mine, theirs = make_thread(club, title="Tyre pressure"), make_thread(other, title="Oil")
     moderation.set_pinned(mod, mine, club, True)
     moderation.set_pinned(staff, theirs, other, True)
+    moderation.hide_reply(mod, mine, make_reply(mine), club, "Advertising")
     db.session.commit()
     login_as(client, mod)
     resp = client.get(f"/c/{club.slug}/mod/log")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "no-store" in resp.headers["Cache-Control"]
     assert "Tyre pressure" in html and "pinned a thread" in html and "Oil" not in html
+    assert "hid a reply" in html and "Reason: Advertising" in html
     assert client.get(f"/c/{other.slug}/mod/log").status_code == 403
     assert client.get("/mod/log").status_code == 403
     login_as(client, staff)

@@ -124,9 +124,12 @@ def page(viewer, scope: list[int] | None, filters: Filters) -> LogPage:
     reply_ids = {e.target_id for e in entries if e.target_kind == "reply" and e.target_id}
     reply_thread = {}
     if reply_ids:
-        reply_thread = dict(
-            db.session.execute(select(Reply.id, Reply.thread_id).where(Reply.id.in_(reply_ids)))
-        )
+        reply_thread = {
+            rid: tid
+            for rid, tid in db.session.execute(
+                select(Reply.id, Reply.thread_id).where(Reply.id.in_(reply_ids))
+            )
+        }
         thread_ids |= set(reply_thread.values())
     users = (
         {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
