@@ -29,6 +29,7 @@ from ideaboard.models import (
     Board,
     Comment,
     Community,
+    CommunityBan,
     CommunityModerator,
     Idea,
     Reply,
@@ -50,6 +51,9 @@ ADMIN = "admin"  # admins only (the admin area)
 #: community), its owner, staff and admins. A moderator of another community is refused
 #: (tests/test_moderation_scope.py drives that for every such route).
 MODERATOR = "moderator"
+#: Admins and the target community's owner (World makes "staff" the owner of the world's
+#: community): its settings and moderators. Its moderators ("mod") are refused.
+COMMUNITY_MANAGER = "community-manager"
 
 #: The roles the matrix signs in as. "mod" has the moderator role and moderates the
 #: world's community: outside the MODERATOR policy it gains nothing from either.
@@ -302,6 +306,55 @@ ROUTES: dict[str, Route] = {
         write_limits=("FOLLOW_LIMIT",),
         why="intent = follow | unfollow (anything else 400); idempotent",
     ),
+    # i14 moderation: tools on a thread and a reply, bans, settings, the audit log.
+    "moderation.pin": Route(
+        ("POST",), who=MODERATOR, target="thread", why="intent = pin | unpin; idempotent"
+    ),
+    "moderation.lock": Route(
+        ("POST",), who=MODERATOR, target="thread", why="intent = lock | unlock; idempotent"
+    ),
+    "moderation.hide": Route(
+        ("GET", "POST"),
+        who=MODERATOR,
+        target="thread",
+        personal=True,  # the confirm page holds a form
+        why="GET confirms; POST intent = hide (reason) | unhide",
+    ),
+    "moderation.hide_reply": Route(
+        ("GET", "POST"),
+        who=MODERATOR,
+        target="reply",
+        personal=True,
+        why="GET confirms; POST intent = hide (reason) | unhide",
+    ),
+    "moderation.move": Route(
+        ("GET", "POST"),
+        who=MODERATOR,
+        target="movable-thread",
+        personal=True,
+        why="to: a community the actor also moderates; htmx gets HX-Redirect",
+    ),
+    "moderation.title": Route(("GET", "POST"), who=MODERATOR, target="thread", personal=True),
+    "moderation.bans": Route(
+        ("GET", "POST"), who=MODERATOR, target="community", personal=True, ok=(303, 303)
+    ),
+    "moderation.lift": Route(("POST",), who=MODERATOR, target="community-ban", ok=(303, 303)),
+    "moderation.community_log": Route(("GET",), who=MODERATOR, target="community", personal=True),
+    "moderation.log": Route(("GET",), who=STAFF, personal=True),
+    "moderation.settings": Route(
+        ("GET", "POST"), who=COMMUNITY_MANAGER, target="community", personal=True, ok=(303, 303)
+    ),
+    "moderation.moderators": Route(
+        ("POST",),
+        who=COMMUNITY_MANAGER,
+        target="community",
+        ok=(303, 303),
+        why="intent = appoint (member: name or email) | remove (user: id)",
+    ),
+    "moderation.create": Route(("POST",), who=ADMIN, ok=(303, 303)),
+    "moderation.archive": Route(
+        ("POST",), who=ADMIN, target="community", ok=(303, 303), why="intent = archive | unarchive"
+    ),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
     "notifications.read": Route(
@@ -366,6 +419,8 @@ class Target:
     community: Community | None = None
     thread: Thread | None = None
     reply: Reply | None = None
+    destination: Community | None = None  # movable-thread: where "mod" may move it
+    ban_id: int | None = None  # community-ban
 
 
 @dataclass
@@ -393,6 +448,7 @@ class World:
         club = communities.create_community(None, f"club-{next(_seq)}", _unique("Club"))
         elsewhere = communities.create_community(None, f"club-{next(_seq)}", _unique("Club"))
         db.session.add(CommunityModerator(community_id=club.id, user_id=users["mod"].id))
+        club.owner_id = users["staff"].id  # COMMUNITY_MANAGER: admins and the owner
         db.session.commit()
         return cls(
             users=users,
@@ -436,6 +492,25 @@ class World:
             return Target(member=member)
         if kind == "community":
             return Target(community=self.community)
+        if kind == "community-ban":
+            member = quick_user("member", _unique("Bo Banned"))
+            ban = CommunityBan(community_id=self.community.id, user_id=member.id, reason="Spam")
+            db.session.add(ban)
+            db.session.commit()
+            return Target(community=self.community, member=member, ban_id=ban.id)
+        if kind == "movable-thread":
+            if getattr(self, "_annex", None) is None:
+                annex = communities.create_community(None, f"club-{next(_seq)}", _unique("Annex"))
+                db.session.add(
+                    CommunityModerator(community_id=annex.id, user_id=self.users["mod"].id)
+                )
+                db.session.commit()
+                self._annex = annex
+            thread = threads.start_thread(
+                self.users[owner], self.community, _unique("Thread"), "Words"
+            )
+            db.session.commit()
+            return Target(community=self.community, thread=thread, destination=self._annex)
         if kind in ("thread", "reply"):
             thread = threads.start_thread(
                 self.users[owner], self.community, _unique("Thread"), "Words"
@@ -497,7 +572,9 @@ def url_args(route: Route, t: Target) -> dict:
         return {"slug": t.board.slug}
     if route.target == "community":
         return {"slug": t.community.slug}
-    if route.target in ("thread", "reply"):
+    if route.target == "community-ban":
+        return {"slug": t.community.slug, "ban_id": t.ban_id}
+    if route.target in ("thread", "reply", "movable-thread"):
         args = {"slug": t.community.slug, "thread_id": t.thread.id}
         if route.target == "reply":
             args["reply_id"] = t.reply.id
@@ -598,6 +675,32 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "community.new": lambda w, t, u: {"title": _unique("A thread"), "body": "Words"},
     "community.reply": lambda w, t, u: {"body": "A reply"},
     "community.follow": lambda w, t, u: {"intent": "follow"},
+    "moderation.pin": lambda w, t, u: {"intent": "pin"},
+    "moderation.lock": lambda w, t, u: {"intent": "lock"},
+    "moderation.hide": lambda w, t, u: {"intent": "hide", "reason": "Off topic"},
+    "moderation.hide_reply": lambda w, t, u: {"intent": "hide", "reason": "Off topic"},
+    "moderation.move": lambda w, t, u: {"to": t.destination.slug, "reason": "Fits there"},
+    "moderation.title": lambda w, t, u: {"title": _unique("A clearer title")},
+    "moderation.bans": lambda w, t, u: {
+        "member": w.users["b"].email,
+        "reason": "Spam",
+        "days": "7",
+    },
+    "moderation.lift": lambda w, t, u: {"reason": "Served"},
+    "moderation.settings": lambda w, t, u: {
+        "name": _unique("Club"),
+        "description": "About us",
+        "rules": "Be kind",
+        "accent": "#336699",
+    },
+    "moderation.moderators": lambda w, t, u: {"intent": "appoint", "member": w.users["b"].email},
+    "moderation.create": lambda w, t, u: {
+        "slug": f"club-{next(_seq)}",
+        "name": _unique("Club"),
+        "description": "What it is for",
+        "owner": "",
+    },
+    "moderation.archive": lambda w, t, u: {"intent": "archive"},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
@@ -658,6 +761,7 @@ def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -
         AUTHOR: role == owner,
         ADMIN: role == "admin",
         MODERATOR: role in STAFF_ROLES or role == "mod",
+        COMMUNITY_MANAGER: role in ("admin", "staff"),  # staff: as the community's owner
     }[route.who]
     return "ok" if allowed else "forbidden"
 

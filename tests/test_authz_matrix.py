@@ -670,6 +670,93 @@ def test_merging_and_undoing_record_the_staff_member_and_only_the_named_ideas(ap
     _roles_unchanged(world)
 
 
+def test_moderation_forms_change_only_their_target_and_field(app, client):
+    """i14 moderation: extras naming another author, community, thread, counts or a
+    deletion change nothing but the declared field, recorded as the signed-in moderator's;
+    the ban is of the named member, the appointment of the named member."""
+    from ideaboard.models import AuditEntry, Community, CommunityBan, CommunityModerator, Thread
+
+    from .factories import make_community, make_reply, make_thread
+
+    world = World.build()
+    a, b, mod = world.users["a"], world.users["b"], world.users["mod"]
+    club, elsewhere = world.community, world.elsewhere
+    thread = make_thread(club, a, title="Original title")
+    reply = make_reply(thread, a)
+    bystander = make_thread(elsewhere, b, title="Bystander")
+    annex = make_community()
+    db.session.add(CommunityModerator(community_id=annex.id, user_id=mod.id))
+    db.session.commit()
+    extras = {
+        **_extras(world),
+        "community_id": str(elsewhere.id),
+        "thread_id": str(bystander.id),
+        "reply_count": "999",
+        "thread_count": "999",
+        "member_count": "999",
+        "pinned": "1",
+        "locked_at": "2020-01-01 00:00:00",
+        "owner_id": str(b.id),
+        "slug": "hijacked",
+        "banned_by_id": str(b.id),
+        "expires_at": "2020-01-01 00:00:00",
+        "actor_id": str(b.id),
+    }
+    sign_in(client, mod)
+    base = f"/c/{club.slug}/t/{thread.id}"
+    for path, data in (
+        (f"{base}/pin", {"intent": "pin"}),
+        (f"{base}/lock", {"intent": "lock"}),
+        (f"{base}/title", {"title": "Clear title"}),
+        (f"{base}/r/{reply.id}/hide", {"intent": "hide", "reason": "Spam"}),
+        (f"{base}/hide", {"intent": "hide", "reason": "Spam"}),
+        (f"/c/{club.slug}/bans", {"member": a.email, "reason": "Spam", "days": "7"}),
+    ):
+        assert client.post(path, data={**extras, **data}).status_code == 303, path
+    ban = db.session.scalar(select(CommunityBan).order_by(CommunityBan.id.desc()))
+    assert (ban.user_id, ban.community_id, ban.banned_by_id) == (a.id, club.id, mod.id)
+    assert ban.expires_at > ban.created_at
+    assert client.post(f"/c/{club.slug}/bans/{ban.id}/lift", data=extras).status_code == 303
+    resp = client.post(f"{base}/move", data={**extras, "to": annex.slug})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    moved = db.session.get(Thread, thread.id)
+    assert (moved.title, moved.author_id, moved.community_id) == ("Clear title", a.id, annex.id)
+    assert moved.is_pinned and moved.is_locked and moved.deleted_by_id == mod.id
+    other = db.session.get(Thread, bystander.id)
+    assert (other.title, other.is_pinned, other.deleted_at) == ("Bystander", False, None)
+    assert db.session.get(Community, elsewhere.id).slug != "hijacked"
+    assert {e.actor_id for e in db.session.scalars(select(AuditEntry))} <= {None, mod.id}
+    # The owner's settings and moderators, the admin's create and archive.
+    staff, admin = world.users["staff"], world.users["admin"]
+    sign_in(client, staff)  # the world's community's owner
+    data = {**extras, "name": "Renamed", "description": "d", "rules": "r", "accent": "#123456"}
+    assert client.post(f"/c/{club.slug}/settings", data=data).status_code == 303
+    data = {**extras, "intent": "appoint", "member": b.email}
+    assert client.post(f"/c/{club.slug}/moderators", data=data).status_code == 303
+    db.session.expire_all()
+    club_now = db.session.get(Community, club.id)
+    assert (club_now.name, club_now.slug, club_now.owner_id) == ("Renamed", club.slug, staff.id)
+    assert club_now.member_count == 0
+    mods = set(
+        db.session.scalars(
+            select(CommunityModerator.user_id).where(CommunityModerator.community_id == club.id)
+        )
+    )
+    assert mods == {mod.id, b.id}
+    sign_in(client, admin)
+    data = {**extras, "slug": "fresh-club", "name": "Fresh", "owner": ""}
+    assert client.post("/admin/communities", data=data).status_code == 303
+    fresh = db.session.scalar(select(Community).where(Community.slug == "fresh-club"))
+    assert fresh.owner_id is None and fresh.member_count == 0
+    data = {**extras, "intent": "archive"}
+    assert client.post("/admin/communities/fresh-club/archive", data=data).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Community, fresh.id).is_archived
+    assert not db.session.get(Community, elsewhere.id).is_archived
+    _roles_unchanged(world)
+
+
 def test_every_form_route_has_a_mass_assignment_test():
     """A new route that takes a form must get a test in this file."""
     covered = {
@@ -709,6 +796,19 @@ def test_every_form_route_has_a_mass_assignment_test():
         "community.reply",
         "community.join",
         "community.follow",
+        # i14 moderation: test_moderation_forms_change_only_their_target_and_field
+        "moderation.pin",
+        "moderation.lock",
+        "moderation.hide",
+        "moderation.hide_reply",
+        "moderation.move",
+        "moderation.title",
+        "moderation.bans",
+        "moderation.lift",
+        "moderation.settings",
+        "moderation.moderators",
+        "moderation.create",
+        "moderation.archive",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

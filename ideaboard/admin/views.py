@@ -38,8 +38,16 @@ def _page_arg() -> int:
 
 
 def _overview(form: NewBoardForm, status: int = 200):
+    from ideaboard.moderation.forms import CommunityForm
+    from ideaboard.services import communities
+
     return render(
-        "admin/index.html", overview=admin.site_overview(current_user), form=form, status=status
+        "admin/index.html",
+        overview=admin.site_overview(current_user),
+        form=form,
+        status=status,
+        community_form=CommunityForm(formdata=None),
+        community_list=communities.directory(1, include_archived=True).communities,
     )
 
 

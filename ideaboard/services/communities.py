@@ -252,6 +252,26 @@ def set_owner(actor: User, community: Community, owner: User | None) -> Communit
     return community
 
 
+def set_archived(actor: User, community: Community, archived: bool) -> bool:
+    """Archive a community (read-only: no new posts, not in the directory) or open it
+    again: admins only. True if it changed."""
+    if not can_create_community(actor):
+        raise NotAllowed(_("Only admins archive communities."))
+    if community.is_archived == archived:
+        return False
+    community.archived_at = utcnow() if archived else None
+    audit.record(
+        actor,
+        "community.archive" if archived else "community.unarchive",
+        "community",
+        community.id,
+        community_id=community.id,
+        before={"archived": not archived},
+        after={"archived": archived},
+    )
+    return True
+
+
 def appoint_moderator(actor: User, community: Community, user: User) -> bool:
     """Make `user` a moderator of the community (once); True if they were not one."""
     if not can_manage_community(actor, community):

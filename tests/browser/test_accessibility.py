@@ -158,6 +158,22 @@ STATE_PAGES = [
         status=422,
         submit=Form("#comment-form", {"body": ""}),
     ),
+    # i14 moderation: a thread with its moderator tools, a hidden reply (staff moderate
+    # everywhere), the ban form and the community settings refused with errors.
+    PageSpec(
+        "moderation.bans:errors",
+        "moderation.bans",
+        ("staff",),
+        status=422,
+        submit=Form("main form[action$='/bans']", {"member": "nobody", "reason": ""}),
+    ),
+    PageSpec(
+        "moderation.settings:errors",
+        "moderation.settings",
+        ("staff",),
+        status=422,
+        submit=Form("main form[action$='/settings']", {"name": "", "accent": "#123456"}),
+    ),
     PageSpec(
         "auth.register:errors",
         "auth.register",
@@ -325,6 +341,19 @@ def _fill(app, site: Site) -> None:
     )
     notifications.mark_read(a, first)
     db.session.commit()
+    # i14 moderation: a thread pinned and locked, a reply hidden, a member banned, so the
+    # thread (as its moderators see it), the bans and the logs have rows.
+    from ideaboard.services import moderation, threads
+
+    club = world.community
+    modded = threads.start_thread(a, club, "Tyre pressure in winter", "What do you run?")
+    hidden = threads.add_reply(b, modded, club, "Buy cheap tyres at example.com")
+    threads.add_reply(a, modded, club, "2.2 bar, **always**.")
+    moderation.set_pinned(staff, modded, club, True)
+    moderation.set_locked(staff, modded, club, True)
+    moderation.hide_reply(staff, modded, hidden, club, "Advertising")
+    moderation.ban_member(staff, club, b, "Spam links", moderation.ban_expiry("7"))
+    db.session.commit()
 
     with app.test_request_context():
         from flask import url_for
@@ -345,8 +374,13 @@ def _fill(app, site: Site) -> None:
                 "ideas.show:comment-errors": url_for("ideas.show", idea_id=talk.id),
                 "auth.register:errors": url_for("auth.register"),
                 "auth.login:errors": url_for("auth.login"),
+                "community.thread:moderated": url_for(
+                    "community.thread", slug=club.slug, thread_id=modded.id
+                ),
             }
         )
+    site.paths["moderation.bans:errors"] = site.paths["moderation.bans"]
+    site.paths["moderation.settings:errors"] = site.paths["moderation.settings"]
     site.sessions["anon"] = None
     site.emails = {role: user.email for role, user in world.users.items()}
 
