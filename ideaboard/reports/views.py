@@ -75,9 +75,7 @@ def _report(item: reports.Item):
     no_store()
     if not reports.can_see(current_user, item):
         abort(404)
-    if not permissions.can_report(current_user, item.author_id) or not reports.is_reportable(
-        item
-    ):
+    if not permissions.can_report(current_user, item.author_id) or not reports.is_reportable(item):
         abort(403)
     form = ReportForm()
     context = {"item": item, "form": form, "action": report_url(item), "back": item_url(item)}
@@ -90,6 +88,7 @@ def _report(item: reports.Item):
     except ValidationError as err:
         db.session.rollback()
         apply_errors(form, err)
+        context["item"] = reports.load_item(item.kind, item.id)  # fresh after the rollback
         return render("reports/new.html", "reports/_form.html", status=422, **context)
     db.session.commit()
     if not filed.filed:
