@@ -95,6 +95,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     from .moderation.views import bp as moderation_bp
     from .notifications.views import bp as notifications_bp
     from .people.views import bp as people_bp
+    from .reports.views import bp as reports_bp
     from .roadmap.views import bp as roadmap_bp
     from .subscriptions.views import bp as subscriptions_bp
 
@@ -105,6 +106,7 @@ def create_app(config: dict | object | None = None) -> Flask:
     app.register_blueprint(subscriptions_bp)  # i13: mail settings and one-click unsubscribe
     app.register_blueprint(community_bp)  # i14: fan-club communities
     app.register_blueprint(moderation_bp)  # i14: moderator tools, settings, audit log
+    app.register_blueprint(reports_bp)  # i14: reports, moderation queues, held posts
     csrf.exempt(api_bp)  # read-only GET routes; no cookie-authenticated writes exist there
 
     # The WSGI stack, outermost first: each layer answers what it can and passes the rest

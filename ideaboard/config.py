@@ -108,6 +108,13 @@ class Config:
     COMMENT_LIMIT = "1 per 5 seconds; 200 per day"
     THREAD_LIMIT = "1 per 30 seconds; 20 per day"  # community threads
     REPLY_LIMIT = "1 per 5 seconds; 200 per day"  # community replies
+    REPORT_LIMIT = "10 per hour; 30 per day"  # reports of ideas, comments, threads, replies
+    # Posts (ideas, comments, threads, replies) with a link, by accounts younger than
+    # NEW_ACCOUNT_HOURS: one budget for all four kinds, on top of each kind's own limit.
+    NEW_ACCOUNT_LINK_LIMIT = "3 per hour"
+    NEW_ACCOUNT_HOURS = 24
+    # Distinct members with open reports of one item that hide it until a moderator reviews.
+    REPORT_HIDE_THRESHOLD = _int("REPORT_HIDE_THRESHOLD", 3)
     VOTE_LIMIT = "30 per minute; 100 per day"
     FOLLOW_LIMIT = "30 per minute; 200 per day"
     SIMILAR_LIMIT = "60 per minute; 1000 per day"  # suggestions while typing a title

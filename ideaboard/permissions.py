@@ -419,6 +419,43 @@ def can_report(user: Any, author_id: int | None) -> bool:
     return _active(user) and author_id != user.id
 
 
+def can_view_comment(user: Any, comment: Comment) -> bool:
+    """Everyone sees comments not hidden; a hidden one (after reports) shows only to its
+    author (marked hidden, with the reason) and to staff."""
+    if comment.hidden_at is None:
+        return True
+    return _member(user) and (comment.author_id == user.id or is_staff(user))
+
+
+def can_report_comment(user: Any, comment: Comment) -> bool:
+    """The "Report" link beside a comment (can_report about its author), for the shared
+    comments fragment: one question per comment, asked where the fragment is rendered."""
+    return can_report(user, comment.author_id)
+
+
+def can_resolve_reports(user: Any, community: Community | None) -> bool:
+    """Resolve the reports of an item, approve or reject a held post: the moderators of
+    the item's community (threads and replies), staff everywhere (ideas and comments too,
+    which belong to no community)."""
+    if community is None:
+        return can_view_moderation(user)
+    return can_moderate(user, community)
+
+
+def can_view_community_queue(user: Any, community: Community) -> bool:
+    """A community's moderation queue: its moderators and owner, staff and admins."""
+    return can_moderate(user, community)
+
+
+def is_new_account(user: Any) -> bool:
+    """An account younger than NEW_ACCOUNT_HOURS (default 24): its posts with links get a
+    lower limit (NEW_ACCOUNT_LINK_LIMIT). Staff never count as new."""
+    if not _member(user) or is_staff(user):
+        return False
+    hours = current_app.config.get("NEW_ACCOUNT_HOURS", 24) if has_app_context() else 24
+    return user.created_at > clock.now() - timedelta(hours=hours)
+
+
 def can_view_moderation(user: Any) -> bool:
     """The global moderation queue and audit log: staff and admins."""
     return is_staff(user) and getattr(user, "disabled_at", None) is None

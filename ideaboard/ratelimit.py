@@ -20,13 +20,14 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import wraps
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_login import current_user
 from limits import RateLimitItem
 from limits.storage import MemoryStorage, RedisStorage
 
 from .extensions import limiter
-from .permissions import is_member
+from .permissions import is_member, is_new_account
+from .services.text import has_link
 
 log = logging.getLogger("ideaboard.ratelimit")
 
@@ -92,6 +93,29 @@ def limit(
         return with_refund
 
     return decorate
+
+
+#: The one budget every post with a link by a new account spends (ideas, comments,
+#: threads and replies alike): Flask-Limiter's shared scope.
+LINK_SCOPE = "new-account-links"
+
+
+def _new_account_posts_link(fields: Sequence[str]) -> bool:
+    return is_new_account(current_user) and has_link(*(request.form.get(f) for f in fields))
+
+
+def new_account_link_limit(fields: Sequence[str] = ("title", "body")):
+    """A route decorator: posts whose `fields` hold a link, by an account younger than
+    NEW_ACCOUNT_HOURS, count against NEW_ACCOUNT_LINK_LIMIT, one budget across every route
+    that has it. Put it under the route's own write limit, whose refund policy (successes
+    count) it shares."""
+    return limiter.shared_limit(
+        lambda: current_app.config["NEW_ACCOUNT_LINK_LIMIT"],
+        scope=LINK_SCOPE,
+        key_func=actor_key,
+        methods=["POST"],
+        exempt_when=lambda: not _new_account_posts_link(fields),
+    )
 
 
 def refund(item: RateLimitItem, args: Sequence[str]) -> None:

@@ -54,6 +54,8 @@ MODERATOR = "moderator"
 #: Admins and the target community's owner (World makes "staff" the owner of the world's
 #: community): its settings and moderators. Its moderators ("mod") are refused.
 COMMUNITY_MANAGER = "community-manager"
+#: Members other than the target's author (reporting: nobody reports what they wrote).
+NOT_AUTHOR = "not-author"
 
 #: The roles the matrix signs in as. "mod" has the moderator role and moderates the
 #: world's community: outside the MODERATOR policy it gains nothing from either.
@@ -354,6 +356,58 @@ ROUTES: dict[str, Route] = {
     "moderation.create": Route(("POST",), who=ADMIN, ok=(303, 303)),
     "moderation.archive": Route(
         ("POST",), who=ADMIN, target="community", ok=(303, 303), why="intent = archive | unarchive"
+    # i14 reports: reporting an item, the moderation queues, resolving, held posts.
+    "reports.report_idea": Route(
+        ("GET", "POST"),
+        who=NOT_AUTHOR,
+        target="idea",
+        owner="ideas.author_id",
+        personal=True,  # the form holds a token
+        ok=(303, 200),
+        write_limits=("REPORT_LIMIT",),
+        why="GET the form (inline with htmx); POST files the report, once per member",
+    ),
+    "reports.report_comment": Route(
+        ("GET", "POST"),
+        who=NOT_AUTHOR,
+        target="comment",
+        owner="comments.author_id",
+        personal=True,
+        ok=(303, 200),
+        write_limits=("REPORT_LIMIT",),
+    ),
+    "reports.report_thread": Route(
+        ("GET", "POST"),
+        who=NOT_AUTHOR,
+        target="thread",
+        owner="threads.author_id",
+        personal=True,
+        ok=(303, 200),
+        write_limits=("REPORT_LIMIT",),
+    ),
+    "reports.report_reply": Route(
+        ("GET", "POST"),
+        who=NOT_AUTHOR,
+        target="reply",
+        owner="replies.author_id",
+        personal=True,
+        ok=(303, 200),
+        write_limits=("REPORT_LIMIT",),
+    ),
+    "reports.queue": Route(("GET",), who=STAFF, personal=True),
+    "reports.community_queue": Route(("GET",), who=MODERATOR, target="community", personal=True),
+    "reports.resolve": Route(
+        ("POST",),
+        who=MODERATOR,
+        target="reported-reply",
+        why="resolution = restore | hide | dismiss, for every open report of the item; "
+        "ideas and comments: staff only (tests/test_reports.py)",
+    ),
+    "reports.decide_held": Route(
+        ("POST",),
+        who=MODERATOR,
+        target="held-reply",
+        why="decision = approve | reject of a post held for approval",
     ),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
@@ -511,6 +565,24 @@ class World:
             )
             db.session.commit()
             return Target(community=self.community, thread=thread, destination=self._annex)
+        if kind in ("reported-reply", "held-reply"):
+            # A reply of a fresh member's (never approved, never reported before), in the
+            # community "mod" moderates: reported by another member, or held.
+            author = quick_user("member", _unique("Hal Member"))
+            thread = threads.start_thread(author, self.community, _unique("Thread"), "Words")
+            if kind == "held-reply":
+                self.community.require_approval = True
+            reply = threads.add_reply(author, thread, self.community, "A reply")
+            self.community.require_approval = False
+            if kind == "reported-reply":
+                from ideaboard.services import reports
+
+                reporter = quick_user("member", _unique("Rae Member"))
+                reports.file_report(
+                    reporter, reports.load_item("reply", reply.id), "spam", "Selling things"
+                )
+            db.session.commit()
+            return Target(community=self.community, thread=thread, reply=reply)
         if kind in ("thread", "reply"):
             thread = threads.start_thread(
                 self.users[owner], self.community, _unique("Thread"), "Words"
@@ -579,6 +651,8 @@ def url_args(route: Route, t: Target) -> dict:
         if route.target == "reply":
             args["reply_id"] = t.reply.id
         return args
+    if route.target in ("reported-reply", "held-reply"):
+        return {"kind": "reply", "item_id": t.reply.id}
     if route.target == "file":
         return {"filename": "css/app.css"}
     if route.target in ("reset-token", "unsubscribe-token", "verify-token"):
@@ -701,6 +775,12 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
         "owner": "",
     },
     "moderation.archive": lambda w, t, u: {"intent": "archive"},
+    "reports.report_idea": lambda w, t, u: {"reason": "spam", "note": "Selling things"},
+    "reports.report_comment": lambda w, t, u: {"reason": "abuse", "note": ""},
+    "reports.report_thread": lambda w, t, u: {"reason": "off_topic", "note": ""},
+    "reports.report_reply": lambda w, t, u: {"reason": "other", "note": "Not kind"},
+    "reports.resolve": lambda w, t, u: {"resolution": "dismiss", "reason": ""},
+    "reports.decide_held": lambda w, t, u: {"decision": "approve", "reason": ""},
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
@@ -762,6 +842,7 @@ def expected(route: Route, role: str, owner: str = "a", deleted: bool = False) -
         ADMIN: role == "admin",
         MODERATOR: role in STAFF_ROLES or role == "mod",
         COMMUNITY_MANAGER: role in ("admin", "staff"),  # staff: as the community's owner
+        NOT_AUTHOR: role in MEMBER_ROLES and role != owner,
     }[route.who]
     return "ok" if allowed else "forbidden"
 

@@ -754,6 +754,99 @@ def test_moderation_forms_change_only_their_target_and_field(app, client):
     db.session.expire_all()
     assert db.session.get(Community, fresh.id).is_archived
     assert not db.session.get(Community, elsewhere.id).is_archived
+def test_reporting_records_the_reporter_and_only_the_named_item(app, client):
+    """i14 reports: extras naming another reporter, another item, a resolution or a
+    community change nothing: the report is the signed-in member's, of the URL's item,
+    open."""
+    from ideaboard.models import Report
+
+    from .factories import make_comment, make_idea, make_reply, make_thread
+
+    world = World.build()
+    a, b = world.users["a"], world.users["b"]
+    idea, other = make_idea(b), make_idea(b)
+    comment = make_comment(idea, b)
+    thread = make_thread(world.community, b)
+    reply = make_reply(thread, b)
+    extras = {
+        **_extras(world),
+        "reporter_id": str(b.id),
+        "target_id": str(other.id),
+        "target_kind": "idea",
+        "community_id": str(world.elsewhere.id),
+        "resolved_at": "2020-01-01 00:00:00",
+        "resolved_by_id": str(b.id),
+        "resolution": "dismiss",
+    }
+    sign_in(client, a)
+    paths = {
+        ("idea", idea.id): f"/ideas/{idea.id}/report",
+        ("comment", comment.id): f"/ideas/{idea.id}/comments/{comment.id}/report",
+        ("thread", thread.id): f"/c/{world.community.slug}/t/{thread.id}/report",
+        ("reply", reply.id): f"/c/{world.community.slug}/t/{thread.id}/r/{reply.id}/report",
+    }
+    for path in paths.values():
+        resp = client.post(path, data={**extras, "reason": "spam", "note": ""})
+        assert resp.status_code == 303, path
+    db.session.expire_all()
+    rows = list(db.session.scalars(select(Report).order_by(Report.id)))
+    assert [(r.target_kind, r.target_id) for r in rows] == list(paths)
+    for r in rows:
+        assert (r.reporter_id, r.resolved_at, r.resolution) == (a.id, None, None)
+        want = world.community.id if r.target_kind in ("thread", "reply") else None
+        assert r.community_id == want
+    _roles_unchanged(world)
+
+
+def test_queue_actions_record_the_moderator_and_touch_only_the_named_item(app, client):
+    """i14 queue: resolving and deciding a held post record the signed-in moderator, and
+    extras naming other items, authors or communities change nothing else."""
+    from ideaboard.models import AuditEntry, CommunityMember, Reply, Report
+    from ideaboard.services import reports
+
+    from .factories import make_reply, make_thread, make_user
+
+    world = World.build()
+    mod, b = world.users["mod"], world.users["b"]
+    thread = make_thread(world.community, b)
+    reported, bystander = make_reply(thread, b), make_reply(thread, b)
+    reports.file_report(world.users["a"], reports.load_item("reply", reported.id), "spam", "")
+    reports.file_report(world.users["a"], reports.load_item("reply", bystander.id), "spam", "")
+    newcomer = make_user()
+    world.community.require_approval = True
+    db.session.commit()
+    held = make_reply(thread, newcomer)
+    world.community.require_approval = False
+    db.session.commit()
+    assert held.held_at is not None
+    extras = {
+        **_extras(world),
+        "item_id": str(bystander.id),
+        "kind": "idea",
+        "resolved_by_id": str(b.id),
+        "actor_id": str(b.id),
+        "community_id": str(world.elsewhere.id),
+        "user_id": str(b.id),
+    }
+    sign_in(client, mod)
+    resp = client.post(f"/mod/reports/reply/{reported.id}", data={**extras, "resolution": "hide"})
+    assert resp.status_code == 303
+    resp = client.post(f"/mod/held/reply/{held.id}", data={**extras, "decision": "approve"})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    closed = db.session.scalars(select(Report).where(Report.target_id == reported.id)).one()
+    assert (closed.resolved_by_id, closed.resolution) == (mod.id, "hide")
+    still = db.session.scalars(select(Report).where(Report.target_id == bystander.id)).one()
+    assert still.resolved_at is None
+    assert db.session.get(Reply, bystander.id).deleted_at is None
+    assert db.session.get(Reply, held.id).held_at is None
+    members = {m.user_id for m in db.session.scalars(select(CommunityMember))}
+    assert newcomer.id in members and b.id not in members
+    acted = select(AuditEntry).where(AuditEntry.action.in_(("report.resolve", "post.approve")))
+    assert [(e.action, e.actor_id) for e in db.session.scalars(acted.order_by(AuditEntry.id))] == [
+        ("report.resolve", mod.id),
+        ("post.approve", mod.id),
+    ]
     _roles_unchanged(world)
 
 
@@ -809,6 +902,12 @@ def test_every_form_route_has_a_mass_assignment_test():
         "moderation.moderators",
         "moderation.create",
         "moderation.archive",
+        "reports.report_idea",
+        "reports.report_comment",
+        "reports.report_thread",
+        "reports.report_reply",
+        "reports.resolve",
+        "reports.decide_held",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

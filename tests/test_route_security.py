@@ -96,7 +96,9 @@ def csrf_world(make_app):
 
 def _actor(route: Route) -> str:
     """A role that may use `route` on an object owned by member a."""
-    return next(r for r in ("a", "staff", "admin", "anon") if expected(route, r, owner="a") == "ok")
+    return next(
+        r for r in ("a", "b", "staff", "admin", "anon") if expected(route, r, owner="a") == "ok"
+    )
 
 
 # --- #12 CSRF -----------------------------------------------------------------------

@@ -126,6 +126,7 @@ def join(slug: str):
 
 @bp.route("/c/<slug>/new", methods=["GET", "POST"])
 @_write_limit("THREAD_LIMIT")
+@ratelimit.new_account_link_limit()
 @login_required
 def new(slug: str):
     """Start a thread; redirects to it."""
@@ -191,6 +192,7 @@ def _thread_page(community, item, page: int, form=None, status: int = 200):
 
 @bp.post("/c/<slug>/t/<int:thread_id>/replies")
 @_write_limit("REPLY_LIMIT")
+@ratelimit.new_account_link_limit()
 @login_required
 def reply(slug: str, thread_id: int):
     """Reply to a thread (optionally quoting a reply of it)."""

@@ -37,7 +37,9 @@ from ideaboard.permissions import (
     can_edit_idea,
     can_mark_official,
     can_merge_idea,
+    can_report_comment,
     can_undo_merge,
+    can_view_comment,
     can_view_idea,
     is_exempt_from_limits,
     restore_deadline,
@@ -148,6 +150,7 @@ def similar():
 
 @bp.route("/ideas/new", methods=["GET", "POST"])
 @_write_limit("IDEA_LIMIT")
+@ratelimit.new_account_link_limit()
 @login_required
 def new():
     """Post an idea; it starts at heard."""
@@ -220,6 +223,10 @@ def _comment_questions(idea: Idea, comment_list):
     for comment in comment_list:
         yield can_edit_comment, comment
         yield can_mark_official, comment, idea
+        if comment.hidden_at is None:
+            yield can_report_comment, comment
+        else:
+            yield can_view_comment, comment
 
 
 def _comments_html(idea: Idea, comment_list, cpage: int, items=None):
@@ -418,6 +425,7 @@ def follow(idea_id: int):
 
 @bp.post("/ideas/<int:idea_id>/comments")
 @_write_limit("COMMENT_LIMIT")
+@ratelimit.new_account_link_limit()
 @login_required
 def comment(idea_id: int):
     """Add a comment (staff may mark it the official response)."""

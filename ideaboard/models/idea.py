@@ -168,12 +168,20 @@ class Comment(CreatedMixin, Base):
     body: Mapped[str] = mapped_column(Text)
     is_official: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    # Hidden after reports (or kept hidden by staff resolving them): shown only to its
+    # author and staff, and not counted in ideas.comment_count while hidden.
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    hidden_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
     author: Mapped[User] = relationship(lazy="raise")
 
     @property
     def edited(self) -> bool:
         return self.edited_at is not None
+
+    @property
+    def is_hidden(self) -> bool:
+        return self.hidden_at is not None
 
 
 class StatusChange(CreatedMixin, Base):

@@ -53,3 +53,14 @@ def check_text(
 def fold_key(value: str) -> str:
     """NFKC + casefold: the form in which two strings count as the same name."""
     return unicodedata.normalize("NFKC", value).casefold().strip()
+
+
+# What a post's Markdown turns into a link: a URL with a scheme, a bare www. address
+# (markup.py links both), a Markdown link or image, or raw HTML anchors (which the
+# sanitiser would keep as links).
+_LINK = re.compile(r"(?i)\b(?:https?|ftp|mailto):|\bwww\.|\]\s*\(|<a\s|<https?:")
+
+
+def has_link(*texts: str | None) -> bool:
+    """Whether any of `texts` (a post's title and body) holds a link."""
+    return any(text and _LINK.search(text) for text in texts)
