@@ -302,6 +302,16 @@ ROUTES: dict[str, Route] = {
         write_limits=("FOLLOW_LIMIT",),
         why="intent = follow | unfollow (anything else 400); idempotent",
     ),
+    # i14 promotion: a thread becomes an idea; what a community's ideas became.
+    "community.promote": Route(
+        ("GET", "POST"),
+        who=MODERATOR,
+        target="thread",
+        personal=True,
+        ok=(303, 303),
+        why="staff and the community's moderators; the idea keeps the thread's author",
+    ),
+    "community.changed": Route(("GET",), target="community"),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
     "notifications.read": Route(
@@ -598,6 +608,12 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "community.new": lambda w, t, u: {"title": _unique("A thread"), "body": "Words"},
     "community.reply": lambda w, t, u: {"body": "A reply"},
     "community.follow": lambda w, t, u: {"intent": "follow"},
+    "community.promote": lambda w, t, u: {
+        "title": _unique("Promoted thread"),
+        "body": "From the club",
+        "board": w.general.id,
+        "kind": "idea",
+    },
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.
