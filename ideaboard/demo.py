@@ -1,7 +1,9 @@
-"""Demo content: three boards, about sixty ideas across every status, votes and comments.
+"""Demo content: three boards, about sixty ideas across every status, votes and comments;
+and fan-club communities with threads, replies, a moderator, a pinned thread and a thread
+promoted to an idea that shipped.
 
 Bilingual: about a quarter of the ideas (with their comments, notes and official answers)
-are in Russian, so a Russian reader meets Russian ideas too.
+are in Russian, so a Russian reader meets Russian ideas too; one community talks Russian.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from sqlalchemy import select, update
 
 from .extensions import db
 from .models import Board, Comment, Idea, Status, StatusChange, User, Vote, utcnow
-from .services import accounts, boards, comments, ideas, roadmap, votes
+from .services import (
+    accounts,
+    boards,
+    comments,
+    communities,
+    ideas,
+    promotion,
+    roadmap,
+    threads,
+    votes,
+)
 
 BOARDS = [
     ("mobile-app", "Mobile app", "The iOS and Android apps."),
@@ -346,7 +358,83 @@ TARGETS = [Status.HEARD, Status.HEARD, Status.UNDER_REVIEW, Status.PLANNED, Stat
 
 
 #: The accounts `flask demo` prints to sign in with: (role, email).
-SIGN_INS = [("admin", "admin@example.com"), ("staff", "pm@example.com"), ("member", MEMBERS[0][0])]
+SIGN_INS = [
+    ("admin", "admin@example.com"),
+    ("staff", "pm@example.com"),
+    ("member", MEMBERS[0][0]),
+    ("moderator", "mod@example.com"),
+]
+
+#: Fan clubs: (slug, name, description, rules, accent, threads). A thread is (title, body,
+#: replies, what becomes of it): "pin" pins it, a status promotes it to an idea that moves
+#: there on the roadmap. The first community is moderated by the demo's moderator.
+COMMUNITIES = [
+    (
+        "niva",
+        "Клуб владельцев Нивы",
+        "Владельцы Нивы делятся опытом: зима, бездорожье, доработки. Команда читает и "
+        "переносит лучшие идеи в план.",
+        "1. Уважайте друг друга.\n2. Без рекламы.\n3. Фото и подробности приветствуются.",
+        "#2e7d32",
+        [
+            (
+                "Правила клуба и полезные ссылки",
+                "Добро пожаловать! Прочитайте правила справа и представьтесь в ответах.",
+                ["Привет всем! Нива 2019 года, Подмосковье.", "Рад быть здесь, езжу с 2012-го."],
+                "pin",
+            ),
+            (
+                "Подогрев лобового стекла в приложении",
+                "Зимой хочется включать подогрев стекла из приложения заранее, как двигатель.",
+                [
+                    "Поддерживаю, при -30 это спасение.",
+                    "Да, и чтобы по расписанию, вместе с прогревом.",
+                    "Вот бы ещё и зеркала.",
+                ],
+                Status.SHIPPED,
+            ),
+            (
+                "Карта бездорожья офлайн",
+                "В лесу нет связи: нужны офлайн-карты грунтовок с отметками клуба.",
+                ["Очень нужно для поездок на Алтай.", "Можно взять треки из GPX."],
+                Status.PLANNED,
+            ),
+            (
+                "Какое масло заливаете зимой?",
+                "Поделитесь опытом: что льёте в мороз и как часто меняете.",
+                ["5W-40 синтетику, меняю раз в 8 тысяч.", "0W-40, заводится при -35."],
+                None,
+            ),
+        ],
+    ),
+    (
+        "trail-riders",
+        "Trail Riders Club",
+        "Owners who take their bikes off the road: routes, gear, and what the app should do next.",
+        "Be kind, stay on topic, and share your routes.",
+        "#b45309",
+        [
+            (
+                "Welcome, riders: start here",
+                "Say hello in the replies: where you ride and on what.",
+                ["Hi from Colorado, riding a 2021 model.", "Hello from the Alps!"],
+                "pin",
+            ),
+            (
+                "Share a route with the club in one tap",
+                "Let us share a recorded route with the whole club, not one friend at a time.",
+                ["Yes please, group rides would be so much easier.", "And with elevation."],
+                Status.IN_PROGRESS,
+            ),
+            (
+                "Best tyres for mixed gravel?",
+                "Looking for something that survives wet rock and long tarmac stretches.",
+                ["I ride 50/50 tyres and they have been great."],
+                None,
+            ),
+        ],
+    ),
+]
 
 
 def demo_sign_ins() -> list[tuple[str, str]]:
@@ -421,7 +509,41 @@ def load_demo(
         )
         if (n + 1) % 20 == 0:
             progress(f"ideas: {n + 1}/{len(IDEAS)}")
+    mod, mod_pw = person("mod@example.com", "Марина Модератор", "moderator")
+    made.append(("moderator", mod.email, mod_pw))
+    _load_communities(admin, staff, mod, members, board_by_slug, rng)
+    progress(f"communities: {len(COMMUNITIES)}")
     return made
+
+
+def _load_communities(admin, staff, mod, members, board_by_slug, rng: random.Random) -> None:
+    """The fan clubs: threads and replies in their language, a pinned welcome thread, and
+    threads promoted to ideas (one of them shipped), moderated by the demo's moderator."""
+    for c, (slug, name, description, rules, accent, club_threads) in enumerate(COMMUNITIES):
+        club = communities.create_community(
+            admin, slug, name, description=description, rules=rules, accent=accent
+        )
+        if c == 0:
+            communities.appoint_moderator(admin, club, mod)
+        for member in members[c::2][:6]:
+            communities.join(member, club)
+        for t, (title, body, replies, fate) in enumerate(club_threads):
+            author = mod if fate == "pin" and c == 0 else members[(c + 2 * t) % len(members)]
+            thread = threads.start_thread(author, club, title, body)
+            for r, said in enumerate(replies):
+                threads.add_reply(members[(c + t + r + 1) % len(members)], thread, club, said)
+            if fate == "pin":
+                thread.pinned = 1
+            elif fate is not None:
+                promoter = mod if c == 0 else staff
+                board = board_by_slug["mobile-app"]
+                idea = promotion.promote_thread(
+                    promoter, thread, club, board, title=title, body=body, kind="idea"
+                )
+                db.session.flush()
+                for step in STATUS_PATH[fate]:
+                    roadmap.change_status(staff, idea, step.value)
+    db.session.flush()
 
 
 def _backdate(idea: Idea, created: datetime, now: datetime, rng: random.Random) -> None:

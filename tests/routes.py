@@ -409,6 +409,16 @@ ROUTES: dict[str, Route] = {
         target="held-reply",
         why="decision = approve | reject of a post held for approval",
     ),
+    # i14 promotion: a thread becomes an idea; what a community's ideas became.
+    "community.promote": Route(
+        ("GET", "POST"),
+        who=MODERATOR,
+        target="thread",
+        personal=True,
+        ok=(303, 303),
+        why="staff and the community's moderators; the idea keeps the thread's author",
+    ),
+    "community.changed": Route(("GET",), target="community"),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
     "notifications.read": Route(
@@ -781,6 +791,12 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
     "reports.report_reply": lambda w, t, u: {"reason": "other", "note": "Not kind"},
     "reports.resolve": lambda w, t, u: {"resolution": "dismiss", "reason": ""},
     "reports.decide_held": lambda w, t, u: {"decision": "approve", "reason": ""},
+    "community.promote": lambda w, t, u: {
+        "title": _unique("Promoted thread"),
+        "body": "From the club",
+        "board": w.general.id,
+        "kind": "idea",
+    },
 }
 
 #: The same forms made to fail (wrong password...), for limits that count failures only.

@@ -847,6 +847,32 @@ def test_queue_actions_record_the_moderator_and_touch_only_the_named_item(app, c
         ("report.resolve", mod.id),
         ("post.approve", mod.id),
     ]
+def test_promoting_a_thread_ignores_privileged_fields(app, client):
+    """i14 promotion: the idea is the thread's author's, at heard, with only their vote, on
+    the chosen board; extras naming another author, a status, counts or an idea change
+    nothing, and the audit entry names the signed-in moderator."""
+    from ideaboard.models import AuditEntry, Thread
+
+    world = World.build()
+    a, mod = world.users["a"], world.users["mod"]
+    target = world.target(ROUTES["community.promote"])
+    sign_in(client, mod)
+    data = form("community.promote", world, target, "mod")
+    extras = {**_extras(world), "author_id": str(world.users["b"].id), "actor_id": "1"}
+    url = f"/c/{world.community.slug}/t/{target.thread.id}/promote"
+    assert client.post(url, data={**extras, **data}).status_code == 303
+    db.session.expire_all()
+    idea = _newest(Idea)
+    assert (idea.title, idea.author_id, idea.board_id) == (data["title"], a.id, world.general.id)
+    assert (idea.status, idea.vote_count, idea.comment_count) == ("heard", 1, 0)
+    assert idea.deleted_at is None and idea.id != 424242 and idea.created_at.year > 2020
+    assert db.session.get(Thread, target.thread.id).idea_id == idea.id
+    entry = _newest(AuditEntry)
+    assert (entry.actor_id, entry.action, entry.target_id) == (
+        mod.id,
+        "thread.promote",
+        target.thread.id,
+    )
     _roles_unchanged(world)
 
 
@@ -908,6 +934,7 @@ def test_every_form_route_has_a_mass_assignment_test():
         "reports.report_reply",
         "reports.resolve",
         "reports.decide_held",
+        "community.promote",
     }
     posts = {e for e, r in ROUTES.items() if "POST" in r.methods}
     assert posts <= covered, f"add mass-assignment tests for {sorted(posts - covered)}"

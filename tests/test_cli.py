@@ -86,7 +86,37 @@ def test_demo_fills_an_empty_database_and_refuses_a_full_one(app):
     assert votes.count_mismatches() == []
     roles = set(db.session.scalars(select(User.role)))
     assert {"admin", "staff", "member"} <= roles
+    _assert_demo_communities(app, result.output)
     again = runner.invoke(args=["demo"])
     assert again.exit_code == 1 and "--force" in again.output
     assert runner.invoke(args=["demo", "--if-empty"]).exit_code == 0
     assert 55 <= _count(Idea) <= 70
+
+
+def _assert_demo_communities(app, output: str) -> None:
+    """i14: a Russian and an English fan club, with threads and replies in their language,
+    a moderator who signs in, a pinned thread, and a promoted thread whose idea shipped."""
+    from ideaboard.models import Community, CommunityModerator, Reply, Thread
+
+    clubs = {c.slug: c for c in db.session.scalars(select(Community))}
+    assert clubs["niva"].name == "Клуб владельцев Нивы" and "trail-riders" in clubs
+    assert "mod@example.com" in output
+    mod = db.session.scalar(select(User).where(User.email == "mod@example.com"))
+    moderated = set(
+        db.session.scalars(
+            select(CommunityModerator.community_id).where(CommunityModerator.user_id == mod.id)
+        )
+    )
+    assert moderated == {clubs["niva"].id}
+    assert _count(Thread) >= 6 and _count(Reply) >= 12
+    assert db.session.scalar(select(func.count()).where(Thread.pinned == 1)) == 2
+    shipped = db.session.scalar(
+        select(Idea)
+        .join(Thread, Thread.idea_id == Idea.id)
+        .where(Thread.community_id == clubs["niva"].id, Idea.status == "shipped")
+    )
+    assert shipped is not None and shipped.title == "Подогрев лобового стекла в приложении"
+    client = app.test_client()
+    page = client.get("/c/niva", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "Подогрев лобового стекла в приложении" in page
+    assert "1 idea shipped" in client.get("/c").get_data(as_text=True)

@@ -221,3 +221,55 @@ def test_notification_pages_cost_the_same_for_few_or_many_rows(app, count_querie
     small, big = counts
     assert small == big, f"{url}: {small} statements grew to {big}"
     assert big <= NOTIFY_BUDGET[url], f"{url}: {big} > {NOTIFY_BUDGET[url]}"
+
+
+# i14 promotion: the directory (communities, their shipped counts, the user), a community
+# (its threads, moderators, promoted ideas and their counts by status) and its full list
+# cost the same statements whatever the number of communities and promoted ideas.
+COMMUNITY_BUDGET = {"/c": 3, "/c/{slug}": 7, "/c/{slug}/changed": 4, "/c/{slug}/t/{thread}": 8}
+
+
+def _fill_communities(n: int):
+    from ideaboard.services import promotion
+
+    from .factories import general_board, make_community, make_thread
+
+    staff = make_user("staff")
+    first = None
+    for c in range(n):
+        club = make_community(name=f"Club {c}")
+        for t in range(n):
+            thread = make_thread(club, make_user(), f"Club {c} thread {t}")
+            idea = promotion.promote_thread(
+                staff, thread, club, general_board(), title=thread.title, body="", kind="idea"
+            )
+            db.session.flush()
+            roadmap.change_status(staff, idea, ["planned", "shipped", "in_progress"][t % 3])
+            if first is None:
+                first = (club, thread)
+    db.session.commit()
+    return first
+
+
+@pytest.mark.parametrize("url", sorted(COMMUNITY_BUDGET))
+def test_community_pages_cost_the_same_for_few_or_many_promoted_ideas(app, count_queries, url):
+    """The directory with its "N ideas shipped", a community with "what this club changed",
+    its full list and a promoted thread cost the same at 3 or 12 communities and ideas."""
+    from .conftest import _reset
+
+    app.extensions["ideaboard_cache"].enabled = False
+    counts = []
+    for n in (3, 12):
+        _reset(app)
+        club, thread = _fill_communities(n)
+        member = make_user()
+        for signed_in in (False, True):
+            client = app.test_client()
+            if signed_in:
+                login_as(client, member)
+            path = url.format(slug=club.slug, thread=thread.id)
+            counts.append(_measure(client, count_queries, path))
+    anon_small, member_small, anon_big, member_big = counts
+    assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
+    assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
+    assert member_big <= COMMUNITY_BUDGET[url], f"{url}: {member_big} > {COMMUNITY_BUDGET[url]}"

@@ -15,7 +15,7 @@ from ideaboard.models import Community, Thread
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.permissions import is_exempt_from_limits
 from ideaboard.security import no_store
-from ideaboard.services import communities, threads
+from ideaboard.services import communities, promotion, threads
 from ideaboard.services.errors import NotFound, ValidationError
 
 from .forms import ReplyForm, ThreadForm
@@ -85,7 +85,12 @@ def _uncached_if_timed(community: Community) -> None:
 @bp.get("/c")
 def index():
     """The communities, most recent activity first."""
-    return render("community/index.html", directory=communities.directory(_page()))
+    directory = communities.directory(_page())
+    return render(
+        "community/index.html",
+        directory=directory,
+        shipped=promotion.shipped_counts([c.id for c in directory.communities]),
+    )
 
 
 @bp.get("/c/<slug>")
@@ -99,6 +104,7 @@ def show(slug: str):
         community=community,
         page=threads.list_threads(community, _page()),
         moderators=communities.moderators(community),
+        changed=promotion.changed(community),
     )
 
 
@@ -183,6 +189,7 @@ def _thread_page(community, item, page: int, form=None, status: int = 200):
         thread=item,
         replies=replies,
         following=threads.is_following(current_user, item),
+        became=promotion.idea_of(item),
         quote_target=quote_target,
         # Only members who may reply get a form (a token would keep visitors' pages out of
         # the page cache).

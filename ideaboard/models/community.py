@@ -125,6 +125,9 @@ class Thread(SoftDeleteMixin, CreatedMixin, Base):
             "ix_threads_community_activity", "community_id", "pinned", "last_activity_at", "id"
         ),
         Index("ix_threads_author", "author_id", "id"),
+        # Promotion: the idea page finds its thread; a community lists the ideas it changed.
+        Index("ix_threads_idea", "idea_id"),
+        Index("ix_threads_community_idea", "community_id", "idea_id"),
         page_content(True),
     )
 

@@ -134,6 +134,8 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     # How many ideas stand merged into this one: loaded by get_idea() in its own statement
     # (services/merges.py merged_count_expression); None where not loaded.
     merged_count: Mapped[int | None] = query_expression()
+    # The visible community thread the idea came from (promoted), loaded with the idea page.
+    from_thread_id: Mapped[int | None] = query_expression()
 
     def __repr__(self) -> str:
         return f"<Idea {self.id} {self.status}>"

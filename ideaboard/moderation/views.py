@@ -27,7 +27,7 @@ from ideaboard.htmx import hx_redirect, is_htmx, render
 from ideaboard.models import Community, Reply, Thread, User
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.security import no_store
-from ideaboard.services import audit_log, communities, moderation, threads
+from ideaboard.services import audit_log, communities, moderation, promotion, threads
 from ideaboard.services.errors import NotFound, ValidationError
 
 from .forms import (
@@ -106,6 +106,7 @@ def _thread_head(community: Community, thread: Thread, status: int = 200, **form
         community=community,
         thread=thread,
         following=threads.is_following(current_user, thread),
+        became=promotion.idea_of(thread),
         move_form=move_form,
         hide_form=forms.pop("hide_form", None),
         title_form=forms.pop("title_form", None),

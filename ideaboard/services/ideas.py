@@ -20,6 +20,7 @@ from ideaboard.models import (
     Merge,
     Status,
     StatusChange,
+    Thread,
     User,
     Vote,
     utcnow,
@@ -373,9 +374,19 @@ def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) 
             .correlate(Idea)
             .scalar_subquery()
         )
+        # And the community thread it was promoted from, if any (services/promotion.py).
+        from_thread = (
+            select(Thread.id)
+            .where(Thread.idea_id == Idea.id, Thread.deleted_at.is_(None), Thread.held_at.is_(None))
+            .order_by(Thread.id)
+            .limit(1)
+            .correlate(Idea)
+            .scalar_subquery()
+        )
         stmt = with_author_and_board(stmt).options(
             joinedload(Idea.merged_into).defer(Idea.body, raiseload=True),
             with_expression(Idea.merged_count, merged_count),
+            with_expression(Idea.from_thread_id, from_thread),
         )
     idea = db.session.scalar(stmt)
     if idea is None or not can_view_idea(viewer, idea):
@@ -514,6 +525,26 @@ def create_idea(actor: User, board: Board | None, kind: str, title: str, body: s
     same = duplicate_of(board.id, title)
     if same is not None:
         _refuse_duplicate(same)
+    return _insert_idea(actor, board, kind, title, body, now)
+
+
+def create_idea_for(author: User, board: Board | None, kind: str, title: str, body: str) -> Idea:
+    """Post an idea in `author`'s name for someone else (a thread promoted by staff or a
+    community's moderator, who checked their own rule): the same checks of the fields,
+    board and title as create_idea, and the same start (heard, the author's vote and
+    follow); no double-submit window, which is the author's own posting."""
+    title, body, errors = _check_fields(title, body, kind, board)
+    if errors:
+        raise ValidationError(errors)
+    _board_still_open(board)
+    same = duplicate_of(board.id, title)
+    if same is not None:
+        _refuse_duplicate(same)
+    return _insert_idea(author, board, kind, title, body, utcnow())
+
+
+def _insert_idea(actor: User, board: Board, kind: str, title: str, body: str, now) -> Idea:
+    """A new idea at heard: its first history entry, its author's vote and follow."""
     idea = Idea(
         board_id=board.id,
         author_id=actor.id,
