@@ -411,6 +411,7 @@ def _version_store(app: Flask, engine: Engine):
 class PageCache:
     def __init__(self, app: Flask, engine: Engine) -> None:
         config = app.config
+        self.engine = engine
         self.enabled = config.get("PAGE_CACHE_ENABLED", True)
         redis_url = config.get("REDIS_URL")
         local = PageStore(config.get("PAGE_CACHE_MAX_BYTES", PAGE_CACHE_MAX_BYTES))
@@ -573,6 +574,7 @@ class VisitorFastPath:
         self.cache = app.extensions["ideaboard_cache"]
         self.root = configured_root(app.config)
         self.scopes = scopes.PathScopes(app)
+        self.stamps = scopes.EngineReader(self.cache.engine)
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -613,16 +615,17 @@ class VisitorFastPath:
         scoped = self.scopes.match(environ)
         if scoped is not None and scoped[0] not in CACHEABLE:
             return None  # not one of our pages (a 404, a redirect): Flask answers it
-        if self.cache.versions.in_transaction or scoped is not None:
-            # The version or the stamp lives in the database: read it through the app's
-            # session, which needs an app context (its teardown ends the session).
+        if self.cache.versions.in_transaction:
+            # The version lives in the database (no Redis, not SQLite): read it through
+            # the app's session, which needs an app context (its teardown ends the session).
             with self.app.app_context():
                 version = self.cache.versions.read()
-                if version is not None and scoped is not None:
-                    scope = scopes.read(*scoped, db.session)
-                    version = None if scope is None else _scoped(version, scope)
         else:
             version = self.cache.versions.read()
+        if version is not None and scoped is not None:
+            # After the version, before the page: like the version, read before any data.
+            scope = self.stamps.read(*scoped)
+            version = None if scope is None else _scoped(version, scope)
         if version is None:
             return None
         key = page_key(version, (), locale_of(req, self.app.config), req)
