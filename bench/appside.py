@@ -149,6 +149,7 @@ def info(vote_ideas: int, hot_id: int | None) -> dict:
             server = "SQLite " + db.session.scalar(select(func.sqlite_version()))
         page_ids = _first_page_ids()
         return {
+            "community": _community_info(),
             "dialect": dialect,
             "server_version": server,
             "database": _describe_url(str(db.engine.url)),
@@ -169,6 +170,35 @@ def info(vote_ideas: int, hot_id: int | None) -> dict:
             "first_page_ids": page_ids,
             "seconds": round(time.perf_counter() - started, 3),
         }
+
+
+def _community_info() -> dict | None:
+    """The seeded club (bench-club-1), a thread of an ordinary size and its big thread,
+    with the big thread's last page; None before the communities are seeded."""
+    from sqlalchemy import select
+
+    from ideaboard.extensions import db
+    from ideaboard.models import Community, Thread
+    from ideaboard.services.threads import REPLIES_PER_PAGE
+
+    club = db.session.scalar(select(Community).where(Community.slug == "bench-club-1"))
+    if club is None:
+        return None
+    by_size = (
+        select(Thread.id, Thread.reply_count)
+        .where(Thread.community_id == club.id, Thread.deleted_at.is_(None))
+        .order_by(Thread.reply_count.desc(), Thread.id)
+    )
+    big = db.session.execute(by_size.limit(1)).one()
+    ordinary = db.session.execute(by_size.offset(1).limit(1)).first() or big
+    return {
+        "slug": club.slug,
+        "communities": db.session.query(Community).count(),
+        "thread_id": ordinary.id,
+        "big_thread_id": big.id,
+        "big_thread_replies": big.reply_count,
+        "big_thread_last_page": max(1, -(-big.reply_count // REPLIES_PER_PAGE)),
+    }
 
 
 def _describe_url(url: str) -> str:

@@ -155,6 +155,37 @@ SCENARIOS += [
         Target(max_p99_ms=100), accept="application/atom+xml",
     ),
 ]  # fmt: skip
+# i14: fan-club communities (bench/seed.py seeds bench-club-1..20; bench-club-1's first
+# thread has 10,000 replies): the directory, a club's thread list, and the big thread's
+# first and last pages (50 replies a page), each cached under its community's stamp.
+SCENARIOS += [
+    Scenario("communities_anon", "community directory, anonymous", "get.lua", "/c", PUBLIC),
+    Scenario(
+        "communities_member", "community directory, signed in", "member_get.lua", "/c",
+        SIGNED_IN,
+    ),
+    Scenario("club_anon", "a club's thread list, anonymous", "get.lua", "/c/{club}", PUBLIC),
+    Scenario(
+        "club_member", "a club's thread list, signed in", "member_get.lua", "/c/{club}",
+        SIGNED_IN,
+    ),
+    Scenario(
+        "thread_first_anon", "10,000-reply thread, first page, anonymous", "get.lua",
+        "/c/{club}/t/{big}", PUBLIC,
+    ),
+    Scenario(
+        "thread_last_anon", "10,000-reply thread, last page, anonymous", "get.lua",
+        "/c/{club}/t/{big}?page={big_last}", PUBLIC,
+    ),
+    Scenario(
+        "thread_first_member", "10,000-reply thread, first page, signed in",
+        "member_get.lua", "/c/{club}/t/{big}", SIGNED_IN,
+    ),
+    Scenario(
+        "thread_last_member", "10,000-reply thread, last page, signed in", "member_get.lua",
+        "/c/{club}/t/{big}?page={big_last}", SIGNED_IN,
+    ),
+]  # fmt: skip
 BARE = Scenario("bare", "bare Flask endpoint (ceiling)", "get.lua", "/", None)
 # Words the seed's titles and bodies use (bench/seed.py), common and rare, English and
 # Russian, whole and as prefixes; search.lua asks for one or two of them per request.
@@ -471,6 +502,21 @@ def app_info(db: Database, s: Settings, env: dict[str, str], hot: int | None = N
 
 
 def ensure_data(
+    db: Database, s: Settings, sizes: dict, env: dict[str, str]
+) -> tuple[dict, dict | None]:
+    """_ensure_ideas(), then the communities (issue 14) if the data has none yet: a
+    database seeded before them gets them added, its ideas kept."""
+    info, state = _ensure_ideas(db, s, sizes, env)
+    if info.get("community") is None and s.seed and info["bench_members"]:
+        log("seeding the communities (bench-club-1 ..., a 10,000-reply thread)")
+        started = time.perf_counter()
+        harness.seed(env, db.folder / "state-communities.json", ["--communities-only"])
+        log(f"communities seeded in {time.perf_counter() - started:.0f} s")
+        info = app_info(db, s, env, hot=info["hot_idea_id"])
+    return info, state
+
+
+def _ensure_ideas(
     db: Database, s: Settings, sizes: dict, env: dict[str, str]
 ) -> tuple[dict, dict | None]:
     """Seed the database unless it already holds a bench seed of these sizes.
@@ -992,8 +1038,17 @@ def run_app_scenarios(
     """Serve the app on `db` and run `picked`; returns measures and checks."""
     hot = info["hot_idea_id"]
     words = [w.strip() for w in (s.search or SEARCH_WORDS).split(",") if w.strip()]
+    club = info.get("community") or {}
     for sc in picked:
-        sc.path = sc.path.format(hot=hot, word=urllib.request.quote(words[0]))
+        if "{club}" in sc.path and not club:
+            raise RuntimeError(f"{sc.name}: no bench communities in the database")
+        sc.path = sc.path.format(
+            hot=hot,
+            word=urllib.request.quote(words[0]),
+            club=club.get("slug"),
+            big=club.get("big_thread_id"),
+            big_last=club.get("big_thread_last_page"),
+        )
     needs_members = s.live_wanted() or any(
         sc.script in ("member_get.lua", "vote.lua") and sc.who == "members" for sc in picked
     )

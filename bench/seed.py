@@ -38,11 +38,16 @@ from ideaboard.extensions import db
 from ideaboard.models import (
     Board,
     Comment,
+    Community,
+    CommunityMember,
     Idea,
     Kind,
+    Reply,
     Role,
     Status,
     StatusChange,
+    Thread,
+    ThreadFollow,
     User,
     Vote,
     utcnow,
@@ -772,6 +777,190 @@ def seed_database(
     )
 
 
+# --- communities (issue 14) -------------------------------------------------------------
+
+CLUB_SLUG = "bench-club-{n}"  # bench-club-1 holds the big thread
+# Triggers that move community stamps (migration 14e0a1b2c3d4), off during PostgreSQL's
+# bulk COPY: each would update the community's row once per reply, and PostgreSQL walks
+# every earlier version of a row its own transaction updated. The counts' UPDATE at the
+# end moves every seeded community's stamp (and the directory's) once.
+_PG_STAMP_TRIGGERS = ("threads", "replies", "community_members", "thread_follows")
+
+
+@dataclass
+class CommunityResult:
+    communities: int
+    threads: int
+    replies: int
+    big_thread_id: int
+    seconds: float
+
+
+def seed_communities(
+    *,
+    communities: int = 20,
+    threads: int = 2_000,
+    replies: int = 50_000,
+    big_thread: int = 10_000,
+    seed: int = 1,
+    echo: Callable[[str], object] = print,
+) -> CommunityResult:
+    """Communities bench-club-1..N with threads, replies and members; bench-club-1 has a
+    thread of `big_thread` replies (beside the `replies` spread over the others). Reuses
+    what a previous run made (by the first club's slug)."""
+    started = time.perf_counter()
+    rng = random.Random(seed + 14)
+    now = utcnow().replace(microsecond=0)
+    community_t, thread_t, reply_t = Community.__table__, Thread.__table__, Reply.__table__
+    member_t, follow_t = CommunityMember.__table__, ThreadFollow.__table__
+    with db.engine.connect() as conn:
+        w = Writer(conn)
+        first = conn.execute(
+            select(community_t.c.id).where(community_t.c.slug == CLUB_SLUG.format(n=1))
+        ).scalar()
+        if first is not None:
+            big = conn.execute(
+                select(thread_t.c.id)
+                .where(thread_t.c.community_id == first)
+                .order_by(thread_t.c.reply_count.desc(), thread_t.c.id)
+                .limit(1)
+            ).scalar_one()
+            conn.commit()
+            echo(f"communities: already seeded (big thread {big})")
+            return CommunityResult(0, 0, 0, big, 0.0)
+        member_ids = list(
+            conn.execute(
+                select(User.__table__.c.id)
+                .where(User.__table__.c.email_key.like("bench%@bench.test"))
+                .where(User.__table__.c.role == Role.MEMBER.value)
+            ).scalars()
+        )
+        if not member_ids:
+            raise click.ClickException("seed the members first (bench{i}@bench.test)")
+        if w.dialect == "postgresql":
+            for table in _PG_STAMP_TRIGGERS:
+                conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {table}_stamp")
+            conn.commit()
+        try:
+            cols = ("slug", "name", "description", "rules", "accent", "last_activity_at")
+            cols += ("created_at",)
+            rows = [
+                (
+                    CLUB_SLUG.format(n=n),
+                    f"Bench club {n}",
+                    f"Owners of product {n} talk among themselves.",
+                    "Be kind.",
+                    f"#{rng.randrange(0x1000000):06x}",
+                    now,
+                    now - SPAN,
+                )
+                for n in range(1, communities + 1)
+            ]
+            conn.execute(insert(community_t), [dict(zip(cols, r, strict=True)) for r in rows])
+            conn.commit()
+            club_ids = list(
+                conn.execute(
+                    select(community_t.c.id)
+                    .where(community_t.c.slug.like("bench-club-%"))
+                    .order_by(community_t.c.id)
+                ).scalars()
+            )
+            echo(f"communities: {len(club_ids)}")
+
+            # Members: a share of the bench members join each club.
+            progress = Progress("community members", 0, echo)
+            joined = min(len(member_ids), 500)
+            member_rows = [
+                (club, user, now - SPAN)
+                for club in club_ids
+                for user in sorted(rng.sample(member_ids, joined))
+            ]
+            progress.total = len(member_rows)
+            for batch in _chunks(member_rows, 20_000):
+                w.insert(member_t, ("community_id", "user_id", "created_at"), batch)
+                progress.add(len(batch))
+            progress.finish()
+
+            # Threads: explicit ids, spread over the clubs; the first is the big thread.
+            first_id = _reserve_ids(conn, thread_t, threads)
+            thread_club = [club_ids[0]] + [rng.choice(club_ids) for _ in range(threads - 1)]
+            thread_author = [rng.choice(member_ids) for _ in range(threads)]
+            tcols = ("id", "community_id", "author_id", "title", "body", "pinned")
+            tcols += ("last_activity_at", "created_at")
+            span_s = SPAN.total_seconds()
+            thread_rows = []
+            for i in range(threads):
+                born = now - SPAN + timedelta(seconds=span_s * rng.random())
+                title, body = idea_text("idea", rng)
+                pinned = 1 if i % 97 == 1 else 0
+                thread_rows.append(
+                    (first_id + i, thread_club[i], thread_author[i], title[:140], body,
+                     pinned, born, born)
+                )  # fmt: skip
+            progress = Progress("threads", threads, echo)
+            for batch in _chunks(thread_rows, 5_000):
+                w.insert(thread_t, tcols, batch)
+                progress.add(len(batch))
+            progress.finish()
+            w.insert(
+                follow_t,
+                ("user_id", "thread_id", "active", "created_at"),
+                [(thread_author[i], first_id + i, True, now) for i in range(threads)],
+            )
+
+            # Replies: the big thread's, then the rest spread over the other threads.
+            def reply_rows():
+                for _ in range(big_thread):
+                    yield (first_id, club_ids[0], rng.choice(member_ids), comment_text(rng), now)
+                for _ in range(replies):
+                    i = 1 + rng.randrange(max(threads - 1, 1)) if threads > 1 else 0
+                    author = rng.choice(member_ids)
+                    yield (first_id + i, thread_club[i], author, comment_text(rng), now)
+
+            rcols = ("thread_id", "community_id", "author_id", "body", "created_at")
+            progress = Progress("replies", big_thread + replies, echo)
+            for batch in _chunks(reply_rows(), 20_000):
+                w.insert(reply_t, rcols, batch)
+                progress.add(len(batch))
+            progress.finish()
+        finally:
+            if w.dialect == "postgresql":
+                conn.rollback()
+                for table in _PG_STAMP_TRIGGERS:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER {table}_stamp")
+                conn.commit()
+
+        # Exact counts from the rows (and, through the triggers, every club's stamp).
+        phase = time.perf_counter()
+        conn.exec_driver_sql(
+            "UPDATE threads SET reply_count = (SELECT count(*) FROM replies r "
+            "WHERE r.thread_id = threads.id AND r.deleted_at IS NULL AND r.held_at IS NULL), "
+            "follower_count = (SELECT count(*) FROM thread_follows f "
+            "WHERE f.thread_id = threads.id AND f.active) "
+            f"WHERE id >= {first_id}"
+        )
+        conn.exec_driver_sql(
+            "UPDATE communities SET "
+            "member_count = (SELECT count(*) FROM community_members m "
+            "WHERE m.community_id = communities.id), "
+            "thread_count = (SELECT count(*) FROM threads t WHERE t.community_id = communities.id "
+            "AND t.deleted_at IS NULL AND t.held_at IS NULL), "
+            "reply_count = (SELECT count(*) FROM replies r WHERE r.community_id = communities.id "
+            "AND r.deleted_at IS NULL AND r.held_at IS NULL) "
+            "WHERE slug LIKE 'bench-club-%'"
+        )
+        conn.commit()
+        echo(f"community counts: {time.perf_counter() - phase:.1f} s")
+    _analyze(db.engine.dialect.name)
+    return CommunityResult(
+        communities=communities,
+        threads=threads,
+        replies=big_thread + replies,
+        big_thread_id=first_id,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
 # --- the command -----------------------------------------------------------------------
 
 
@@ -805,6 +994,27 @@ def _use_app(ctx: click.Context, _param: click.Parameter, spec: str | None) -> s
     show_default=True,
     help="Comments on the idea with the most votes.",
 )
+@click.option("--communities", default=20, type=click.IntRange(min=1), show_default=True)
+@click.option("--threads", default=2_000, type=click.IntRange(min=1), show_default=True)
+@click.option(
+    "--replies",
+    default=50_000,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Replies spread over the threads, beside the big thread's.",
+)
+@click.option(
+    "--big-thread",
+    default=10_000,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Replies in bench-club-1's first thread (the thread-page scenarios).",
+)
+@click.option(
+    "--communities-only",
+    is_flag=True,
+    help="Only add the communities (to a database seeded before issue 14).",
+)
 @click.option("--force", is_flag=True, help="Add the data even if the database has ideas.")
 @click.option(
     "--state",
@@ -823,10 +1033,28 @@ def seed_command(
     boards: int,
     seed: int,
     hot_comments: int,
+    communities: int,
+    threads: int,
+    replies: int,
+    big_thread: int,
+    communities_only: bool,
     force: bool,
     state_path: Path,
 ) -> None:
     """Fill the database with benchmark data in minutes (bulk inserts, not services)."""
+    club_sizes = dict(
+        communities=communities,
+        threads=threads,
+        replies=replies,
+        big_thread=big_thread,
+        seed=seed,
+        echo=click.echo,
+    )
+    if communities_only:
+        db.session.commit()
+        made = seed_communities(**club_sizes)
+        click.echo(f"Communities: big thread {made.big_thread_id} ({made.seconds:.1f} s).")
+        return
     existing = db.session.scalar(select(func.count()).select_from(Idea))
     db.session.commit()  # end this read: the bulk writes use their own connection
     if existing and not force:
@@ -849,6 +1077,7 @@ def seed_command(
         hot_comments=hot_comments,
         echo=click.echo,
     )
+    made = seed_communities(**club_sizes)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(asdict(result), indent=2) + "\n")
     click.echo(
@@ -859,6 +1088,10 @@ def seed_command(
         f"Hot idea: {result.hot_idea_id}. Sign in as bench1@bench.test ... "
         f"bench{members}@bench.test, {STAFF_EMAIL} or {ADMIN_EMAIL} with the password "
         f"{BENCH_PASSWORD!r}."
+    )
+    click.echo(
+        f"Communities: {made.communities} (bench-club-1 ...), {made.threads:,} threads, "
+        f"{made.replies:,} replies; the big thread is {made.big_thread_id}."
     )
     click.echo(f"State written to {state_path}.")
 

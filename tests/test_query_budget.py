@@ -226,7 +226,7 @@ def test_notification_pages_cost_the_same_for_few_or_many_rows(app, count_querie
 # i14 promotion: the directory (communities, their shipped counts, the user), a community
 # (its threads, moderators, promoted ideas and their counts by status) and its full list
 # cost the same statements whatever the number of communities and promoted ideas.
-COMMUNITY_BUDGET = {"/c": 3, "/c/{slug}": 7, "/c/{slug}/changed": 4, "/c/{slug}/t/{thread}": 8}
+PROMOTE_BUDGET = {"/c": 3, "/c/{slug}": 7, "/c/{slug}/changed": 4, "/c/{slug}/t/{thread}": 8}
 
 
 def _fill_communities(n: int):
@@ -251,7 +251,7 @@ def _fill_communities(n: int):
     return first
 
 
-@pytest.mark.parametrize("url", sorted(COMMUNITY_BUDGET))
+@pytest.mark.parametrize("url", sorted(PROMOTE_BUDGET))
 def test_community_pages_cost_the_same_for_few_or_many_promoted_ideas(app, count_queries, url):
     """The directory with its "N ideas shipped", a community with "what this club changed",
     its full list and a promoted thread cost the same at 3 or 12 communities and ideas."""
@@ -272,4 +272,62 @@ def test_community_pages_cost_the_same_for_few_or_many_promoted_ideas(app, count
     anon_small, member_small, anon_big, member_big = counts
     assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
     assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
-    assert member_big <= COMMUNITY_BUDGET[url], f"{url}: {member_big} > {COMMUNITY_BUDGET[url]}"
+    assert member_big <= PROMOTE_BUDGET[url], f"{url}: {member_big} > {PROMOTE_BUDGET[url]}"
+
+
+# i14: community pages, signed in. The directory: the user, one page of communities. A
+# community: the user, the community by slug, its moderators, one page of threads with
+# their authors, the member's standing. A thread page adds the thread, the page's reply
+# ids, the replies with their authors and the member's follow; quoted replies one more.
+COMMUNITY_BUDGET = {
+    "/c": 2,
+    "/c/{slug}": 5,
+    "/c/{slug}/t/{thread}": 9,
+    "/c/{slug}/t/{thread}?page={last}": 9,
+}
+
+
+def _fill_community(n_threads: int, n_replies: int):
+    from ideaboard.models import Reply
+
+    from .factories import make_community, make_reply, make_thread
+
+    club = make_community()
+    for _ in range(3):
+        make_community()
+    author = make_user()
+    threads = [make_thread(club, author=author) for _ in range(n_threads)]
+    big = threads[0]
+    first = make_reply(big, author=author)
+    for n in range(n_replies - 1):
+        quote = first.id if n % 7 == 0 else None
+        make_reply(big, author=author if n % 2 else make_user(), body=f"Reply {n}", quote_of=quote)
+    db.session.commit()
+    assert db.session.get(Reply, first.id) is not None
+    return club, big, author
+
+
+@pytest.mark.parametrize("url", list(COMMUNITY_BUDGET))
+def test_community_pages_cost_the_same_for_few_or_many_rows(app, count_queries, url):
+    """The directory, a club's thread list and a thread's first and last pages: the same
+    statements with 2 threads and 3 replies as with 35 threads and 120 replies."""
+    from ideaboard.services.threads import REPLIES_PER_PAGE
+
+    from .conftest import _reset
+
+    app.extensions["ideaboard_cache"].enabled = False  # measure rendering, not cache hits
+    counts = []
+    for n_threads, n_replies in ((2, 3), (35, 120)):
+        _reset(app)
+        club, big, member = _fill_community(n_threads, n_replies)
+        last = max(1, -(-n_replies // REPLIES_PER_PAGE))
+        target = url.format(slug=club.slug, thread=big.id, last=last)
+        for signed_in in (False, True):
+            client = app.test_client()
+            if signed_in:
+                login_as(client, member)
+            counts.append(_measure(client, count_queries, target))
+    anon_small, member_small, anon_big, member_big = counts
+    assert anon_small == anon_big, f"{url}: {anon_small} statements grew to {anon_big}"
+    assert member_small == member_big, f"{url}: {member_small} grew to {member_big}"
+    assert member_big <= COMMUNITY_BUDGET[url], f"{url}: {counts} > {COMMUNITY_BUDGET[url]}"

@@ -1,11 +1,20 @@
 """Typed SQLAlchemy models, by area."""
 
-from .base import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base, page_content, utcnow
+from .base import (
+    COMMUNITY,
+    PAGE_CONTENT,
+    SCOPE,
+    TABLES_WITHOUT_MODEL,
+    Base,
+    page_content,
+    utcnow,
+)
 from .board import Board
 from .community import (
     AuditEntry,
     Community,
     CommunityBan,
+    CommunityDirectoryVersion,
     CommunityMember,
     CommunityModerator,
     Reply,
@@ -29,7 +38,9 @@ from .site import ContentVersion
 from .user import AccountToken, Role, User
 
 __all__ = [
+    "COMMUNITY",
     "PAGE_CONTENT",
+    "SCOPE",
     "ROADMAP",
     "TABLES_WITHOUT_MODEL",
     "AccountToken",
@@ -39,6 +50,7 @@ __all__ = [
     "Comment",
     "Community",
     "CommunityBan",
+    "CommunityDirectoryVersion",
     "CommunityMember",
     "CommunityModerator",
     "ContentVersion",

@@ -28,9 +28,14 @@ def utcnow() -> datetime:
 
 #: The `Table.info` key saying whether a table's rows are page content (see page_content()).
 PAGE_CONTENT = "page_content"
+#: The `Table.info` key naming a content table's freshness scope (see page_content()).
+SCOPE = "freshness_scope"
+#: The scope of community content: a write moves that community's `communities.stamp`
+#: (and the directory's stamp), through database triggers, not the shared content version.
+COMMUNITY = "community"
 
 
-def page_content(shown: bool) -> dict:
+def page_content(shown: bool, scope: str | None = None) -> dict:
     """The `__table_args__` entry every table must have (last in a tuple): whether its rows
     are shown on cached pages.
 
@@ -40,7 +45,17 @@ def page_content(shown: bool) -> dict:
     not content only if no page, fragment or API answer ever shows anything from it, or
     from anything computed from it; tests/test_freshness.py fails for a table that says
     neither.
+
+    `scope=COMMUNITY` (content only): the table's rows belong to one community, and a
+    write to it moves that community's stamp instead of the shared version, so a reply in
+    one community leaves every other cached page served. The stamp is moved by database
+    triggers the migration makes on the table (tests/test_community_freshness.py fails for
+    a scoped table without them), and only pages keyed by that stamp (perf/scopes.py) may
+    show its rows: any other page that reads a scoped table is not kept.
     """
+    if scope is not None:
+        assert shown and scope == COMMUNITY, "only page content has a scope"
+        return {"info": {PAGE_CONTENT: shown, SCOPE: scope}}
     return {"info": {PAGE_CONTENT: shown}}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, CreatedMixin, SoftDeleteMixin, page_content, utcnow
+from .base import COMMUNITY, Base, CreatedMixin, SoftDeleteMixin, page_content, utcnow
 from .user import User
 
 #: What "shown to everyone" means for a thread or reply: not hidden, not held for approval.
@@ -50,7 +51,9 @@ class Community(CreatedMixin, Base):
         CheckConstraint("accent LIKE '#______'", name="accent_hex"),
         # The directory: most recent activity first.
         Index("ix_communities_activity", "last_activity_at", "id"),
-        page_content(True),
+        # Its own stamp moves with every change of the row (a trigger), so its pages and
+        # the directory are keyed by their stamps, not by the shared version.
+        page_content(True, scope=COMMUNITY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +74,10 @@ class Community(CreatedMixin, Base):
     reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_activity_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(), default=None)
+    # Moves on with every committed write to this community's content (its row, threads,
+    # replies, thread follows, members, bans): database triggers do it, in the writer's
+    # own transaction (migration 14e0a1b2c3d4). Its cached pages are keyed by it.
+    stamp: Mapped[int] = mapped_column(BigInteger, default=1, server_default=text("1"))
 
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id], lazy="raise")
 
@@ -106,7 +113,7 @@ class CommunityMember(CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("community_id", "user_id", name="uq_community_members_pair"),
         Index("ix_community_members_user", "user_id", "community_id"),
-        page_content(True),  # member counts and the Join/Leave button
+        page_content(True, scope=COMMUNITY),  # member counts and the Join/Leave button
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -128,7 +135,7 @@ class Thread(SoftDeleteMixin, CreatedMixin, Base):
         # Promotion: the idea page finds its thread; a community lists the ideas it changed.
         Index("ix_threads_idea", "idea_id"),
         Index("ix_threads_community_idea", "community_id", "idea_id"),
-        page_content(True),
+        page_content(True, scope=COMMUNITY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,7 +182,7 @@ class Reply(SoftDeleteMixin, CreatedMixin, Base):
         # A thread's pages, oldest first, over visible replies.
         visible_index("ix_replies_thread", "thread_id", "id"),
         Index("ix_replies_author", "author_id", "id"),
-        page_content(True),
+        page_content(True, scope=COMMUNITY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -208,7 +215,9 @@ class ThreadFollow(CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("user_id", "thread_id", name="uq_thread_follows_user_thread"),
         Index("ix_thread_follows_thread_active", "thread_id", "active", "user_id"),
-        page_content(True),  # the thread page shows the count and the member's button
+        page_content(
+            True, scope=COMMUNITY
+        ),  # the thread page shows the count and the member's button
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,7 +233,7 @@ class CommunityBan(CreatedMixin, Base):
     __tablename__ = "community_bans"
     __table_args__ = (
         Index("ix_community_bans_lookup", "community_id", "user_id", "lifted_at"),
-        page_content(True),  # a banned member's page shows no reply form
+        page_content(True, scope=COMMUNITY),  # a banned member's page shows no reply form
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -239,6 +248,18 @@ class CommunityBan(CreatedMixin, Base):
     lifted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
+
+
+class CommunityDirectoryVersion(Base):
+    """One row whose value moves with every committed write to any community's content
+    (a trigger on `communities`, whose stamp every scoped write moves): the key of the
+    directory, /c."""
+
+    __tablename__ = "community_directory_version"
+    __table_args__ = (page_content(False),)  # the key of a page, not what it shows
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=1)
 
 
 class ReportReason:

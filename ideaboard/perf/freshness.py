@@ -24,6 +24,11 @@ session.connection()), instead of the ORM session, which most of those bypass:
   SQLite backup API and pg_restore in a restore, once committed. tests/test_freshness.py
   fails for any module of the package that reaches the database another way.
 
+Community content (tables declared page_content(True, scope=COMMUNITY)) does not move the
+shared version: database triggers move that community's stamp in the writer's transaction
+(scopes.py). Reads are watched too: a request that read a scoped table is marked, and
+pagecache keeps its page only if it is keyed by a stamp.
+
 Savepoints: a write inside a savepoint that is rolled back still counts when the outer
 transaction commits (one move more than needed, never one fewer).
 
@@ -43,7 +48,7 @@ from sqlalchemy import Connection, Engine, Table, event
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ideaboard.extensions import db
-from ideaboard.models import PAGE_CONTENT, TABLES_WITHOUT_MODEL, Base
+from ideaboard.models import PAGE_CONTENT, SCOPE, TABLES_WITHOUT_MODEL, Base
 
 #: What a statement did to page content: nothing; rows (of content tables, or of tables it
 #: cannot name); or something it cannot read (DDL, CALL, DO, ...), which moves the version
@@ -65,6 +70,17 @@ def declared(name: str) -> bool | None:
     if table is not None:
         return table.info.get(PAGE_CONTENT)
     return TABLES_WITHOUT_MODEL.get(name)
+
+
+def scoped(name: str) -> bool:
+    """Whether the table called `name` is community content: its writes move that
+    community's stamp (database triggers), not the shared version."""
+    table = Base.metadata.tables.get(name)
+    return table is not None and table.info.get(SCOPE) is not None
+
+
+def scoped_tables() -> frozenset[str]:
+    return frozenset(t.name for t in Base.metadata.sorted_tables if t.info.get(SCOPE))
 
 
 # --- reading SQL ---------------------------------------------------------------------
@@ -226,11 +242,40 @@ def judge_sql(sql: str, table: Table | None = None) -> int:
     for name in names:
         if table is not None and name == table.name:
             shown = table.info.get(PAGE_CONTENT)
+            if shown and table.info.get(SCOPE):
+                continue  # community content: its triggers move its stamp
         else:
             shown = None if name is None else declared(name)
+            if shown and scoped(name):
+                continue
         if shown is not False:
             return ROWS
     return NOTHING
+
+
+_SCOPED_NAME = None
+
+
+def reads_scoped(sql: str) -> bool:
+    """Whether `sql` may read a community-scoped table (by its name as a word anywhere in
+    it; a false alarm only keeps a page out of the cache)."""
+    global _SCOPED_NAME
+    if _SCOPED_NAME is None:
+        names = sorted(scoped_tables())
+        alternatives = "|".join(map(re.escape, names))
+        _SCOPED_NAME = re.compile(rf"\b(?:{alternatives})\b", re.I)
+    return _SCOPED_NAME.search(sql) is not None
+
+
+#: Verdicts by SQL string for reads: does it read community content?
+_SCOPED_READS: dict[str, bool] = {}
+_G_SCOPED = "_ideaboard_read_scoped"  # g: this request read community content
+
+
+def read_scoped_content() -> bool:
+    """Whether the current request has read a community-scoped table (perf/scopes.py:
+    a page that did so is kept only under its community's stamp)."""
+    return bool(g.get(_G_SCOPED))
 
 
 #: Verdicts by SQL string: a statement is judged the first time it runs. SQLAlchemy hands
@@ -323,12 +368,21 @@ def watch(engine: Engine, versions) -> None:
     the_watch = _WATCHES[engine] = _Watch(engine, versions)
     dialect = engine.dialect
     kinds = _KINDS
+    scoped_reads = _SCOPED_READS
 
     def hook(run):
         """A do_execute-style hook: judge the statement, then mark its transaction, or
         (autocommit) run it here and count it as committed once it returns."""
 
         def before(cursor, statement, *args) -> bool | None:
+            reads = scoped_reads.get(statement)
+            if reads is None:
+                reads = reads_scoped(statement)
+                if len(scoped_reads) >= _KINDS_MAX:
+                    scoped_reads.clear()
+                scoped_reads[statement] = reads
+            if reads and has_request_context():
+                setattr(g, _G_SCOPED, True)
             kind = kinds.get(statement)
             if kind is None:
                 kind = statement_kind(statement, args[-1])

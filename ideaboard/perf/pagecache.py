@@ -64,7 +64,7 @@ from ideaboard.markup import MARKUP_VERSION
 from ideaboard.models import ContentVersion
 from ideaboard.security import configured_root
 
-from . import freshness, observe
+from . import freshness, observe, scopes
 
 log = logging.getLogger("ideaboard.cache")
 
@@ -90,6 +90,11 @@ CACHEABLE: dict[str, frozenset[str]] = {
     "changelog.changes_feed": frozenset(),
     "changelog.changelog_feed": frozenset(),
     "people.profile": frozenset({"page"}),
+    # Community pages: keyed by their community's stamp (or the directory's), not only by
+    # the shared version (scopes.py).
+    "community.index": frozenset({"page"}),
+    "community.show": frozenset({"page"}),
+    "community.thread": frozenset({"page"}),
 }
 MAX_BODY = 512 * 1024
 # Longer query strings are answered uncached (a search of 200 Cyrillic letters is 1,200).
@@ -406,6 +411,7 @@ def _version_store(app: Flask, engine: Engine):
 class PageCache:
     def __init__(self, app: Flask, engine: Engine) -> None:
         config = app.config
+        self.engine = engine
         self.enabled = config.get("PAGE_CACHE_ENABLED", True)
         redis_url = config.get("REDIS_URL")
         local = PageStore(config.get("PAGE_CACHE_MAX_BYTES", PAGE_CACHE_MAX_BYTES))
@@ -497,6 +503,24 @@ def _own_url(req, declared: frozenset[str]) -> bool:
     return built is not None and unquote(built[1]) == req.path
 
 
+def _scoped(version, scope: tuple):
+    """The version part of a page's key: the shared version, with the page's scope stamp
+    when it has one (scopes.read())."""
+    return (version, scope) if scope else version
+
+
+_WARNED: set = set()
+
+
+def _warn_scoped(endpoint: str | None) -> None:
+    if endpoint not in _WARNED:
+        _WARNED.add(endpoint)
+        log.warning(
+            "%s read community content but is not a scoped page (perf/scopes.py): not cached",
+            endpoint,
+        )
+
+
 def uncached() -> None:
     """Answer this request without keeping its page: for a view that finds its URL is
     not the page's own (an idea's old or made-up slug)."""
@@ -549,6 +573,8 @@ class VisitorFastPath:
         self.wsgi_app = wsgi_app
         self.cache = app.extensions["ideaboard_cache"]
         self.root = configured_root(app.config)
+        self.scopes = scopes.PathScopes(app)
+        self.stamps = scopes.EngineReader(self.cache.engine)
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -586,6 +612,9 @@ class VisitorFastPath:
         cookies = req.cookies
         if any(name in cookies for name in self.private_cookies):
             return None
+        scoped = self.scopes.match(environ)
+        if scoped is not None and scoped[0] not in CACHEABLE:
+            return None  # not one of our pages (a 404, a redirect): Flask answers it
         if self.cache.versions.in_transaction:
             # The version lives in the database (no Redis, not SQLite): read it through
             # the app's session, which needs an app context (its teardown ends the session).
@@ -593,6 +622,10 @@ class VisitorFastPath:
                 version = self.cache.versions.read()
         else:
             version = self.cache.versions.read()
+        if version is not None and scoped is not None:
+            # After the version, before the page: like the version, read before any data.
+            scope = self.stamps.read(*scoped)
+            version = None if scope is None else _scoped(version, scope)
         if version is None:
             return None
         key = page_key(version, (), locale_of(req, self.app.config), req)
@@ -671,6 +704,10 @@ def init_app(app: Flask) -> None:
         version = cache.versions.read()  # before any data is read: see the module doc
         if version is None:
             return None
+        scope = scopes.read(request.endpoint, request.view_args, db.session)
+        if scope is None:
+            return None
+        version = _scoped(version, scope)
         from flask_babel import get_locale
 
         key = page_key(version, owner, str(get_locale()), request)
@@ -693,6 +730,11 @@ def init_app(app: Flask) -> None:
         if key is None or g.get("page_cache_hit"):
             return resp
         if resp.status_code != 200 or resp.direct_passthrough or "Set-Cookie" in resp.headers:
+            return resp
+        if freshness.read_scoped_content() and not isinstance(key[0], tuple):
+            # It showed community content but is keyed by the shared version alone, which
+            # a write to that content does not move: kept, it could go stale (scopes.py).
+            _warn_scoped(request.endpoint)
             return resp
         # Whatever order the hooks run in, a body is kept only under the encoding it has:
         # an encoded body under a key for clients that asked for none would be unreadable.

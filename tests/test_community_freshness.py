@@ -1,0 +1,228 @@
+"""Per-community freshness (perf/scopes.py, migration 14e0a1b2c3d4): a write to one
+community's content moves that community's stamp (database triggers), never the shared
+content version, so every other cached page stays served; the community's own pages and
+the directory show the write at once.
+
+"Served from the cache" is a visitor's request that never reaches Flask (as in
+test_freshness.py); most tests run with each version store (the backend's own, Redis).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from flask import request_started
+
+from ideaboard.extensions import db
+from ideaboard.models import SCOPE, Base, Community, CommunityBan
+from ideaboard.perf import pagecache
+
+from .conftest import TEST_REDIS, fresh_app, redis_or_skip
+from .factories import make_community, make_idea, make_reply, make_thread, make_user
+
+
+@pytest.fixture(params=["own", "redis"])
+def server(request, make_app):
+    settings = {}
+    if request.param == "redis":
+        redis_or_skip()
+        settings = {"REDIS_URL": TEST_REDIS, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
+    with fresh_app(make_app, **settings) as app:
+        yield app
+
+
+class Visitor:
+    """A browser without a session: get() says whether Flask rendered the page."""
+
+    def __init__(self, app) -> None:
+        self.client = app.test_client()
+        self.rendered = 0
+        request_started.connect(self._started, app, weak=False)
+
+    def _started(self, _sender, **_extra) -> None:
+        self.rendered += 1
+
+    def get(self, url: str) -> tuple[bool, str]:
+        before = self.rendered
+        resp = self.client.get(url)
+        assert resp.status_code == 200, url
+        return self.rendered > before, resp.get_data(as_text=True)
+
+    def warm(self, *urls: str) -> None:
+        for url in urls:
+            self.get(url)
+            rendered, _page = self.get(url)
+            assert not rendered, f"{url} was not cached"
+
+
+def stamp(community_id: int) -> int:
+    db.session.remove()
+    with db.engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT stamp FROM communities WHERE id = :i"), {"i": community_id}
+        ).scalar_one()
+
+
+def _two_clubs():
+    a, b = make_community("alpha", "Alpha"), make_community("beta", "Beta")
+    ta, tb = make_thread(a, title="Alpha talk"), make_thread(b, title="Beta talk")
+    idea = make_idea()
+    urls_b = ["/c/beta", f"/c/beta/t/{tb.id}"]
+    urls_a = ["/c/alpha", f"/c/alpha/t/{ta.id}"]
+    return a, b, ta, tb, idea, urls_a, urls_b
+
+
+def test_a_reply_in_one_community_leaves_the_others_and_ideas_cached(server):
+    a, b, ta, tb, idea, urls_a, urls_b = _two_clubs()
+    other = [*urls_b, "/ideas", f"/ideas/{idea.id}"]
+    author = make_user()  # a new account is shared content (names show everywhere)
+    visitor = Visitor(server)
+    visitor.warm(*urls_a, *other, "/c")
+
+    make_reply(ta, author=author, body="Alpha says hello")
+
+    for url in other:
+        rendered, _page = visitor.get(url)
+        assert not rendered, f"a reply in Alpha re-rendered {url}"
+    rendered, page = visitor.get(urls_a[1])
+    assert rendered and "Alpha says hello" in page
+    rendered, page = visitor.get(urls_a[0])
+    assert rendered, "Alpha's thread list did not show the new reply count"
+    rendered, page = visitor.get("/c")
+    assert rendered, "the directory did not show Alpha's new activity"
+    assert "1 reply" in page
+
+
+def test_a_write_to_shared_content_still_refreshes_community_pages(server):
+    _a, _b, _ta, _tb, idea, _urls_a, urls_b = _two_clubs()
+    visitor = Visitor(server)
+    visitor.warm(*urls_b)
+    user = make_user()
+    user.display_name = "Renamed Person"
+    db.session.commit()
+    for url in urls_b:
+        assert visitor.get(url)[0], f"{url} kept its page after a shared-content write"
+
+
+def test_a_raw_write_to_replies_moves_the_stamp_through_the_trigger(server):
+    """A write no SQLAlchemy code sees (a bare DB-API cursor) still moves the stamp."""
+    a, b, ta, _tb, _idea, urls_a, urls_b = _two_clubs()
+    reply = make_reply(ta, body="Before")
+    visitor = Visitor(server)
+    visitor.warm(*urls_a, *urls_b)
+    before_a, before_b = stamp(a.id), stamp(b.id)
+
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"UPDATE replies SET body = 'Edited around the ORM' WHERE id = {reply.id}")
+        raw.commit()
+    finally:
+        raw.close()
+
+    assert stamp(a.id) > before_a
+    assert stamp(b.id) == before_b
+    rendered, page = visitor.get(urls_a[1])
+    assert rendered and "Edited around the ORM" in page
+    for url in urls_b:
+        assert not visitor.get(url)[0]
+
+
+def test_a_rolled_back_write_moves_nothing(server):
+    a, _b, ta, _tb, _idea, urls_a, _urls_b = _two_clubs()
+    visitor = Visitor(server)
+    visitor.warm(*urls_a)
+    before = stamp(a.id)
+    with pytest.raises(RuntimeError), db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE threads SET title = 'Never seen' WHERE id = :i"), {"i": ta.id})
+        raise RuntimeError("undo")
+    assert stamp(a.id) == before
+    for url in urls_a:
+        rendered, page = visitor.get(url)
+        assert not rendered and "Never seen" not in page
+
+
+def test_stamps_are_never_reused_by_a_community_made_again(server):
+    """A deleted community's slug given again: its pages start from a stamp never used."""
+    a = make_community("gamma", "Gamma")
+    visitor = Visitor(server)
+    visitor.warm("/c/gamma")
+    old = stamp(a.id)
+    db.session.execute(sa.delete(Community).where(Community.id == a.id))
+    db.session.commit()
+    again = make_community("gamma", "Gamma again")
+    assert stamp(again.id) > old
+    rendered, page = visitor.get("/c/gamma")
+    assert rendered and "Gamma again" in page
+
+
+def _scoped_rows():
+    community = make_community("delta", "Delta")
+    member = make_user()
+    thread = make_thread(community, author=member)  # the author follows it
+    make_reply(thread)
+    db.session.add(CommunityBan(community_id=community.id, user_id=make_user().id, reason="x"))
+    from ideaboard.services import communities
+
+    communities.join(make_user(), community)
+    db.session.commit()
+    return community
+
+
+SCOPED = sorted(t.name for t in Base.metadata.sorted_tables if t.info.get(SCOPE))
+
+
+def test_the_scoped_tables_are_the_community_content():
+    assert SCOPED == [
+        "communities",
+        "community_bans",
+        "community_members",
+        "replies",
+        "thread_follows",
+        "threads",
+    ]
+
+
+@pytest.mark.parametrize("verb", ["update", "delete"])
+@pytest.mark.parametrize("table", SCOPED)
+def test_every_write_to_each_scoped_table_moves_its_communitys_stamp(app, table, verb):
+    """Each scoped table has its triggers in the migrated database (a batch migration on
+    SQLite that copies the table drops them: this fails until they are made again)."""
+    community = _scoped_rows()
+    if verb == "delete" and table == "communities":
+        return  # its stamp goes with it (test_stamps_are_never_reused...)
+    count = db.session.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+    assert count, f"no row of {table} to write"
+    before = stamp(community.id)
+    with db.engine.begin() as conn:
+        if verb == "update":
+            conn.exec_driver_sql(f"UPDATE {table} SET id = id")
+        else:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    assert stamp(community.id) > before, f"{verb} on {table} left the stamp"
+
+
+def test_an_insert_into_replies_moves_the_stamp(app):
+    community = _scoped_rows()
+    thread = make_thread(community)
+    author = make_user()
+    before = stamp(community.id)
+    make_reply(thread, author=author)
+    assert stamp(community.id) > before
+
+
+def test_a_page_that_reads_community_content_without_its_scope_is_not_kept(make_app, monkeypatch):
+    """Any page outside perf/scopes.SCOPED that shows community rows is rendered every
+    time: kept under the shared version alone, it would go stale."""
+    with fresh_app(make_app) as app:
+
+        def probe():
+            return f"{db.session.scalar(sa.text('SELECT count(*) FROM threads'))} threads"
+
+        app.add_url_rule("/probe", "probe", probe)
+        monkeypatch.setitem(pagecache.CACHEABLE, "probe", frozenset())
+        visitor = Visitor(app)
+        visitor.get("/probe")
+        assert visitor.get("/probe")[0], "a page showing threads was kept unscoped"
