@@ -590,6 +590,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
         "comments": "daily",
         "merges": "instant",
         "my_ideas": "off",
+        "communities": "instant",
         "locale": "en",
     },
     "subscriptions.unsubscribe": lambda w, t, u: {"List-Unsubscribe": "One-Click"},
