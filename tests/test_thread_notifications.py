@@ -161,7 +161,7 @@ def test_the_reply_post_fans_out_after_its_response_and_the_centre_links_it(app,
     assert "I will bring the banner for the whole front row of the…" in html
     client.set_cookie("lang", "ru")
     html = client.get("/notifications").get_data(as_text=True)
-    assert "Robin Lee ответил(а) в теме «Tour dates» (Fan Club)" in html
+    assert "Robin Lee: новый ответ в теме «Tour dates» (Fan Club)" in html
 
 
 def test_the_centre_links_a_reply_on_a_later_page(app, client, crowd, monkeypatch):
@@ -250,7 +250,7 @@ def test_reply_mail_is_in_the_members_language(mail_app, sink):
     assert mail.deliver_queued().sent == 1
     got = sink.received[-1]
     assert got.message["Subject"] == "Новый ответ в теме «Tour dates»"
-    assert "Robin ответил(а) в теме «Tour dates» (Fan Club)." in got.part("plain")
+    assert "Robin: новый ответ в теме «Tour dates» (Fan Club)." in got.part("plain")
 
 
 def test_a_reply_hidden_before_delivery_is_not_mailed(mail_app, sink):
