@@ -275,6 +275,8 @@ ROUTES: dict[str, Route] = {
     "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
     # i14 communities: the directory, a community, its threads and replies.
     "community.index": Route(("GET",)),
+    # i14 search over public threads (q, page): public, like /ideas?q=.
+    "community.search_threads": Route(("GET",)),
     "community.show": Route(("GET",), target="community"),
     "community.join": Route(
         ("POST",),
