@@ -377,6 +377,11 @@ def is_visible_post(post: Any) -> bool:
     return post.deleted_at is None and post.held_at is None
 
 
+def is_visible_post_sql(post: FromClause) -> ColumnElement[bool]:
+    """is_visible_post() of a threads or replies row (models.community.VISIBLE_SQL)."""
+    return and_(post.c.deleted_at.is_(None), post.c.held_at.is_(None))
+
+
 def can_view_post(user: Any, post: Any, community: Community) -> bool:
     """Everyone sees visible threads and replies; the author sees their own hidden or
     held post (with the reason); the community's moderators see all of them."""
@@ -403,6 +408,28 @@ def can_edit_post(user: Any, post: Any, community: Community) -> bool:
         and post.deleted_at is None
         and can_post_in(user, community)
     )
+
+
+def can_be_notified_of_thread(user: Any, thread: Thread) -> bool:
+    """Who hears of a thread's new replies (its active followers, told by the fan-out):
+    members whose account is not disabled, while the thread is visible to everyone. A
+    hidden or held thread tells nobody (it takes no replies either: can_reply)."""
+    return _active(user) and is_visible_post(thread)
+
+
+def can_be_notified_of_thread_sql(user: FromClause, thread: FromClause) -> ColumnElement[bool]:
+    return and_(is_member_sql(user), user.c.disabled_at.is_(None), is_visible_post_sql(thread))
+
+
+def is_public_thread(thread: Thread, community: Community) -> bool:
+    """What lists beyond a thread's own community show to anyone (search results): a
+    visible thread (not hidden, not held) in a community that is not archived. Nothing a
+    viewer sees only by role or authorship is listed."""
+    return is_visible_post(thread) and not community.is_archived
+
+
+def is_public_thread_sql(thread: FromClause, community: FromClause) -> ColumnElement[bool]:
+    return and_(is_visible_post_sql(thread), community.c.archived_at.is_(None))
 
 
 def can_follow_thread(user: Any, thread: Thread) -> bool:
@@ -494,6 +521,9 @@ TWINS = (
     Twin(is_public_idea, is_public_idea_sql, (Idea, Board)),
     Twin(can_view_idea, can_view_idea_sql, (User, Idea)),
     Twin(can_be_notified, can_be_notified_sql, (User, Idea)),
+    Twin(is_visible_post, is_visible_post_sql, (Thread,)),
+    Twin(can_be_notified_of_thread, can_be_notified_of_thread_sql, (User, Thread)),
+    Twin(is_public_thread, is_public_thread_sql, (Thread, Community)),
 )
 
 

@@ -45,9 +45,9 @@ def get_metadata():
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Leave the full-text search objects (made by hand in migrations) out of autogenerate."""
-    if type_ == "table" and name.startswith("ideas_fts"):
+    if type_ == "table" and name.startswith(("ideas_fts", "threads_fts")):
         return False
-    if type_ == "index" and name == "ix_ideas_search":
+    if type_ == "index" and name in ("ix_ideas_search", "ix_threads_search"):
         return False
     if type_ == "column" and name == "search_vector":
         return False

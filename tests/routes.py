@@ -281,6 +281,8 @@ ROUTES: dict[str, Route] = {
     "people.influence": Route(("GET",), who=MEMBER, personal=True),  # only their own: no id
     # i14 communities: the directory, a community, its threads and replies.
     "community.index": Route(("GET",)),
+    # i14 search over public threads (q, page): public, like /ideas?q=.
+    "community.search_threads": Route(("GET",)),
     "community.show": Route(("GET",), target="community"),
     "community.join": Route(
         ("POST",),
@@ -751,6 +753,7 @@ FORMS: dict[str, Callable[[World, Target, User | None], dict]] = {
         "comments": "daily",
         "merges": "instant",
         "my_ideas": "off",
+        "communities": "instant",
         "locale": "en",
     },
     "subscriptions.unsubscribe": lambda w, t, u: {"List-Unsubscribe": "One-Click"},

@@ -243,6 +243,7 @@ PARAMS = {
     "changelog.index": ("page",),
     "notifications.index": ("page",),
     "community.index": ("page",),  # a community's and a thread's: tests/test_communities.py
+    "community.search_threads": ("q", "page"),
 }
 MEMBER_ONLY = {"notifications.index"}  # asked by a signed-in member
 

@@ -420,6 +420,7 @@ def test_settings_page_saves_choices_and_refuses_bad_values_beside_the_field(mai
         "comments": "daily",
         "merges": "instant",
         "my_ideas": "instant",
+        "communities": "daily",
         "locale": "en",
     }
     assert "/account/notifications" in client.get("/account").text
@@ -428,6 +429,7 @@ def test_settings_page_saves_choices_and_refuses_bad_values_beside_the_field(mai
         "comments": "off",
         "merges": "instant",
         "my_ideas": "instant",
+        "communities": "off",
         "locale": "ru",
     }
     resp = client.post("/account/notifications", data=form)
@@ -438,6 +440,7 @@ def test_settings_page_saves_choices_and_refuses_bad_values_beside_the_field(mai
         "comments": "off",
         "merges": "instant",
         "my_ideas": "instant",
+        "communities": "off",
     }
     assert nm.mail_locale_of(member) == "ru"
     assert _checked(client.get("/account/notifications").text) == form

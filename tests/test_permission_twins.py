@@ -21,7 +21,7 @@ from flask_login import AnonymousUserMixin
 
 from ideaboard import permissions
 from ideaboard.extensions import db
-from ideaboard.models import Board, Idea, User
+from ideaboard.models import Board, Community, Idea, Thread, User
 from ideaboard.services import votes
 
 from .factories import general_board
@@ -102,6 +102,81 @@ def _world() -> tuple[list[User], list[Idea]]:
     return users, ideas
 
 
+def _community_world() -> tuple[list[Thread], dict[int, Community]]:
+    """One community per combination of community states (archived, holding first posts),
+    and in each one thread per combination of thread states (hidden, held, locked...)."""
+    communities_t, threads_t = Community.__table__, Thread.__table__
+    author = db.session.scalar(sa.select(User.id).order_by(User.id).limit(1))
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        for n, state in enumerate(combinations(state_domains(communities_t))):
+            community_id = conn.execute(
+                sa.insert(communities_t)
+                .values(slug=f"twin-{n}", name=f"Twin {n}", description="", rules="", **state)
+                .returning(communities_t.c.id)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(threads_t),
+                [
+                    {"community_id": community_id, "author_id": author, "title": "T", **st}
+                    for st in combinations(state_domains(threads_t))
+                ],
+            )
+    communities = {c.id: c for c in db.session.scalars(sa.select(Community))}
+    assert {c.archived_at is None for c in communities.values()} == {True, False}
+    threads = list(db.session.scalars(sa.select(Thread).order_by(Thread.id)))
+    assert {(t.deleted_at is None, t.held_at is None) for t in threads} == {
+        (True, True),
+        (True, False),
+        (False, True),
+        (False, False),
+    }
+    return threads, communities
+
+
+def _thread_cases(name, sql, models, users) -> list[tuple[tuple, bool]]:
+    """(arguments, the twin's answer in the database) for the community rules' twins."""
+    users_t, threads_t, communities_t = User.__table__, Thread.__table__, Community.__table__
+    threads, communities = _community_world()
+    by_id = {t.id: t for t in threads}
+    users_by_id = {u.id: u for u in users}
+    visitor = users_t.alias("visitor")
+    with db.engine.connect() as conn:
+        if models == (Thread,):
+            rows = conn.execute(
+                sa.select(threads_t.c.id, sa.case((sql(threads_t), True), else_=False))
+            )
+            return [((by_id[tid],), bool(ok)) for tid, ok in rows]
+        if models == (Thread, Community):
+            rows = conn.execute(
+                sa.select(
+                    threads_t.c.id,
+                    communities_t.c.id,
+                    sa.case((sql(threads_t, communities_t), True), else_=False),
+                ).select_from(threads_t.join(communities_t, sa.true()))
+            )
+            return [((by_id[tid], communities[cid]), bool(ok)) for tid, cid, ok in rows]
+        assert models == (User, Thread), models
+        rows = conn.execute(
+            sa.select(
+                users_t.c.id, threads_t.c.id, sa.case((sql(users_t, threads_t), True), else_=False)
+            ).select_from(users_t.join(threads_t, sa.true()))
+        )
+        cases = [((users_by_id[uid], by_id[tid]), bool(ok)) for uid, tid, ok in rows]
+        rows = conn.execute(
+            sa.select(
+                threads_t.c.id, sa.case((sql(visitor, threads_t), True), else_=False)
+            ).select_from(threads_t.outerjoin(visitor, sa.false()))
+        )
+        return cases + [((AnonymousUserMixin(), by_id[tid]), bool(ok)) for tid, ok in rows]
+
+
+def _describe(arg) -> str:
+    if isinstance(arg, AnonymousUserMixin):
+        return "visitor"
+    return f"{type(arg).__name__.lower()} {_state(arg, type(arg).__table__)}"
+
+
 def _state(obj, table: sa.Table) -> str:
     shown = []
     for name in sorted(state_domains(table)):
@@ -123,6 +198,18 @@ def mismatches(name: str, predicate, sql, models, users, ideas) -> list[str]:
     visitor = users_t.alias("visitor")
     by_id = {("u", u.id): u for u in users} | {("i", i.id): i for i in ideas}
     found = []
+    if Thread in models:
+        for args, in_sql in _thread_cases(name, sql, models, users):
+            in_python = bool(predicate(*args))
+            on_facts = bool(
+                predicate(*[a if isinstance(a, AnonymousUserMixin) else _facts(a) for a in args])
+            )
+            if not in_python == in_sql == on_facts:
+                found.append(
+                    f"{name}({', '.join(_describe(a) for a in args)}): "
+                    f"predicate {in_python}, on facts {on_facts}, SQL {in_sql}"
+                )
+        return found
     with db.engine.connect() as conn:
         if models == (User,):
             rows = conn.execute(sa.select(users_t.c.id, sa.case((sql(users_t), True), else_=False)))

@@ -15,7 +15,7 @@ from ideaboard.models import Community, Thread
 from ideaboard.perf import pagecache as page_cache
 from ideaboard.permissions import is_exempt_from_limits
 from ideaboard.security import no_store
-from ideaboard.services import communities, promotion, threads
+from ideaboard.services import communities, promotion, search, threads
 from ideaboard.services.errors import NotFound, ValidationError
 
 from .forms import ReplyForm, ThreadForm
@@ -91,6 +91,18 @@ def index():
         directory=directory,
         shipped=promotion.shipped_counts([c.id for c in directory.communities]),
     )
+
+
+@bp.get("/threads")
+def search_threads():
+    """Search community threads (`q`, `page`): public threads whose title or text has
+    every word, newest activity first. htmx swaps the results as one types."""
+    try:
+        page = min(max(int(request.args.get("page", 1)), 1), search.THREADS_MAX_PAGE)
+    except ValueError:
+        page = 1
+    results = search.search_threads(request.args.get("q", "")[:200], page)
+    return render("community/search.html", "community/_search_results.html", results=results)
 
 
 @bp.get("/c/<slug>")

@@ -69,6 +69,12 @@ TABLES_WITHOUT_MODEL = {
     "ideas_fts_data": True,
     "ideas_fts_docsize": True,
     "ideas_fts_idx": True,
+    # The same for community threads (issue 14): thread search results are pages.
+    "threads_fts": True,
+    "threads_fts_config": True,
+    "threads_fts_data": True,
+    "threads_fts_docsize": True,
+    "threads_fts_idx": True,
 }
 
 

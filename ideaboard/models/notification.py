@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedMixin, page_content
@@ -24,18 +33,24 @@ class EventKind:
     MERGED = "merged"  # data: into (idea id)
     IDEA_EDITED = "idea_edited"  # staff edited the author's idea; only the author hears
     IDEA_HIDDEN = "idea_hidden"  # staff hid the author's idea; data: reason
+    REPLY = "reply"  # a new visible reply in a thread (events.thread_id); data: reply_id
 
-    ALL = (STATUS_CHANGED, OFFICIAL_RESPONSE, COMMENT, MERGED, IDEA_EDITED, IDEA_HIDDEN)
+    ALL = (STATUS_CHANGED, OFFICIAL_RESPONSE, COMMENT, MERGED, IDEA_EDITED, IDEA_HIDDEN, REPLY)
     #: Kinds told only to the idea's author (not to voters and followers).
     AUTHOR_ONLY = (IDEA_EDITED, IDEA_HIDDEN)
+    #: Kinds about a thread (events.thread_id set, idea_id NULL), told to its followers.
+    THREAD = (REPLY,)
 
 
 class Event(CreatedMixin, Base):
-    """One thing that happened to one idea, by one actor; `data` is JSON text."""
+    """One thing that happened to one idea or one community thread (exactly one of the
+    two), by one actor; `data` is JSON text."""
 
     __tablename__ = "events"
     __table_args__ = (
+        CheckConstraint("(idea_id IS NULL) <> (thread_id IS NULL)", name="one_subject"),
         Index("ix_events_idea_created", "idea_id", "created_at", "id"),
+        Index("ix_events_thread_created", "thread_id", "created_at", "id"),
         # The fan-out worker's queue: events not fanned out yet.
         Index(
             "ix_events_pending",
@@ -48,7 +63,12 @@ class Event(CreatedMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    idea_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ideas.id", ondelete="CASCADE"), nullable=True, default=None
+    )
+    thread_id: Mapped[int | None] = mapped_column(
+        ForeignKey("threads.id", ondelete="CASCADE"), nullable=True, default=None
+    )
     actor_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

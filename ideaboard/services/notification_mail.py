@@ -54,6 +54,7 @@ from ideaboard.extensions import db
 from ideaboard.i18n import STATUS_LABELS
 from ideaboard.models import (
     Comment,
+    Community,
     Delivery,
     Event,
     EventKind,
@@ -63,6 +64,8 @@ from ideaboard.models import (
     NotificationPreference,
     OutboxMessage,
     OutboxStatus,
+    Reply,
+    Thread,
     User,
 )
 from ideaboard.outbox import header_text
@@ -127,6 +130,13 @@ GROUPS: tuple[KindGroup, ...] = (
         Delivery.INSTANT,
         _l("Changes staff made to my ideas"),
         _l("Staff edit or hide an idea you posted."),
+    ),
+    KindGroup(
+        "communities",
+        (EventKind.REPLY,),
+        Delivery.DAILY,
+        _l("Replies in community threads"),
+        _l("Someone replies in a community thread you follow."),
     ),
 )
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
@@ -390,6 +400,7 @@ class Item:
     detail: str  # user text (a note, a comment's opening): shown as text, never markup
     url: str
     title: str
+    link_label: str = ""  # the words of the link to `url` ("See the idea")
 
 
 def _excerpt(text: str, limit: int = 400) -> str:
@@ -402,6 +413,52 @@ def _idea_url(idea: Idea) -> str:
 
     base = current_app.config["BASE_URL"].rstrip("/")
     return f"{base}/ideas/{idea.id}-{slugify(idea.title)}"
+
+
+def _reply_url(community: Community, thread: Thread, reply: Reply | None) -> str:
+    from .threads import reply_page_of
+
+    base = current_app.config["BASE_URL"].rstrip("/")
+    url = f"{base}/c/{community.slug}/t/{thread.id}"
+    if reply is None:
+        return url
+    page = reply_page_of(thread, reply)
+    return url + (f"?page={page}" if page > 1 else "") + f"#reply-{reply.id}"
+
+
+def describe_thread_event(
+    event: Event, thread: Thread, community: Community, actor: User | None
+) -> Item:
+    """What happened in a community thread (EventKind.THREAD), in words for a member."""
+    try:
+        data = json.loads(event.data or "{}")
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    reply = None
+    if isinstance(data.get("reply_id"), int):
+        reply = db.session.get(Reply, data["reply_id"])
+        if reply is not None and (
+            reply.thread_id != thread.id or not permissions.is_visible_post(reply)
+        ):
+            reply = None
+    title = header_text(thread.title)
+    name = header_text(actor.display_name) if actor is not None else _("Someone")
+    headline = _(
+        "%(name)s replied in “%(thread)s” (%(community)s).",
+        name=name,
+        thread=title,
+        community=header_text(community.name),
+    )
+    subject = _("New reply in “%(thread)s”", thread=title)
+    return Item(
+        subject,
+        headline,
+        _excerpt(reply.body if reply is not None else ""),
+        _reply_url(community, thread, reply),
+        title,
+        _("See the reply"),
+    )
 
 
 def describe(event: Event, idea: Idea, actor: User | None) -> Item:
@@ -451,7 +508,7 @@ def describe(event: Event, idea: Idea, actor: User | None) -> Item:
         headline = _("Staff hid your idea “%(title)s”.", title=title)
         subject = _("Your idea “%(title)s” was hidden", title=title)
         detail = str(data.get("reason") or "")
-    return Item(subject, headline, _excerpt(detail), url, title)
+    return Item(subject, headline, _excerpt(detail), url, title, _("See the idea"))
 
 
 def _render(template: str, **context) -> tuple[str, str]:
@@ -469,8 +526,17 @@ def prepare_notification_message(row: OutboxMessage) -> bool:
         return False
     user = db.session.get(User, note.user_id)
     event = db.session.get(Event, note.event_id)
-    idea = db.session.get(Idea, event.idea_id) if event is not None else None
-    if user is None or event is None or idea is None or not mail_allowed(user):
+    idea = thread = community = None
+    if event is not None and event.thread_id is not None:
+        thread = db.session.get(Thread, event.thread_id)
+        community = db.session.get(Community, thread.community_id) if thread else None
+        if thread is None or community is None:
+            return False
+    elif event is not None and event.idea_id is not None:
+        idea = db.session.get(Idea, event.idea_id)
+    if user is None or event is None or (idea is None and thread is None):
+        return False
+    if not mail_allowed(user):
         return False
     prefs = dict(
         db.session.execute(
@@ -481,12 +547,18 @@ def prepare_notification_message(row: OutboxMessage) -> bool:
     )
     if delivery_for(prefs, event.kind) != Delivery.INSTANT:
         return False
-    if not permissions.can_view_idea(user, idea):
+    if thread is not None:
+        if not permissions.can_be_notified_of_thread(user, thread):
+            return False
+    elif not permissions.can_view_idea(user, idea):
         return False
     actor = db.session.get(User, event.actor_id) if event.actor_id else None
     scope = GROUP_OF_KIND[event.kind].name
     with force_locale(row.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
-        item = describe(event, idea, actor)
+        if thread is not None:
+            item = describe_thread_event(event, thread, community, actor)
+        else:
+            item = describe(event, idea, actor)
         link = unsubscribe_url(user.id, scope)
         text, html = _render(
             "notification",
@@ -558,28 +630,49 @@ def send_digest(user_id: int) -> OutboxMessage | None:
     if not claimed:
         return None
     rows = db.session.execute(
-        select(Event, Idea)
+        select(Event, Idea, Thread, Community)
         .join(Notification, Notification.event_id == Event.id)
-        .join(Idea, Idea.id == Event.idea_id)
+        .outerjoin(Idea, Idea.id == Event.idea_id)
+        .outerjoin(Thread, Thread.id == Event.thread_id)
+        .outerjoin(Community, Community.id == Thread.community_id)
         .where(Notification.id.in_(claimed))
         .order_by(Event.created_at, Event.id)
     ).all()
-    actor_ids = {ev.actor_id for ev, _idea in rows if ev.actor_id}
+    actor_ids = {ev.actor_id for ev, *_rest in rows if ev.actor_id}
     actors = (
         {a.id: a for a in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
         if actor_ids
         else {}
     )
-    visible = [(ev, idea) for ev, idea in rows if permissions.can_view_idea(user, idea)]
+    visible = [
+        (ev, idea, thread, community)
+        for ev, idea, thread, community in rows
+        if (idea is not None and permissions.can_view_idea(user, idea))
+        or (
+            thread is not None
+            and community is not None
+            and permissions.can_be_notified_of_thread(user, thread)
+        )
+    ]
     if not visible:
         return None
     locale = mail_locale_of(user)
     with force_locale(locale):
-        items = [describe(ev, idea, actors.get(ev.actor_id)) for ev, idea in visible]
+        items = [
+            describe_thread_event(ev, thread, community, actors.get(ev.actor_id))
+            if thread is not None
+            else describe(ev, idea, actors.get(ev.actor_id))
+            for ev, idea, thread, community in visible
+        ]
         count = len(items)
-        headline = ngettext(
-            "%(num)d update on ideas you follow", "%(num)d updates on ideas you follow", count
-        )
+        if any(thread is not None for _ev, _idea, thread, _c in visible):
+            headline = ngettext(
+                "%(num)d update on what you follow", "%(num)d updates on what you follow", count
+            )
+        else:
+            headline = ngettext(
+                "%(num)d update on ideas you follow", "%(num)d updates on ideas you follow", count
+            )
         link = unsubscribe_url(user.id, DAILY_SCOPE)
         text, html = _render(
             "digest",

@@ -34,13 +34,30 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select, text, update
+from sqlalchemy import and_, exists, false, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ideaboard.extensions import db
-from ideaboard.models import Comment, Event, EventKind, Idea, Notification, User, utcnow
-from ideaboard.permissions import can_be_notified_sql, is_member_sql
+from ideaboard.models import (
+    Comment,
+    Community,
+    Event,
+    EventKind,
+    Idea,
+    Notification,
+    Reply,
+    Thread,
+    ThreadFollow,
+    User,
+    utcnow,
+)
+from ideaboard.permissions import (
+    can_be_notified_of_thread_sql,
+    can_be_notified_sql,
+    is_member_sql,
+    is_visible_post_sql,
+)
 
 from . import events as event_service
 from . import notification_mail
@@ -55,6 +72,10 @@ _events = Event.__table__
 _notifications = Notification.__table__
 _users = User.__table__
 _ideas = Idea.__table__
+_threads = Thread.__table__
+_follows = ThreadFollow.__table__
+_replies = Reply.__table__
+_communities = Community.__table__
 
 
 # --- the fan-out ---------------------------------------------------------------------
@@ -84,6 +105,41 @@ def _recipients(kind: str, idea_id: int, actor_id: int | None):
     return stmt
 
 
+def _thread_recipients(thread_id: int, actor_id: int | None, data: str):
+    """SELECT user_id of a thread event's audience: the thread's active followers (an
+    unfollow is kept: active false) who may be told (permissions.can_be_notified_of_thread,
+    through its twin), never the actor; nobody once the reply it names is no longer
+    visible (hidden between the post and the fan-out)."""
+    stmt = (
+        select(_follows.c.user_id)
+        .select_from(
+            _follows.join(_users, _users.c.id == _follows.c.user_id).join(
+                _threads, _threads.c.id == _follows.c.thread_id
+            )
+        )
+        .where(
+            _follows.c.thread_id == thread_id,
+            _follows.c.active.is_(True),
+            can_be_notified_of_thread_sql(_users, _threads),
+        )
+    )
+    reply_id = event_service.data_of(Event(data=data)).get("reply_id")
+    if isinstance(reply_id, int):
+        stmt = stmt.where(
+            exists().where(
+                _replies.c.id == reply_id,
+                _replies.c.thread_id == thread_id,
+                _replies.c.deleted_at.is_(None),
+                _replies.c.held_at.is_(None),
+            )
+        )
+    else:
+        stmt = stmt.where(false())
+    if actor_id is not None:
+        stmt = stmt.where(_users.c.id != actor_id)
+    return stmt
+
+
 def _insert(dialect: str, rows):
     make = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
@@ -101,12 +157,22 @@ def fan_out(event_id: int) -> int:
         update(_events)
         .where(_events.c.id == event_id, _events.c.fanned_out_at.is_(None))
         .values(fanned_out_at=now)
-        .returning(_events.c.kind, _events.c.idea_id, _events.c.actor_id)
+        .returning(
+            _events.c.kind,
+            _events.c.idea_id,
+            _events.c.actor_id,
+            _events.c.thread_id,
+            _events.c.data,
+        )
     ).first()
     if claimed is None:
         return 0
-    kind, idea_id, actor_id = claimed
-    recipients = _recipients(kind, idea_id, actor_id).subquery("recipients")
+    kind, idea_id, actor_id, thread_id, data = claimed
+    if thread_id is not None:
+        audience = _thread_recipients(thread_id, actor_id, data)
+    else:
+        audience = _recipients(kind, idea_id, actor_id)
+    recipients = audience.subquery("recipients")
     # The WHERE is for SQLite: without it "SELECT … FROM x ON CONFLICT" reads ON as a join's.
     rows = select(recipients.c[0], literal(event_id), literal(now)).where(text("1 = 1"))
     dialect = db.session.get_bind().dialect.name
@@ -161,23 +227,36 @@ def fan_out_pending(limit: int = 1000, ids: list[int] | None = None) -> FanOutRe
 
 @dataclass
 class Item:
-    """One notification as the centre shows it."""
+    """One notification as the centre shows it: about an idea, or (EventKind.THREAD
+    kinds) about a community thread, when idea_id is None and thread_id is set."""
 
     id: int
     kind: str
     read: bool
     created_at: Any
-    idea_id: int
+    idea_id: int | None
     idea_title: str
     idea_visible: bool  # False: the idea is hidden (told to its author, not linked)
     actor_name: str | None
     data: dict
     comment_excerpt: str = ""
+    thread_id: int | None = None
+    thread_title: str = ""
+    thread_visible: bool = False  # False: hidden or held since (not linked)
+    community_slug: str = ""
+    community_name: str = ""
+    #: The reply's page in its thread (None: the reply is no longer visible: not linked).
+    reply_page: int | None = None
 
     @property
     def idea(self) -> SimpleNamespace:
         """What urls.idea_url() reads of an idea."""
         return SimpleNamespace(id=self.idea_id, title=self.idea_title)
+
+    @property
+    def reply_id(self) -> int | None:
+        value = self.data.get("reply_id")
+        return value if isinstance(value, int) else None
 
 
 @dataclass
@@ -201,6 +280,28 @@ def excerpt(text: str, words: int = EXCERPT_WORDS) -> str:
     parts = _SPACES.sub(" ", re.sub(r"[#*_`>\[\]]", " ", text or "")).strip().split(" ")
     short = " ".join(parts[:words])
     return short + ("…" if len(parts) > words else "")
+
+
+def reply_positions(reply_ids: list[int]):
+    """SELECT (reply id, body, page of its thread) for those of `reply_ids` still visible:
+    the page as services.threads.reply_page_of counts it (visible replies before it)."""
+    from .threads import REPLIES_PER_PAGE
+
+    earlier = _replies.alias("earlier")
+    before = (
+        select(func.count())
+        .where(
+            earlier.c.thread_id == _replies.c.thread_id,
+            earlier.c.deleted_at.is_(None),
+            earlier.c.held_at.is_(None),
+            earlier.c.id < _replies.c.id,
+        )
+        .correlate(_replies)
+        .scalar_subquery()
+    )
+    return select(_replies.c.id, _replies.c.body, before // REPLIES_PER_PAGE + 1).where(
+        _replies.c.id.in_(reply_ids), is_visible_post_sql(_replies)
+    )
 
 
 def unread_count(user: User, cap: int = UNREAD_CAP) -> int:
@@ -243,10 +344,17 @@ def page_of(user: User, page: int = 1) -> Page:
             _ideas.c.deleted_at,
             actor.c.display_name,
             unread,
+            _threads.c.id,
+            _threads.c.title,
+            is_visible_post_sql(_threads),
+            _communities.c.slug,
+            _communities.c.name,
         )
         .select_from(
             _notifications.join(_events, _events.c.id == _notifications.c.event_id)
-            .join(_ideas, _ideas.c.id == _events.c.idea_id)
+            .outerjoin(_ideas, _ideas.c.id == _events.c.idea_id)
+            .outerjoin(_threads, _threads.c.id == _events.c.thread_id)
+            .outerjoin(_communities, _communities.c.id == _threads.c.community_id)
             .outerjoin(actor, actor.c.id == _events.c.actor_id)
         )
         .where(_notifications.c.user_id == user.id)
@@ -266,9 +374,14 @@ def page_of(user: User, page: int = 1) -> Page:
                 data=data,
                 created_at=row[4],
                 idea_id=row[5],
-                idea_title=row[6],
-                idea_visible=row[7] is None,
+                idea_title=row[6] or "",
+                idea_visible=row[5] is not None and row[7] is None,
                 actor_name=row[8],
+                thread_id=row[10],
+                thread_title=row[11] or "",
+                thread_visible=bool(row[12]),
+                community_slug=row[13] or "",
+                community_name=row[14] or "",
             )
         )
     quoted = {
@@ -283,6 +396,16 @@ def page_of(user: User, page: int = 1) -> Page:
         ).all()
         for comment_id, body in found:
             quoted[comment_id].comment_excerpt = excerpt(body)
+    replied = {
+        item.reply_id: item
+        for item in items
+        if item.kind in EventKind.THREAD and item.reply_id is not None and item.thread_visible
+    }
+    if replied:
+        # The replies' openings and their pages in their threads, in one statement.
+        for reply_id, body, page_no in db.session.execute(reply_positions(list(replied))):
+            replied[reply_id].comment_excerpt = excerpt(body)
+            replied[reply_id].reply_page = page_no
     if rows:
         count = rows[0][9]
     else:

@@ -1,4 +1,5 @@
-"""Full-text search over idea titles and bodies, the same for the user on both databases.
+"""Full-text search over idea titles and bodies (and community threads' titles and bodies,
+below), the same for the user on both databases.
 
 Both sides see the same words: the query is cut into word tokens here, and each token must
 begin a word of the title or the body (prefix match, any case). SQLite uses the FTS5 table
@@ -9,11 +10,15 @@ to_tsvector('simple', ...) column, whose 'simple' configuration lower-cases with
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard.extensions import db
-from ideaboard.models import Idea
+from ideaboard.models import Community, Idea, Thread
+from ideaboard.permissions import is_public_thread_sql
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 8
@@ -78,3 +83,73 @@ def match_clause(
         .where(text("ideas_fts MATCH :fts").bindparams(fts=_sqlite_fts(terms, any_term)))
     )
     return ((Idea.id + 0) if walk else Idea.id).in_(matches)
+
+
+# --- community threads (issue 14) ---------------------------------------------------------
+#
+# Threads are found the same way: the same word tokens, each the start of a word of the
+# title or the body. SQLite: the FTS5 table `threads_fts`; PostgreSQL: the stored,
+# GIN-indexed `threads.search_vector` ('simple' configuration), both made by migration
+# 14f0a1b2c3d4. Only public threads show (permissions.is_public_thread, by its SQL twin):
+# visible (not hidden, not held) in a community that is not archived.
+
+THREADS_PER_PAGE = 20
+THREADS_MAX_PAGE = 500
+
+PG_THREAD_DOCUMENT = "threads.search_vector"
+
+
+def thread_match_clause(terms: list[str]) -> ColumnElement[bool]:
+    """A WHERE clause keeping the threads whose title or body match every term."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        tsquery = " & ".join(f"'{t}':*" for t in terms)  # \w+ tokens: no operators
+        return literal_column(PG_THREAD_DOCUMENT).op("@@")(func.to_tsquery("simple", tsquery))
+    matches = (
+        select(literal_column("rowid"))
+        .select_from(text("threads_fts"))
+        .where(text("threads_fts MATCH :thread_fts").bindparams(thread_fts=_sqlite_fts(terms)))
+    )
+    return Thread.id.in_(matches)
+
+
+@dataclass
+class ThreadResults:
+    """One page of threads matching a search, most recent activity first."""
+
+    q: str
+    terms: list[str]
+    threads: list[Thread]
+    page: int
+    more: bool
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+def search_threads(q: str | None, page: int = 1) -> ThreadResults:
+    """Public threads matching every word of `q`, newest activity first: ONE statement
+    (the threads with their community and author), whatever the page holds; none for a
+    query without words."""
+    q = (q or "").strip()
+    terms = query_terms(q)
+    page = min(max(page, 1), THREADS_MAX_PAGE)
+    if not terms:
+        return ThreadResults(q, terms, [], page, False)
+    stmt = (
+        select(Thread, Community)
+        .join(Community, Community.id == Thread.community_id)
+        .options(joinedload(Thread.author))
+        .where(
+            is_public_thread_sql(Thread.__table__, Community.__table__),
+            thread_match_clause(terms),
+        )
+        .order_by(Thread.last_activity_at.desc(), Thread.id.desc())
+        .limit(THREADS_PER_PAGE + 1)
+        .offset((page - 1) * THREADS_PER_PAGE)
+    )
+    found = []
+    for thread, community in db.session.execute(stmt).unique().all():
+        set_committed_value(thread, "community", community)
+        found.append(thread)
+    return ThreadResults(q, terms, found[:THREADS_PER_PAGE], page, len(found) > THREADS_PER_PAGE)

@@ -17,11 +17,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ideaboard import permissions
 from ideaboard.extensions import db
-from ideaboard.models import Community, Reply, Thread, User, utcnow
+from ideaboard.models import Community, Event, EventKind, Reply, Thread, User, utcnow
 from ideaboard.models.base import MAX_INT
 from ideaboard.models.community import ThreadFollow
 from ideaboard.permissions import can_post_in, can_reply, can_view_post, is_post_held
 
+from . import events
 from .errors import NotAllowed, NotFound, ValidationError
 from .text import check_text, clean_line
 
@@ -213,7 +214,37 @@ def add_reply(
         set_committed_value(thread, "last_activity_at", now)
         _bump_community(community, 0, 1, now)
     follow_thread(actor, thread, explicit=False)
+    if not held:
+        # A new reply: announced here, once (a held one when approved: reply_became_visible).
+        events.record_thread(EventKind.REPLY, thread, actor, reply_id=reply.id)
     return reply
+
+
+def reply_became_visible(actor: User | None, reply: Reply) -> Event | None:
+    """Tell the thread's followers of a reply everyone can now see (flushes): a new
+    visible reply (add_reply), or a held one a moderator approved (`actor`: who approved
+    it; call this in the approval's transaction, after clearing held_at).
+
+    Records one EventKind.REPLY event on the thread, whose actor is the reply's author
+    (the one who "replied"; the fan-out never tells them of their own reply). At most one
+    event per reply, ever: a reply hidden and shown again is not announced twice. None
+    when nothing was recorded (not visible, or announced already).
+    """
+    if not permissions.is_visible_post(reply):
+        return None
+    data = {"reply_id": reply.id}
+    announced = db.session.scalar(
+        select(Event.id).where(
+            Event.thread_id == reply.thread_id,
+            Event.kind == EventKind.REPLY,
+            Event.data == events.encode(data),
+        )
+    )
+    if announced is not None:
+        return None
+    author = db.session.get(User, reply.author_id) if reply.author_id is not None else None
+    thread = db.session.get(Thread, reply.thread_id)
+    return events.record_thread(EventKind.REPLY, thread, author, **data)
 
 
 # --- reading -----------------------------------------------------------------------

@@ -23,4 +23,5 @@ class NotificationSettingsForm(FlaskForm):
     comments = _delivery(_l("New comments"))
     merges = _delivery(_l("Merges"))
     my_ideas = _delivery(_l("Changes staff made to my ideas"))
+    communities = _delivery(_l("Replies in community threads"))
     locale = RadioField(_l("Language of emails"), choices=[], validate_choice=False)

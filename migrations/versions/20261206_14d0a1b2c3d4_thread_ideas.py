@@ -2,7 +2,7 @@
 the thread it came from and a community page lists the ideas its threads became.
 
 Revision ID: 14d0a1b2c3d4
-Revises: 3fd4a75651b8
+Revises: 14c0a1b2c3d4
 Create Date: 2026-12-06 14:15:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "14d0a1b2c3d4"
-down_revision = "3fd4a75651b8"
+down_revision = "14c0a1b2c3d4"
 branch_labels = None
 depends_on = None
 

@@ -14,7 +14,7 @@ On SQLite, a later batch migration that copies one of these tables drops its tri
 tests/test_community_freshness.py fails until they are made again.
 
 Revision ID: 14e0a1b2c3d4
-Revises: 3fd4a75651b8
+Revises: 14d0a1b2c3d4
 Create Date: 2026-12-06 14:10:00
 
 """
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "14e0a1b2c3d4"
-down_revision = "3fd4a75651b8"
+down_revision = "14d0a1b2c3d4"
 branch_labels = None
 depends_on = None
 
