@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(
 )
 SEQ_SCAN = re.compile(r"Seq Scan on (ideas|votes|comments)\b")
 SIZES = ["--ideas", "4000", "--votes", "40000", "--comments", "8000", "--members", "600",
-         "--boards", "3", "--hot-comments", "200"]  # fmt: skip
+         "--boards", "3", "--hot-comments", "200", "--communities", "6", "--threads", "600",
+         "--replies", "6000", "--big-thread", "1200"]  # fmt: skip
 
 
 @pytest.fixture
@@ -236,4 +237,49 @@ def test_my_influence_uses_indexes(app, seeded, capsys):
     assert not problems, "\n\n".join(problems)
     with capsys.disabled():
         print("\nmy influence, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
+    assert max(timings.values()) < 50, timings
+
+
+def test_community_pages_use_indexes(app, seeded, capsys):
+    """i14: the directory, a club's threads, a long thread's first and last pages, what a
+    club changed, thread search and the moderation pages read the community tables through
+    indexes, each statement in a few milliseconds."""
+    from sqlalchemy import select
+
+    from ideaboard.models import Thread, User
+    from ideaboard.services.threads import REPLIES_PER_PAGE
+
+    big = db.session.get(Thread, db.session.scalar(
+        select(Thread.id).order_by(Thread.reply_count.desc(), Thread.id).limit(1)
+    ))  # fmt: skip
+    slug = big.community.slug
+    last = max(1, -(-big.reply_count // REPLIES_PER_PAGE))
+    member = db.session.scalar(select(User).where(User.email == "bench1@bench.test"))
+    staff = db.session.scalar(select(User).where(User.role == "staff"))
+    urls = [
+        "/c", f"/c/{slug}", f"/c/{slug}?page=3", f"/c/{slug}/t/{big.id}",
+        f"/c/{slug}/t/{big.id}?page={last}", f"/c/{slug}/t/{big.id}?page={last // 2 or 1}",
+        f"/c/{slug}/changed", "/threads?q=tyres", "/threads?q=winter+oil",
+    ]  # fmt: skip
+    staff_urls = ["/mod/queue", f"/c/{slug}/mod/queue", "/mod/log", f"/c/{slug}/mod/log"]
+    scan = re.compile(
+        r"Seq Scan on (threads|replies|community_members|thread_follows|reports|audit_log"
+        r"|ideas|votes|comments)\b"
+    )
+    visitor, signed_in, staff_client = (app.test_client() for _ in range(3))
+    login_as(signed_in, member)
+    login_as(staff_client, staff)
+    problems, timings = [], {}
+    with db.engine.connect() as conn:
+        for client, pages in ((visitor, urls), (signed_in, urls), (staff_client, staff_urls)):
+            for url in pages:
+                for statement, params in _recorded(client, url):
+                    plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
+                    if scan.search(plan):
+                        problems.append(f"{url}: {statement[:160]}...\n{plan}")
+                    ms = min(_execution_ms(conn, statement, params) for _ in range(3))
+                    timings[url] = max(timings.get(url, 0.0), ms)
+    assert not problems, "\n\n".join(problems)
+    with capsys.disabled():
+        print("\ncommunity pages, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
     assert max(timings.values()) < 50, timings

@@ -171,8 +171,15 @@ def check_can_report(actor: User, item: Item) -> None:
 # --- hiding and showing, with exact counts -------------------------------------------
 
 
+def _thread_counted(thread_id: int) -> bool:
+    thread = db.session.get(Thread, thread_id)
+    return thread is not None and permissions.is_visible_post(thread)
+
+
 def _move_counts(item: Item, delta: int) -> None:
-    """Move what counts a visible item by `delta` (its row must be otherwise visible)."""
+    """Move what counts a visible item by `delta` (its row must be otherwise visible), by
+    the rule services/moderation.py states: a community's reply count holds the visible
+    replies of its visible threads, so a thread takes its replies with it."""
     row = item.row
     if item.kind == ReportTarget.REPLY:
         db.session.execute(
@@ -181,17 +188,21 @@ def _move_counts(item: Item, delta: int) -> None:
             .values(reply_count=Thread.reply_count + delta)
             .execution_options(synchronize_session=False)
         )
-        db.session.execute(
-            update(Community)
-            .where(Community.id == row.community_id)
-            .values(reply_count=Community.reply_count + delta)
-            .execution_options(synchronize_session=False)
-        )
+        if _thread_counted(row.thread_id):
+            db.session.execute(
+                update(Community)
+                .where(Community.id == row.community_id)
+                .values(reply_count=Community.reply_count + delta)
+                .execution_options(synchronize_session=False)
+            )
     elif item.kind == ReportTarget.THREAD:
         db.session.execute(
             update(Community)
             .where(Community.id == row.community_id)
-            .values(thread_count=Community.thread_count + delta)
+            .values(
+                thread_count=Community.thread_count + delta,
+                reply_count=Community.reply_count + delta * row.reply_count,
+            )
             .execution_options(synchronize_session=False)
         )
     elif item.kind == ReportTarget.COMMENT:
@@ -453,10 +464,11 @@ def _count_new_post(item: Item, now) -> None:
             .values(reply_count=Thread.reply_count + 1, last_activity_at=now)
             .execution_options(synchronize_session=False)
         )
+        counted = _thread_counted(row.thread_id)
         db.session.execute(
             update(Community)
             .where(Community.id == row.community_id)
-            .values(reply_count=Community.reply_count + 1, last_activity_at=now)
+            .values(reply_count=Community.reply_count + int(counted), last_activity_at=now)
             .execution_options(synchronize_session=False)
         )
     else:
@@ -469,7 +481,11 @@ def _count_new_post(item: Item, now) -> None:
         db.session.execute(
             update(Community)
             .where(Community.id == row.community_id)
-            .values(thread_count=Community.thread_count + 1, last_activity_at=now)
+            .values(
+                thread_count=Community.thread_count + 1,
+                reply_count=Community.reply_count + row.reply_count,
+                last_activity_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
 

@@ -149,7 +149,8 @@ def _local_only(log: BrowserLog):
 
 @pytest.fixture
 def new_page(browser, live_server, browser_log):
-    """Open a page in a new context on the live server: new_page(java_script_enabled=True).
+    """Open a page in a new context on the live server:
+    new_page(java_script_enabled=True, locale="en-US") (the locale sets Accept-Language).
 
     Only 127.0.0.1 is reachable. At teardown the test fails if a page hit a CSP
     violation, threw an uncaught error or tried to reach another host.
@@ -160,11 +161,11 @@ def new_page(browser, live_server, browser_log):
         if msg.type == "error":
             browser_log.console_errors.append(f"{msg.text} ({msg.location.get('url')})")
 
-    def _new(java_script_enabled: bool = True):
+    def _new(java_script_enabled: bool = True, locale: str = "en-US"):
         context = browser.new_context(
             base_url=live_server,
             java_script_enabled=java_script_enabled,
-            locale="en-US",
+            locale=locale,
             service_workers="block",
         )
         context.set_default_timeout(10_000)
