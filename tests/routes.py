@@ -358,6 +358,7 @@ ROUTES: dict[str, Route] = {
     "moderation.create": Route(("POST",), who=ADMIN, ok=(303, 303)),
     "moderation.archive": Route(
         ("POST",), who=ADMIN, target="community", ok=(303, 303), why="intent = archive | unarchive"
+    ),
     # i14 reports: reporting an item, the moderation queues, resolving, held posts.
     "reports.report_idea": Route(
         ("GET", "POST"),
@@ -421,6 +422,12 @@ ROUTES: dict[str, Route] = {
         why="staff and the community's moderators; the idea keeps the thread's author",
     ),
     "community.changed": Route(("GET",), target="community"),
+    "community.goto_thread": Route(
+        ("GET",),
+        target="thread",
+        ok_get=frozenset({302}),
+        why="a thread by number (an idea's link back): 302 to its address, 404 if not visible",
+    ),
     # i13 notify: the notification centre, marking read, the header's unread count.
     "notifications.index": Route(("GET",), who=MEMBER, personal=True),
     "notifications.read": Route(

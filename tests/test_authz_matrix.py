@@ -754,6 +754,8 @@ def test_moderation_forms_change_only_their_target_and_field(app, client):
     db.session.expire_all()
     assert db.session.get(Community, fresh.id).is_archived
     assert not db.session.get(Community, elsewhere.id).is_archived
+
+
 def test_reporting_records_the_reporter_and_only_the_named_item(app, client):
     """i14 reports: extras naming another reporter, another item, a resolution or a
     community change nothing: the report is the signed-in member's, of the URL's item,
@@ -847,6 +849,8 @@ def test_queue_actions_record_the_moderator_and_touch_only_the_named_item(app, c
         ("report.resolve", mod.id),
         ("post.approve", mod.id),
     ]
+
+
 def test_promoting_a_thread_ignores_privileged_fields(app, client):
     """i14 promotion: the idea is the thread's author's, at heard, with only their vote, on
     the chosen board; extras naming another author, a status, counts or an idea change

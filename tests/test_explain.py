@@ -281,5 +281,7 @@ def test_community_pages_use_indexes(app, seeded, capsys):
                     timings[url] = max(timings.get(url, 0.0), ms)
     assert not problems, "\n\n".join(problems)
     with capsys.disabled():
-        print("\ncommunity pages, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()})
+        print(
+            "\ncommunity pages, slowest statement ms:", {u: round(t, 2) for u, t in timings.items()}
+        )
     assert max(timings.values()) < 50, timings

@@ -48,6 +48,22 @@ def _elsewhere_target(world: World, kind: str) -> Target:
         db.session.add(ban)
         db.session.commit()
         return Target(community=club, member=member, ban_id=ban.id)
+    if kind in ("reported-reply", "held-reply"):
+        # As World.target makes them in "mod"'s community: a fresh member's reply, held
+        # for approval or reported by another member.
+        from ideaboard.services import reports
+
+        newcomer = make_user()
+        thread = threads.start_thread(newcomer, club, "Elsewhere thread", "Words")
+        club.require_approval = kind == "held-reply"
+        reply = threads.add_reply(newcomer, thread, club, "A reply")
+        club.require_approval = False
+        if kind == "reported-reply":
+            reports.file_report(
+                make_user(), reports.load_item("reply", reply.id), "spam", "Selling things"
+            )
+        db.session.commit()
+        return Target(community=club, thread=thread, reply=reply)
     thread = threads.start_thread(author, club, "Elsewhere thread", "Words")
     reply = threads.add_reply(author, thread, club, "A reply") if kind == "reply" else None
     db.session.commit()

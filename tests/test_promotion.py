@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ideaboard.extensions import db
 from ideaboard.models import AuditEntry, Idea, Thread, Vote
-from ideaboard.services import promotion, roadmap
+from ideaboard.services import moderation, promotion, roadmap
 
 from .factories import (
     general_board,
@@ -42,7 +42,8 @@ def _promote(client, thread, community, **data):
 def test_promotion_keeps_the_author_and_links_both_ways(client, app):
     """The moderator's promote page offers the thread's title and text; the idea is the
     thread's author's, with their vote; the thread shows "Became idea #N" with the idea's
-    live status and votes, and the idea page names the thread and its community."""
+    live status and votes, and the idea page links to the thread (GET /t/<id>, 404 once
+    hidden)."""
     club = make_community(name="Niva owners")
     author = make_user(name="Olga Author")
     thread = make_thread(club, author, "Heated seats for winter", "Please, for -30.")
@@ -84,8 +85,16 @@ def test_promotion_keeps_the_author_and_links_both_ways(client, app):
     text = _text(client.get(f"/c/{club.slug}/t/{thread.id}").get_data(as_text=True))
     assert f"Became idea #{idea.id}: Heated seats for winter Shipped" in text
     # Idea → thread.
-    text = _text(client.get(f"/ideas/{idea.id}").get_data(as_text=True))
-    assert "From the community thread Heated seats for winter in Niva owners" in text
+    page = client.get(f"/ideas/{idea.id}").get_data(as_text=True)
+    assert "From a community thread: read where it began" in _text(page)
+    assert f'href="/t/{thread.id}"' in page
+    back = client.get(f"/t/{thread.id}")
+    assert back.status_code == 302
+    assert back.headers["Location"].endswith(f"/c/{club.slug}/t/{thread.id}")
+    # Hidden by its moderator, the thread is not found by the idea's link (for visitors).
+    moderation.hide_thread(mod, thread, club, "Off topic")
+    db.session.commit()
+    assert client.get(f"/t/{thread.id}").status_code == 404
 
 
 def test_the_promoter_may_edit_title_text_and_kind(client, app):

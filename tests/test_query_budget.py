@@ -70,9 +70,10 @@ def test_statement_count_is_flat_and_bounded(app, make_app, count_queries, page,
     assert member_big <= BUDGET[page], f"{url}: {member_big} statements > {BUDGET[page]}"
 
 
-# The admin area, signed in as an admin: the user, then boards with idea counts and
-# members by role (/admin); the board (/admin/boards/<id>); one page of members.
-ADMIN_BUDGET = {"/admin": 3, "/admin/boards/{board}": 2, "/admin/members": 2}
+# The admin area, signed in as an admin: the user, then boards with idea counts, members by
+# role and a page of communities (/admin); the board (/admin/boards/<id>); one page of
+# members.
+ADMIN_BUDGET = {"/admin": 4, "/admin/boards/{board}": 2, "/admin/members": 2}
 
 
 @pytest.mark.parametrize("url", list(ADMIN_BUDGET))
@@ -275,13 +276,14 @@ def test_community_pages_cost_the_same_for_few_or_many_promoted_ideas(app, count
     assert member_big <= PROMOTE_BUDGET[url], f"{url}: {member_big} > {PROMOTE_BUDGET[url]}"
 
 
-# i14: community pages, signed in. The directory: the user, one page of communities. A
-# community: the user, the community by slug, its moderators, one page of threads with
-# their authors, the member's standing. A thread page adds the thread, the page's reply
+# i14: community pages, signed in. The directory: the user, one page of communities, their
+# shipped counts. A community: the user, the community by slug, its moderators, one page of
+# threads with their authors, the member's standing, what the club changed (its promoted
+# ideas, their counts by status). A thread page adds the thread, the page's reply
 # ids, the replies with their authors and the member's follow; quoted replies one more.
 COMMUNITY_BUDGET = {
-    "/c": 2,
-    "/c/{slug}": 5,
+    "/c": 3,
+    "/c/{slug}": 7,
     "/c/{slug}/t/{thread}": 9,
     "/c/{slug}/t/{thread}?page={last}": 9,
 }

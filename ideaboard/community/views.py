@@ -82,6 +82,17 @@ def _uncached_if_timed(community: Community) -> None:
             page_cache.uncached()
 
 
+@bp.get("/t/<int:thread_id>")
+def goto_thread(thread_id: int):
+    """A thread by its number alone (the link an idea promoted from it keeps): sent to its
+    address in its community, if the viewer may see it."""
+    found = threads.find_thread(thread_id)
+    community = db.session.get(Community, found.community_id) if found is not None else None
+    if community is None or not permissions.can_view_post(current_user, found, community):
+        abort(404)
+    return redirect(thread_url(found, community), 302)
+
+
 @bp.get("/c")
 def index():
     """The communities, most recent activity first."""

@@ -54,7 +54,6 @@ from ideaboard.services import (
     ideas,
     live,
     merges,
-    promotion,
     roadmap,
     votes,
 )
@@ -272,8 +271,6 @@ def _idea_page(idea: Idea, *, cpage: int = 1, comment_form=None, status: int = 2
         voted=voted,
         following=following,
         voters=votes.recent_voters(idea),
-        # Asked only when the idea came from a community thread (found in the idea's load).
-        from_thread=promotion.thread_of(idea) if idea.from_thread_id else None,
         # Asked only when ideas stand merged into this one (counted in the idea's load).
         merged_here=[m for m in merges.merges_into(idea) if can_view_idea(current_user, m.merged)]
         if idea.merged_count

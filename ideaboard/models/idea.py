@@ -134,8 +134,10 @@ class Idea(SoftDeleteMixin, CreatedMixin, Base):
     # How many ideas stand merged into this one: loaded by get_idea() in its own statement
     # (services/merges.py merged_count_expression); None where not loaded.
     merged_count: Mapped[int | None] = query_expression()
-    # The visible community thread the idea came from (promoted), loaded with the idea page.
-    from_thread_id: Mapped[int | None] = query_expression()
+    # The community thread the idea was promoted from (services/promotion.py), kept on the
+    # idea so that its page never reads a community table: such a read would keep the page
+    # out of the cache (perf/scopes.py). GET /t/<id> checks the thread when followed.
+    from_thread_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     def __repr__(self) -> str:
         return f"<Idea {self.id} {self.status}>"

@@ -102,7 +102,17 @@ AUTOCHECKPOINT_PAGES = 10_000
 
 
 def engine_options(url: str, options: dict) -> dict:
-    """The engine options for `url`: SQLite connections get the writer gate."""
+    """The engine options for `url`: SQLite connections get the writer gate; PostgreSQL
+    sessions run with JIT compilation off."""
+    if url.startswith("postgresql"):
+        # JIT (on by default since PostgreSQL 12) compiles any statement whose estimated
+        # cost passes jit_above_cost, and the estimate of a page's small indexed read on a
+        # million-row table can pass it: the compile then costs 10-100 ms a request. With
+        # it on, `make bench-postgres` served a member's board page at 264 req/s (p50 104
+        # ms); off, 1,222 (26 ms). Nothing here is a long analytic query that JIT helps.
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args["options"] = (connect_args.get("options", "") + " -c jit=off").strip()
+        return {**options, "connect_args": connect_args}
     if not url.startswith("sqlite"):
         return options
     connect_args = {**options.get("connect_args", {}), "factory": GatedConnection}

@@ -20,7 +20,6 @@ from ideaboard.models import (
     Merge,
     Status,
     StatusChange,
-    Thread,
     User,
     Vote,
     utcnow,
@@ -374,19 +373,9 @@ def get_idea(idea_id: int, viewer: User | None = None, *, related: bool = True) 
             .correlate(Idea)
             .scalar_subquery()
         )
-        # And the community thread it was promoted from, if any (services/promotion.py).
-        from_thread = (
-            select(Thread.id)
-            .where(Thread.idea_id == Idea.id, Thread.deleted_at.is_(None), Thread.held_at.is_(None))
-            .order_by(Thread.id)
-            .limit(1)
-            .correlate(Idea)
-            .scalar_subquery()
-        )
         stmt = with_author_and_board(stmt).options(
             joinedload(Idea.merged_into).defer(Idea.body, raiseload=True),
             with_expression(Idea.merged_count, merged_count),
-            with_expression(Idea.from_thread_id, from_thread),
         )
     idea = db.session.scalar(stmt)
     if idea is None or not can_view_idea(viewer, idea):

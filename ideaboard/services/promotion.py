@@ -54,6 +54,8 @@ def _claim(thread: Thread, idea: Idea) -> None:
     if not done:
         raise Conflict(_("This thread has already become an idea."))
     thread.idea_id = idea.id
+    if idea.from_thread_id is None:  # an idea linked from several threads names the first
+        idea.from_thread_id = thread.id
 
 
 def promote_thread(

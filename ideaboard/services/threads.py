@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -83,38 +85,64 @@ def _bump_community(community: Community, threads: int, replies: int, now) -> No
     set_committed_value(community, "last_activity_at", now)
 
 
+def _follow_insert(values: dict):
+    """INSERT INTO thread_follows, ON CONFLICT spelled for the session's dialect."""
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(ThreadFollow).values(**values)
+
+
 def follow_thread(user: User, thread: Thread, *, explicit: bool = True) -> bool:
-    """Follow a thread. Automatic follows (posting) never undo an explicit unfollow."""
-    row = db.session.scalar(
-        select(ThreadFollow).where(
-            ThreadFollow.user_id == user.id, ThreadFollow.thread_id == thread.id
-        )
+    """Follow a thread; True if this call made the member a follower. Automatic follows
+    (posting) never undo an explicit unfollow. Decided by what the statement wrote
+    (RETURNING), never by a row read before, so two requests at once count once."""
+    stmt = _follow_insert(
+        {"user_id": user.id, "thread_id": thread.id, "active": True, "created_at": utcnow()}
     )
-    if row is None:
-        db.session.add(ThreadFollow(user_id=user.id, thread_id=thread.id, active=True))
+    if explicit:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id", "thread_id"],
+            set_={"active": True},
+            where=ThreadFollow.active.is_(False),
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "thread_id"])
+    added = db.session.execute(stmt.returning(ThreadFollow.id)).first() is not None
+    if added:
         _move_followers(thread, 1)
-        return True
-    if row.active or not explicit:
-        return False
-    row.active = True
-    _move_followers(thread, 1)
-    return True
+    return added
 
 
 def unfollow_thread(user: User, thread: Thread) -> bool:
-    row = db.session.scalar(
-        select(ThreadFollow).where(
-            ThreadFollow.user_id == user.id, ThreadFollow.thread_id == thread.id
-        )
+    """Stop following a thread for good (a later reply does not subscribe again); True if
+    this call ended a follow."""
+    removed = (
+        db.session.execute(
+            update(ThreadFollow)
+            .where(
+                ThreadFollow.user_id == user.id,
+                ThreadFollow.thread_id == thread.id,
+                ThreadFollow.active.is_(True),
+            )
+            .values(active=False)
+            .returning(ThreadFollow.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        is not None
     )
-    if row is None:
-        db.session.add(ThreadFollow(user_id=user.id, thread_id=thread.id, active=False))
-        return False
-    if not row.active:
-        return False
-    row.active = False
-    _move_followers(thread, -1)
-    return True
+    if removed:
+        _move_followers(thread, -1)
+    else:  # no row at all: an inactive one, so that posting never subscribes them
+        db.session.execute(
+            _follow_insert(
+                {
+                    "user_id": user.id,
+                    "thread_id": thread.id,
+                    "active": False,
+                    "created_at": utcnow(),
+                }
+            ).on_conflict_do_nothing(index_elements=["user_id", "thread_id"])
+        )
+    return removed
 
 
 def is_following(user: User | None, thread: Thread) -> bool:

@@ -1,5 +1,6 @@
-"""Promotion of threads to ideas: indexes over `threads.idea_id`, so the idea page finds
-the thread it came from and a community page lists the ideas its threads became.
+"""Promotion of threads to ideas: indexes over `threads.idea_id`, so a community page lists
+the ideas its threads became; `ideas.from_thread_id`, the thread an idea came from (kept
+on the idea so that its page reads no community table).
 
 Revision ID: 14d0a1b2c3d4
 Revises: 14c0a1b2c3d4
@@ -7,6 +8,7 @@ Create Date: 2026-12-06 14:15:00
 
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
@@ -17,6 +19,8 @@ depends_on = None
 
 
 def upgrade():
+    # A plain ADD COLUMN (no table copy on SQLite, so the ideas' triggers stay).
+    op.add_column("ideas", sa.Column("from_thread_id", sa.Integer(), nullable=True))
     with op.batch_alter_table("threads", schema=None) as batch_op:
         batch_op.create_index("ix_threads_idea", ["idea_id"], unique=False)
         batch_op.create_index(
@@ -28,3 +32,6 @@ def downgrade():
     with op.batch_alter_table("threads", schema=None) as batch_op:
         batch_op.drop_index("ix_threads_community_idea")
         batch_op.drop_index("ix_threads_idea")
+    # SQLite's own DROP COLUMN (3.35+; the column has no index or constraint): a batch copy
+    # of `ideas` would lose its full-text triggers (see d4b8e2a61f07).
+    op.execute("ALTER TABLE ideas DROP COLUMN from_thread_id")

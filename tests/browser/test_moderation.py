@@ -85,7 +85,9 @@ def test_a_moderator_pins_and_hides_inline_without_reload(new_page):
     _htmx_owns(page, "#thread-mod form")
     page.locator("#thread-hide-reason").fill("Off topic")
     page.locator("#mod-hide-confirm").click()
-    expect(page.locator("#thread .alert-warning")).to_contain_text("Hidden by a moderator: Off topic")
+    expect(page.locator("#thread .alert-warning")).to_contain_text(
+        "Hidden by a moderator: Off topic"
+    )
     expect(page.locator("#mod-hide")).to_have_text("Show again")
     assert page.evaluate("window.__stillHere") is True  # never reloaded
 
