@@ -328,6 +328,7 @@ def test_bench_seed_leaves_no_stale_page(server, other, tmp_path):
     every = "/ideas?status=all"  # the seed ships and declines some; the default hides them
     visitor.warm(every)
     sizes = ["--ideas", "12", "--votes", "30", "--comments", "8", "--members", "6"]
+    sizes += ["--communities", "2", "--threads", "4", "--replies", "10", "--big-thread", "5"]
     db.session.commit()
     with other.app_context():
         result = other.test_cli_runner().invoke(

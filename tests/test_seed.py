@@ -13,6 +13,8 @@ from ideaboard.services import accounts, follows, votes
 from ideaboard.services.ideas import IdeaQuery, list_ideas, trending_score
 from ideaboard.services.search import match_clause, query_terms
 
+from .factories import SMALL_CLUBS
+
 WORD = re.compile(r"\w+")
 SIZES = {"ideas": 300, "votes": 3000, "comments": 600, "members": 200, "boards": 2}
 
@@ -23,6 +25,8 @@ def _count(model, *where) -> int:
 
 def _seed(app, state, sizes, *extra):
     args = ["--state", str(state), *extra]
+    if "communities" not in sizes:  # a few clubs, not the benchmark's 60,000 replies
+        args += SMALL_CLUBS
     for name, value in sizes.items():
         args += [f"--{name}", str(value)]
     result = app.test_cli_runner().invoke(seed_command, args)

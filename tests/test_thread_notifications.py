@@ -6,6 +6,7 @@ Runs on the suite's database: SQLite in the first pass, PostgreSQL in the second
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -120,6 +121,32 @@ def test_a_held_reply_is_announced_when_approved_and_only_once(app, crowd):
     assert threads.reply_became_visible(author, reply) is None
     assert len(_reply_events(thread)) == before + 1
     assert _fan(event.id) == 3
+
+
+def test_a_moderator_approving_a_held_reply_tells_the_followers(app, client, crowd):
+    """Through the queue's approve button: the held reply is announced once, to the same
+    followers a visible reply reaches; rejecting another announces nothing."""
+    from .factories import make_moderator
+
+    community, thread, author, replier, follower, *_ = crowd
+    mod = make_moderator(community)
+    community.require_approval = True
+    db.session.commit()
+    newcomer, other = make_user(), make_user()
+    held = make_reply(thread, newcomer, "First post, held")
+    rejected = make_reply(thread, other, "Another first post")
+    before = len(_reply_events(thread))
+    login_as(client, mod)
+    for reply, decision in ((held, "approve"), (rejected, "reject")):
+        resp = client.post(f"/mod/held/reply/{reply.id}", data={"decision": decision})
+        assert resp.status_code == 303, resp.status_code
+    notifications.fan_out_pending()  # whether or not the request's own pass ran
+    events = _reply_events(thread)
+    assert len(events) == before + 1
+    assert json.loads(events[-1].data)["reply_id"] == held.id
+    # As for any reply: the thread's followers (the other newcomer follows since posting,
+    # held or not), never its author; not the moderator, who does not follow.
+    assert _told(events[-1].id) == {author.id, replier.id, follower.id, other.id}
 
 
 def test_a_reply_or_thread_hidden_before_the_fan_out_tells_nobody(app, crowd):

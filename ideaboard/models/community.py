@@ -182,6 +182,11 @@ class Reply(SoftDeleteMixin, CreatedMixin, Base):
         # A thread's pages, oldest first, over visible replies.
         visible_index("ix_replies_thread", "thread_id", "id"),
         Index("ix_replies_author", "author_id", "id"),
+        # Every foreign key its own index: deleting a thread, a community or a quoted reply
+        # (an account's erasure cascades) finds the rows that point at it without a scan.
+        Index("ix_replies_thread_fk", "thread_id"),
+        Index("ix_replies_community_fk", "community_id"),
+        Index("ix_replies_quote_of", "quote_of_id"),
         page_content(True, scope=COMMUNITY),
     )
 

@@ -36,6 +36,7 @@ from ideaboard.models.community import CommunityMember, Report, ReportReason, Re
 from . import audit
 from .errors import Conflict, NotAllowed, NotFound, ValidationError
 from .text import check_text
+from .threads import reply_became_visible
 
 NOTE_MAX = 1000
 REASON_MAX = 500
@@ -518,6 +519,10 @@ def decide_held_post(actor: User, item: Item, decision: str, reason: str = "") -
             _count_new_post(item, now)
         if row.author_id is not None:
             _approve_member(item.community, row.author_id)
+        if item.kind == ReportTarget.REPLY:
+            db.session.flush()
+            # Its thread's followers hear of it now, as of any new reply (once, ever).
+            reply_became_visible(actor, row)
     else:
         why = reason or REJECT_REASON
         done = db.session.execute(

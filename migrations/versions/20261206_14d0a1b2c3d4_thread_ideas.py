@@ -1,6 +1,7 @@
 """Promotion of threads to ideas: indexes over `threads.idea_id`, so a community page lists
 the ideas its threads became; `ideas.from_thread_id`, the thread an idea came from (kept
-on the idea so that its page reads no community table).
+on the idea so that its page reads no community table). Also an index for each foreign
+key of `replies` that had none (deleting a thread scanned every reply).
 
 Revision ID: 14d0a1b2c3d4
 Revises: 14c0a1b2c3d4
@@ -21,6 +22,11 @@ depends_on = None
 def upgrade():
     # A plain ADD COLUMN (no table copy on SQLite, so the ideas' triggers stay).
     op.add_column("ideas", sa.Column("from_thread_id", sa.Integer(), nullable=True))
+    # Foreign keys of replies without an index of their own (a thread's cascade scanned
+    # every reply; a quoted reply's SET NULL too).
+    op.create_index("ix_replies_thread_fk", "replies", ["thread_id"], unique=False)
+    op.create_index("ix_replies_community_fk", "replies", ["community_id"], unique=False)
+    op.create_index("ix_replies_quote_of", "replies", ["quote_of_id"], unique=False)
     with op.batch_alter_table("threads", schema=None) as batch_op:
         batch_op.create_index("ix_threads_idea", ["idea_id"], unique=False)
         batch_op.create_index(
@@ -29,6 +35,9 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_replies_quote_of", table_name="replies")
+    op.drop_index("ix_replies_community_fk", table_name="replies")
+    op.drop_index("ix_replies_thread_fk", table_name="replies")
     with op.batch_alter_table("threads", schema=None) as batch_op:
         batch_op.drop_index("ix_threads_community_idea")
         batch_op.drop_index("ix_threads_idea")
