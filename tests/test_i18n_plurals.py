@@ -28,6 +28,9 @@ ALLOWED = {
     "Page %(n)d": "«Страница 3»: the number names the page, no noun is counted",
     "%(n)d+": "a bare count on a roadmap column («1000+»)",
     "All %(n)d": "«Все 120»: the number follows «все» and counts no noun",
+    "Idea #%(id)d": "«Идея №12»: the number names the idea, no noun is counted",
+    "idea #%(id)d": "«идея №12» (a thread's link to its idea): a name, not a count",
+    "The thread became idea #%(id)d.": "«Обсуждение стало идеей №12»: a name, not a count",
 }
 
 

@@ -63,7 +63,8 @@ def test_a_member_reports_a_reply_and_the_moderator_resolves_it(new_page):
     status = page.locator(f"#report-reply-{reply.id}[role=status]")
     expect(status).to_contain_text("your report was sent to the moderators")
     assert page.evaluate("window.__stillHere") is True  # no reload
-    db.session.expire_all()
+    db.session.rollback()  # a new snapshot: what the server committed since...
+    db.session.expire_all()  # ...and no object kept from before
     assert db.session.query(Report).filter_by(target_id=reply.id).count() == 1
 
     moderator = new_page()
@@ -80,7 +81,8 @@ def test_a_member_reports_a_reply_and_the_moderator_resolves_it(new_page):
         "the item stays hidden"
     )
     assert moderator.evaluate("window.__stillHere") is True
-    db.session.expire_all()
+    db.session.rollback()  # a new snapshot: what the server committed since...
+    db.session.expire_all()  # ...and no object kept from before
     assert db.session.get(Reply, reply.id).deleted_reason == "Advertising"
 
 
