@@ -939,15 +939,20 @@ def seed_communities(
             "WHERE f.thread_id = threads.id AND f.active) "
             f"WHERE id >= {first_id}"
         )
-        conn.exec_driver_sql(
-            "UPDATE communities SET "
-            "member_count = (SELECT count(*) FROM community_members m "
-            "WHERE m.community_id = communities.id), "
-            "thread_count = (SELECT count(*) FROM threads t WHERE t.community_id = communities.id "
-            "AND t.deleted_at IS NULL AND t.held_at IS NULL), "
-            "reply_count = (SELECT count(*) FROM replies r WHERE r.community_id = communities.id "
-            "AND r.deleted_at IS NULL AND r.held_at IS NULL) "
-            "WHERE slug LIKE 'bench-club-%'"
+        conn.execute(
+            text(
+                "UPDATE communities SET "
+                "member_count = (SELECT count(*) FROM community_members m "
+                "WHERE m.community_id = communities.id), "
+                "thread_count = (SELECT count(*) FROM threads t "
+                "WHERE t.community_id = communities.id "
+                "AND t.deleted_at IS NULL AND t.held_at IS NULL), "
+                "reply_count = (SELECT count(*) FROM replies r "
+                "WHERE r.community_id = communities.id "
+                "AND r.deleted_at IS NULL AND r.held_at IS NULL) "
+                "WHERE slug LIKE :clubs"  # a bound pattern: psycopg reads a bare % as a marker
+            ),
+            {"clubs": CLUB_SLUG.format(n="%")},
         )
         conn.commit()
         echo(f"community counts: {time.perf_counter() - phase:.1f} s")

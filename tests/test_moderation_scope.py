@@ -352,6 +352,39 @@ def test_members_and_visitors_pages_carry_no_moderator_form_url_or_token(make_ap
         db.session.remove()
 
 
+def test_a_page_of_replies_is_shared_only_by_viewers_who_see_the_same(make_app):
+    """The replies fragment is rendered once per group of alike viewers: two members who
+    wrote none of the replies share one render; the moderator who looked first gets his
+    own (tools, token placeholder personalised), and none of it reaches the members."""
+    from .conftest import fresh_app
+
+    with fresh_app(make_app, WTF_CSRF_ENABLED=True) as app:
+        club = make_community()
+        mod = make_moderator(club)
+        author = make_user()
+        thread = make_thread(club, author)
+        for n in range(3):
+            make_reply(thread, author, body=f"Reply number {n}")
+        path = f"/c/{club.slug}/t/{thread.id}"
+        clients = {name: app.test_client() for name in ("mod", "one", "two")}
+        login_as(clients["mod"], mod)
+        login_as(clients["one"], make_user())
+        login_as(clients["two"], make_user())
+        fragments = app.extensions["ideaboard_cache"].fragments
+        # Twice each: a session's first page gives it its token; then its pages are kept.
+        for _ in range(2):
+            html = clients["mod"].get(path).get_data(as_text=True)
+        assert html.count("mod-reply-hide-") >= 3 and "<csrftoken" not in html
+        after_mod = len(fragments._items)
+        assert after_mod >= 1
+        for name in ("one", "two", "one", "two"):
+            html = clients[name].get(path).get_data(as_text=True)
+            assert "Reply number 2" in html and "Report this reply" in html
+            assert not [m for m in MOD_MARKS if m in html] and "<csrftoken" not in html
+        assert len(fragments._items) == after_mod + 1  # one render for both members
+        db.session.remove()
+
+
 def test_the_log_shows_a_moderator_only_his_communities(client):
     club, other = make_community(name="Niva club"), make_community(name="Lada club")
     mod = make_moderator(club)

@@ -13,6 +13,7 @@ from ideaboard.forms import apply_errors
 from ideaboard.htmx import is_htmx, render
 from ideaboard.models import Community, Thread
 from ideaboard.perf import pagecache as page_cache
+from ideaboard.perf import shared
 from ideaboard.permissions import is_exempt_from_limits
 from ideaboard.security import no_store
 from ideaboard.services import communities, promotion, search, threads
@@ -192,6 +193,31 @@ def thread(slug: str, thread_id: int):
     return _thread_page(community, item, _page())
 
 
+def _reply_questions(thread: Thread, community: Community, reply_list):
+    """What community/_reply.html asks about its viewer (perf/shared.py), in its order."""
+    yield permissions.can_moderate, community
+    if permissions.is_visible_post(thread):
+        for reply in reply_list:
+            if permissions.is_visible_post(reply):
+                yield permissions.can_report, reply.author_id
+
+
+def _replies_html(community: Community, item: Thread, replies, may_reply: bool):
+    """One page of replies, rendered once for everyone who would see it alike: the same
+    replies (a hidden or held one shows to its author and the moderators only, so the
+    ids are in the key), the same answers to its questions, a reply form or not."""
+    viewer = shared.ask(current_user, _reply_questions(item, community, replies.replies))
+    return page_cache.fragment(
+        ("replies", item.id, replies.page, tuple(r.id for r in replies.replies), may_reply),
+        viewer,
+        "community/_replies.html",
+        community=community,
+        thread=item,
+        replies=replies,
+        reply_form=may_reply,
+    )
+
+
 def _thread_page(community, item, page: int, form=None, status: int = 200):
     replies = threads.list_replies(item, community, current_user, page)
     may_reply = permissions.can_reply(current_user, item, community)
@@ -206,11 +232,12 @@ def _thread_page(community, item, page: int, form=None, status: int = 200):
         quote_target = found if found is not None and permissions.is_visible_post(found) else None
     return render(
         "community/thread.html",
-        "community/_replies.html",
+        "community/_replies_slot.html",
         status=status,
         community=community,
         thread=item,
         replies=replies,
+        replies_html=_replies_html(community, item, replies, may_reply),
         following=threads.is_following(current_user, item),
         became=promotion.idea_of(item),
         quote_target=quote_target,
