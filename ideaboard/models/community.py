@@ -32,6 +32,8 @@ from .user import User
 #: What "shown to everyone" means for a thread or reply: not hidden, not held for approval.
 #: Partial indexes use exactly this text (see models.base.LIVE_SQL).
 VISIBLE_SQL = "deleted_at IS NULL AND held_at IS NULL"
+#: Posts waiting for a moderator's approval (the moderation queues).
+HELD_SQL = "held_at IS NOT NULL AND deleted_at IS NULL"
 
 SLUG_MAX = 40
 ACCENT_DEFAULT = "#2f6fde"
@@ -135,6 +137,14 @@ class Thread(SoftDeleteMixin, CreatedMixin, Base):
         # Promotion: the idea page finds its thread; a community lists the ideas it changed.
         Index("ix_threads_idea", "idea_id"),
         Index("ix_threads_community_idea", "community_id", "idea_id"),
+        # The moderation queues' posts held for approval (few rows: a partial index).
+        Index(
+            "ix_threads_held",
+            "community_id",
+            "id",
+            sqlite_where=text(HELD_SQL),
+            postgresql_where=text(HELD_SQL),
+        ),
         page_content(True, scope=COMMUNITY),
     )
 
@@ -187,6 +197,13 @@ class Reply(SoftDeleteMixin, CreatedMixin, Base):
         Index("ix_replies_thread_fk", "thread_id"),
         Index("ix_replies_community_fk", "community_id"),
         Index("ix_replies_quote_of", "quote_of_id"),
+        Index(
+            "ix_replies_held",
+            "community_id",
+            "id",
+            sqlite_where=text(HELD_SQL),
+            postgresql_where=text(HELD_SQL),
+        ),
         page_content(True, scope=COMMUNITY),
     )
 

@@ -12,6 +12,8 @@ Create Date: 2026-12-06 14:15:00
 import sqlalchemy as sa
 from alembic import op
 
+HELD_SQL = "held_at IS NOT NULL AND deleted_at IS NULL"
+
 # revision identifiers, used by Alembic.
 revision = "14d0a1b2c3d4"
 down_revision = "14c0a1b2c3d4"
@@ -27,6 +29,16 @@ def upgrade():
     op.create_index("ix_replies_thread_fk", "replies", ["thread_id"], unique=False)
     op.create_index("ix_replies_community_fk", "replies", ["community_id"], unique=False)
     op.create_index("ix_replies_quote_of", "replies", ["quote_of_id"], unique=False)
+    # The moderation queues' held posts.
+    for table in ("threads", "replies"):
+        op.create_index(
+            f"ix_{table}_held",
+            table,
+            ["community_id", "id"],
+            unique=False,
+            sqlite_where=sa.text(HELD_SQL),
+            postgresql_where=sa.text(HELD_SQL),
+        )
     with op.batch_alter_table("threads", schema=None) as batch_op:
         batch_op.create_index("ix_threads_idea", ["idea_id"], unique=False)
         batch_op.create_index(
@@ -35,6 +47,8 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_replies_held", table_name="replies")
+    op.drop_index("ix_threads_held", table_name="threads")
     op.drop_index("ix_replies_quote_of", table_name="replies")
     op.drop_index("ix_replies_community_fk", table_name="replies")
     op.drop_index("ix_replies_thread_fk", table_name="replies")
