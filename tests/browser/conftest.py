@@ -13,10 +13,13 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
+from playwright.sync_api import Page
 from werkzeug.serving import make_server
+
+from ..factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -209,3 +212,14 @@ def new_page(browser, live_server, browser_log):
 def page(new_page):
     """A page with JavaScript in a fresh browser context on the live server."""
     return new_page()
+
+
+def sign_in(page: Page, email: str, next_path: str) -> None:
+    """Sign in through the real form (test factories' PASSWORD) and land on `next_path`."""
+    page.goto(f"/login?next={quote(next_path)}")
+    form = page.locator("main form[action^='/login']")
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password]").fill(PASSWORD)
+    with page.expect_navigation():
+        form.locator("input[name=password]").press("Enter")
+    assert urlsplit(page.url).path == next_path, page.url

@@ -4,7 +4,7 @@ comment being typed is left alone; polls in between answer 304."""
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,7 +13,8 @@ from ideaboard.extensions import db
 from ideaboard.services import roadmap
 
 from ..conftest import BACKEND
-from ..factories import PASSWORD, make_idea, make_user, vote_for
+from ..factories import make_idea, make_user, vote_for
+from .conftest import sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,16 +26,6 @@ pytestmark = [
 def live_app(app, make_app):
     """As the suite's, polling every second so the test does not wait ten."""
     return make_app(WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=False, LIVE_POLL_SECONDS=1)
-
-
-def sign_in(page: Page, email: str, next_path: str) -> None:
-    page.goto(f"/login?next={quote(next_path)}")
-    form = page.locator("main form[action^='/login']")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    with page.expect_navigation():
-        form.locator("input[name=password]").press("Enter")
-    assert urlsplit(page.url).path == next_path, page.url
 
 
 def _watch_polls(page: Page) -> list[int]:

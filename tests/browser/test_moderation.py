@@ -5,8 +5,6 @@ finds nothing on the moderator's thread page (desktop and mobile, en and ru)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
-
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -14,23 +12,14 @@ from ideaboard.extensions import db
 from ideaboard.models import AuditEntry, Community, Reply, Thread
 
 from ..conftest import BACKEND
-from ..factories import PASSWORD, make_community, make_moderator, make_reply, make_thread, make_user
+from ..factories import make_community, make_moderator, make_reply, make_thread, make_user
+from .conftest import sign_in
 from .test_accessibility import assert_no_findings, axe_findings
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(BACKEND == "postgres", reason="checks the pages; the SQLite run covers it"),
 ]
-
-
-def sign_in(page: Page, email: str, next_path: str) -> None:
-    page.goto(f"/login?next={quote(next_path)}")
-    form = page.locator("main form[action^='/login']")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    with page.expect_navigation():
-        form.locator("input[name=password]").press("Enter")
-    assert urlsplit(page.url).path == next_path, page.url
 
 
 def _htmx_owns(page: Page, selector: str) -> None:

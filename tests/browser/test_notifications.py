@@ -3,7 +3,7 @@ arrives, and marking a notification read inline updates the item and the count."
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,22 +12,13 @@ from ideaboard.extensions import db
 from ideaboard.services import notifications, roadmap
 
 from ..conftest import BACKEND
-from ..factories import PASSWORD, make_idea, make_user, vote_for
+from ..factories import make_idea, make_user, vote_for
+from .conftest import sign_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(BACKEND == "postgres", reason="checks the pages; the SQLite run covers it"),
 ]
-
-
-def sign_in(page: Page, email: str, next_path: str) -> None:
-    page.goto(f"/login?next={quote(next_path)}")
-    form = page.locator("main form[action^='/login']")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    with page.expect_navigation():
-        form.locator("input[name=password]").press("Enter")
-    assert urlsplit(page.url).path == next_path, page.url
 
 
 def test_the_unread_count_changes_without_a_reload(live_app, page: Page):

@@ -4,10 +4,8 @@ axe-core finds nothing on the report form and the queue pages."""
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
-
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from ideaboard.extensions import db
 from ideaboard.models import Reply
@@ -15,29 +13,19 @@ from ideaboard.models.community import Report
 
 from ..conftest import BACKEND
 from ..factories import (
-    PASSWORD,
     make_community,
     make_moderator,
     make_reply,
     make_thread,
     make_user,
 )
+from .conftest import sign_in
 from .test_accessibility import assert_no_findings, axe_findings
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(BACKEND == "postgres", reason="checks the pages; the SQLite run covers it"),
 ]
-
-
-def sign_in(page: Page, email: str, next_path: str) -> None:
-    page.goto(f"/login?next={quote(next_path)}")
-    form = page.locator("main form[action^='/login']")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    with page.expect_navigation():
-        form.locator("input[name=password]").press("Enter")
-    assert urlsplit(page.url).path == next_path, page.url
 
 
 def test_a_member_reports_a_reply_and_the_moderator_resolves_it(new_page):
