@@ -36,6 +36,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, text,
 from ideaboard import create_app
 from ideaboard.extensions import db
 from ideaboard.models import (
+    SCOPE,
     Board,
     Comment,
     Community,
@@ -264,7 +265,8 @@ class Writer:
         with raw.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
-        content_changed(self.conn)  # around SQLAlchemy: counted with this transaction
+        # Around SQLAlchemy: counted with this transaction.
+        content_changed(self.conn, community=bool(table.info.get(SCOPE)))
 
 
 def _chunks(items: Iterable, size: int) -> Iterable[list]:

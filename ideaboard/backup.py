@@ -251,8 +251,10 @@ def _bump_after_restore(engine: Engine, before: int | None) -> None:
                 )
             )
     # The rows came in around SQLAlchemy (the backup API, pg_restore): move the version
-    # wherever it lives (the version file, Redis; the table once more).
+    # wherever it lives (the version file, Redis; the table once more), and the community
+    # generation, since communities' stamps came back with their rows.
     content_changed(engine)
+    content_changed(engine, community=True)
 
 
 def _content_version(engine: Engine) -> int | None:

@@ -16,21 +16,36 @@ import sqlalchemy as sa
 from flask import request_started
 
 from ideaboard.extensions import db
-from ideaboard.models import SCOPE, Base, Community, CommunityBan
+from ideaboard.models import SCOPE, Base, Community, CommunityBan, Thread
 from ideaboard.perf import pagecache
+from ideaboard.perf.freshness import content_changed
 
-from .conftest import TEST_REDIS, fresh_app, redis_or_skip
-from .factories import make_community, make_idea, make_reply, make_thread, make_user
+from .conftest import BACKEND, TEST_REDIS, fresh_app, redis_or_skip
+from .factories import login_as, make_community, make_idea, make_reply, make_thread, make_user
 
 
 @pytest.fixture(params=["own", "redis"])
-def server(request, make_app):
-    settings = {}
+def settings(request):
+    """The stores: the backend's own (files beside SQLite; the database for PostgreSQL),
+    or Redis."""
     if request.param == "redis":
         redis_or_skip()
-        settings = {"REDIS_URL": TEST_REDIS, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
+        return {"REDIS_URL": TEST_REDIS, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
+    return {}
+
+
+@pytest.fixture
+def server(make_app, settings):
     with fresh_app(make_app, **settings) as app:
         yield app
+
+
+@pytest.fixture
+def other(make_app, settings, tmp_path):
+    """Another worker on the same database and stores, with stamps of its own."""
+    app = make_app(**settings)
+    app.instance_path = str(tmp_path / "instance-other")
+    return app
 
 
 class Visitor:
@@ -107,7 +122,9 @@ def test_a_write_to_shared_content_still_refreshes_community_pages(server):
 
 
 def test_a_raw_write_to_replies_moves_the_stamp_through_the_trigger(server):
-    """A write no SQLAlchemy code sees (a bare DB-API cursor) still moves the stamp."""
+    """A write no SQLAlchemy code sees (a bare DB-API cursor) still moves the stamp; said
+    with content_changed(community=True), as every write around SQLAlchemy must say it, it
+    refreshes that community's pages and no other page."""
     a, b, ta, _tb, _idea, urls_a, urls_b = _two_clubs()
     reply = make_reply(ta, body="Before")
     visitor = Visitor(server)
@@ -121,6 +138,7 @@ def test_a_raw_write_to_replies_moves_the_stamp_through_the_trigger(server):
         raw.commit()
     finally:
         raw.close()
+    content_changed(db.engine, community=True)
 
     assert stamp(a.id) > before_a
     assert stamp(b.id) == before_b
@@ -226,3 +244,148 @@ def test_a_page_that_reads_community_content_without_its_scope_is_not_kept(make_
         visitor = Visitor(app)
         visitor.get("/probe")
         assert visitor.get("/probe")[0], "a page showing threads was kept unscoped"
+
+
+# --- each worker's kept stamps (perf/scopes.Stamps) ---------------------------------------
+
+
+class _Undo(Exception):
+    pass
+
+
+def _retitle_sql(thread_id: int, title: str) -> str:
+    return f"UPDATE threads SET title = '{title}' WHERE id = {int(thread_id)}"
+
+
+# Each door writes `title` into thread `thread_id`, then commits or rolls back.
+def _orm(thread_id, title, commit):
+    db.session.get(Thread, thread_id).title = title
+    db.session.flush()
+    db.session.commit() if commit else db.session.rollback()
+
+
+def _engine_begin_core(thread_id, title, commit):
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Thread.__table__).where(Thread.id == thread_id).values(title=title))
+        if not commit:
+            raise _Undo
+
+
+def _exec_driver_sql(thread_id, title, commit):
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(_retitle_sql(thread_id, title))
+        if not commit:
+            raise _Undo
+
+
+def _session_text(thread_id, title, commit):
+    db.session.execute(sa.text(_retitle_sql(thread_id, title)))
+    db.session.commit() if commit else db.session.rollback()
+
+
+def _autocommit(thread_id, title, commit):
+    if BACKEND != "postgres":
+        pytest.skip("SQLite runs every statement in a transaction (perf/writergate.py)")
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(_retitle_sql(thread_id, title))
+
+
+DOORS = {
+    "ORM session": _orm,
+    "engine.begin() Core": _engine_begin_core,
+    "exec_driver_sql()": _exec_driver_sql,
+    "session text()": _session_text,
+    "autocommit": _autocommit,
+}
+
+
+@pytest.mark.parametrize("door", DOORS.values(), ids=DOORS.keys())
+def test_a_community_write_through_any_door_is_on_every_workers_next_page(server, other, door):
+    """Each worker keeps the stamps it read until the community generation moves: a
+    thread retitled through any door shows on both workers' next page of that community
+    (not before its commit), and neither renders the other community's pages again."""
+    a, _b, ta, _tb, _idea, urls_a, urls_b = _two_clubs()
+    db.session.commit()
+    here, there = Visitor(server), Visitor(other)
+    here.warm(*urls_a, *urls_b, "/c")
+    there.warm(*urls_a, *urls_b, "/c")
+
+    if door is not _autocommit:
+        try:
+            door(ta.id, "Undone title", commit=False)
+        except _Undo:
+            pass
+        for visitor in (here, there):
+            rendered, page = visitor.get(urls_a[1])
+            assert not rendered and "Undone title" not in page
+
+    door(ta.id, "New title", commit=True)
+    for visitor in (here, there):
+        for url in urls_a:
+            # With Redis, the other worker may take the page this one just rendered.
+            assert "New title" in visitor.get(url)[1], url
+        for url in urls_b:
+            assert not visitor.get(url)[0], f"a write in Alpha re-rendered {url}"
+
+
+def test_a_reply_posted_on_one_worker_shows_on_the_others_next_page(server, other):
+    """Through the app, as a member posts: the request moves the generation as it ends."""
+    _a, _b, ta, _tb, _idea, urls_a, urls_b = _two_clubs()
+    member = make_user()
+    db.session.commit()
+    there = Visitor(other)
+    there.warm(*urls_a, *urls_b)
+    poster = server.test_client()
+    login_as(poster, member)
+    resp = poster.post(f"{urls_a[1]}/replies", data={"body": "Posted on the first worker"})
+    assert resp.status_code == 303
+    assert "Posted on the first worker" in there.get(urls_a[1])[1]
+    for url in urls_b:
+        assert not there.get(url)[0], f"a reply in Alpha re-rendered {url}"
+
+
+class Statements:
+    """Counts the statements `app`'s engine runs (transaction control aside)."""
+
+    def __init__(self, app) -> None:
+        self.count = 0
+        with app.app_context():
+            self.engine = db.engine
+        sa.event.listen(self.engine, "before_cursor_execute", self._on)
+
+    def _on(self, _conn, _cursor, statement, *_args) -> None:
+        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")):
+            self.count += 1
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._on)
+
+
+def test_a_kept_community_page_reads_its_stamp_once_per_generation(server):
+    """A visitor's kept community page costs no statement while no community content was
+    written; a reply in another community costs each of its pages one stamp read, not a
+    render. Without a generation store (PostgreSQL with the version in its database),
+    every page reads its stamp."""
+    _a, _b, _ta, tb, _idea, urls_a, _urls_b = _two_clubs()
+    author = make_user()
+    db.session.commit()
+    visitor = Visitor(server)
+    visitor.warm(*urls_a)
+    kept = server.extensions["ideaboard_cache"].generations is not None
+    db.session.remove()
+    statements = Statements(server)
+    try:
+        for url in urls_a:
+            assert not visitor.get(url)[0]
+        if kept:
+            assert statements.count == 0
+
+        make_reply(tb, author=author, body="In Beta")
+        db.session.remove()
+        statements.count = 0
+        for url in urls_a:
+            assert not visitor.get(url)[0], f"a reply in Beta re-rendered {url}"
+        if kept:  # Alpha's stamp, read once for both pages
+            assert statements.count == 1
+    finally:
+        statements.close()

@@ -26,8 +26,10 @@ session.connection()), instead of the ORM session, which most of those bypass:
 
 Community content (tables declared page_content(True, scope=COMMUNITY)) does not move the
 shared version: database triggers move that community's stamp in the writer's transaction
-(scopes.py). Reads are watched too: a request that read a scoped table is marked, and
-pagecache keeps its page only if it is keyed by a stamp.
+(scopes.py), and a committed write to it (or DDL) moves the community generation instead,
+after the commit as above, which tells each process to read stamps afresh (scopes.Stamps;
+there is none with the version in the database). Reads are watched too: a request that
+read a scoped table is marked, and pagecache keeps its page only if it is keyed by a stamp.
 
 Savepoints: a write inside a savepoint that is rolled back still counts when the outer
 transaction commits (one move more than needed, never one fewer).
@@ -55,6 +57,12 @@ from ideaboard.models import PAGE_CONTENT, SCOPE, TABLES_WITHOUT_MODEL, Base
 #: after the commit even with the version in the database, whose table a migration may
 #: be making or dropping in that very transaction.
 NOTHING, ROWS, SCHEMA = 0, 1, 2
+#: A flag beside those: the statement wrote community content (a scoped table), which
+#: moves the community generation, not the version.
+COMMUNITY = 4
+#: What moves the version, and what moves the community generation.
+_MOVES_VERSION = ROWS | SCHEMA
+_MOVES_GENERATION = COMMUNITY | SCHEMA
 
 _MARK = "ideaboard_content_written"  # the pool's connection info: what its transaction wrote
 _G_STORES = "_ideaboard_versions_to_move"  # version stores to move when the request ends
@@ -284,8 +292,19 @@ _KINDS: dict[str, int] = {}
 _KINDS_MAX = 20_000
 
 
+def writes_community(sql: str, table: Table | None = None) -> bool:
+    """Whether `sql` writes a community-scoped table (`table` as in judge_sql())."""
+    kind, names = _sql_writes(sql)
+    if kind != ROWS:
+        return False
+    if table is not None and table.name in names and table.info.get(SCOPE) is not None:
+        return True
+    return any(name is not None and scoped(name) for name in names)
+
+
 def statement_kind(statement: str, context) -> int:
-    """judge_sql() for a statement SQLAlchemy is running, remembered by its SQL."""
+    """judge_sql() for a statement SQLAlchemy is running, with the COMMUNITY flag when it
+    writes community content; remembered by its SQL."""
     kind = _KINDS.get(statement)
     if kind is None:
         table = None
@@ -296,7 +315,10 @@ def statement_kind(statement: str, context) -> int:
             or getattr(compiled, "isdelete", False)
         ):
             table = getattr(compiled.compile_state, "dml_table", None)
-        kind = judge_sql(statement, table if isinstance(table, Table) else None)
+        table = table if isinstance(table, Table) else None
+        kind = judge_sql(statement, table)
+        if writes_community(statement, table):
+            kind |= COMMUNITY
         if len(_KINDS) >= _KINDS_MAX:  # SQL built with literals: start over, stay bounded
             _KINDS.clear()
         _KINDS[statement] = kind
@@ -313,10 +335,11 @@ def statement_kind(statement: str, context) -> int:
 
 
 class _Watch:
-    """One engine's writes, and the version store they move."""
+    """One engine's writes, and the version store (and community generation) they move."""
 
-    def __init__(self, engine: Engine, versions) -> None:
+    def __init__(self, engine: Engine, versions, generations=None) -> None:
         self.versions = versions
+        self.generations = generations
         self.sqlite = engine.dialect.name == "sqlite"
 
     def autocommit(self, dbapi_connection) -> bool:
@@ -329,23 +352,28 @@ class _Watch:
         """A statement that changed content (`kind`) has run on `conn`."""
         pooled = conn.connection
         if self.autocommit(pooled.dbapi_connection):
-            self.committed()
+            self.committed(kind)
         else:
             _mark(pooled.info, kind)
 
-    def committed(self) -> None:
-        """Content is committed: move the version on now, or when the request ends."""
+    def committed(self, kind: int = ROWS) -> None:
+        """Content of `kind` is committed: move the version (and the community generation,
+        for community content) on now, or when the request ends."""
+        moving = []
+        if kind & _MOVES_VERSION:
+            moving.append(self.versions)
+        if kind & _MOVES_GENERATION and self.generations is not None:
+            moving.append(self.generations)
         if has_request_context():
             stores = g.setdefault(_G_STORES, [])
-            if self.versions not in stores:
-                stores.append(self.versions)
+            stores.extend(store for store in moving if store not in stores)
         else:
-            self.versions.bump()
+            for store in moving:
+                store.bump()
 
 
 def _mark(info: dict, kind: int) -> None:
-    if info.get(_MARK, NOTHING) < kind:
-        info[_MARK] = kind
+    info[_MARK] = info.get(_MARK, NOTHING) | kind
 
 
 _WATCHES: weakref.WeakKeyDictionary[Engine, _Watch] = weakref.WeakKeyDictionary()
@@ -361,11 +389,12 @@ def _info(dbapi_connection) -> dict | None:
     return None
 
 
-def watch(engine: Engine, versions) -> None:
-    """Move `versions` on after every committed content write through `engine`."""
+def watch(engine: Engine, versions, generations=None) -> None:
+    """Move `versions` on after every committed content write through `engine`, and
+    `generations` (when given) after every committed write to community content."""
     if engine in _WATCHES:
         return
-    the_watch = _WATCHES[engine] = _Watch(engine, versions)
+    the_watch = _WATCHES[engine] = _Watch(engine, versions, generations)
     dialect = engine.dialect
     kinds = _KINDS
     scoped_reads = _SCOPED_READS
@@ -392,7 +421,7 @@ def watch(engine: Engine, versions) -> None:
                 _mark(args[-1].root_connection.info, kind)
                 return None
             run(cursor, statement, *args)
-            the_watch.committed()
+            the_watch.committed(kind)
             return True  # it ran
 
         return before
@@ -406,7 +435,7 @@ def watch(engine: Engine, versions) -> None:
     def do_commit(dbapi_connection) -> None:
         info = _info(dbapi_connection)
         kind = info.pop(_MARK, NOTHING) if info else NOTHING
-        if kind == ROWS and the_watch.versions.in_transaction:
+        if kind & _MOVES_VERSION == ROWS and the_watch.versions.in_transaction:
             # The transaction's last statement: visible with the data; the version's row
             # is locked only for the COMMIT.
             cursor = dbapi_connection.cursor()
@@ -415,12 +444,14 @@ def watch(engine: Engine, versions) -> None:
             finally:
                 cursor.close()
             commit(dbapi_connection)
+            if kind & COMMUNITY:
+                the_watch.committed(COMMUNITY)
             return
         try:
             commit(dbapi_connection)
         finally:
             if kind:  # moved even if COMMIT failed: its outcome is then unknown
-                the_watch.committed()
+                the_watch.committed(kind)
 
     def do_rollback(dbapi_connection) -> None:
         info = _info(dbapi_connection)
@@ -432,7 +463,7 @@ def watch(engine: Engine, versions) -> None:
     dialect.do_rollback = do_rollback
 
 
-def content_changed(bind: Connection | Engine | None = None) -> None:
+def content_changed(bind: Connection | Engine | None = None, *, community: bool = False) -> None:
     """Say that page content changed in a way SQLAlchemy did not see.
 
     - `bind` a Connection: the write ran on its DB-API connection, inside its transaction;
@@ -441,15 +472,18 @@ def content_changed(bind: Connection | Engine | None = None) -> None:
     - `bind` an Engine, or None for the current app's: the write is committed already (the
       SQLite backup API, pg_restore): the version moves on now (at the end of the request,
       inside one).
+    - `community`: the write was to community content only (scoped tables, whose triggers
+      moved their stamps): the community generation moves instead (scopes.Stamps).
     """
+    kind = COMMUNITY if community else ROWS
     if isinstance(bind, Connection):
         the_watch = _WATCHES.get(bind.engine)
         if the_watch is not None:
-            the_watch.wrote(bind, ROWS)
+            the_watch.wrote(bind, kind)
         return
     the_watch = _WATCHES.get(bind if bind is not None else db.engine)
     if the_watch is not None:
-        the_watch.committed()
+        the_watch.committed(kind)
 
 
 def _move_at_request_end(_exc) -> None:
@@ -460,9 +494,10 @@ def _move_at_request_end(_exc) -> None:
             store.bump()
 
 
-def init_app(app: Flask, versions) -> None:
-    """Watch the app's engines; move `versions` at the end of each request that wrote."""
+def init_app(app: Flask, versions, generations=None) -> None:
+    """Watch the app's engines; move `versions` (and `generations`) at the end of each
+    request that wrote."""
     with app.app_context():
         for engine in db.engines.values():
-            watch(engine, versions)
+            watch(engine, versions, generations)
     app.teardown_appcontext(_move_at_request_end)

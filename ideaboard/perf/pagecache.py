@@ -284,8 +284,9 @@ class VersionStore:
     #: The bump: sent by bump() after a commit, or by freshness.py as a writer's last statement.
     SQL = "UPDATE content_version SET value = value + 1 WHERE id = 1"
 
-    def __init__(self, redis_url: str | None, engine: Engine) -> None:
+    def __init__(self, redis_url: str | None, engine: Engine, key: str = KEY) -> None:
         self.engine = engine
+        self.key = key
         self.on_failure = lambda: None  # PageCache: drop this worker's pages
         self._redis = None
         if redis_url:
@@ -301,12 +302,12 @@ class VersionStore:
             )
 
     def _redis_version(self) -> int:
-        value = self._redis.get(self.KEY)
+        value = self._redis.get(self.key)
         if value is None:
             # A new or restarted Redis: start from the clock, above any version a worker
             # may still hold pages for, never from 0 (that would replay old versions).
-            self._redis.set(self.KEY, time.time_ns(), nx=True)
-            value = self._redis.get(self.KEY)
+            self._redis.set(self.key, time.time_ns(), nx=True)
+            value = self._redis.get(self.key)
         return int(value)
 
     def read(self) -> int | None:
@@ -329,7 +330,7 @@ class VersionStore:
         """Advance the version after a commit, on its own connection."""
         try:
             if self._redis is not None:
-                self._bump(keys=[self.KEY], args=[time.time_ns()])
+                self._bump(keys=[self.key], args=[time.time_ns()])
                 return
             with self.engine.begin() as conn:
                 conn.exec_driver_sql(self.SQL)
@@ -399,13 +400,36 @@ class FileVersionStore:
             self.on_failure()
 
 
+def _sqlite_file(app: Flask) -> Path | None:
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database)
+    return None
+
+
 def _version_store(app: Flask, engine: Engine):
     if app.config.get("REDIS_URL"):
         return VersionStore(app.config["REDIS_URL"], engine)
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return FileVersionStore(Path(url.database).with_name(Path(url.database).name + ".version"))
+    path = _sqlite_file(app)
+    if path is not None:
+        return FileVersionStore(path.with_name(path.name + ".version"))
     return VersionStore(None, engine)
+
+
+#: Where the community generation lives in Redis (scopes.Stamps).
+COMMUNITY_GENERATION_KEY = "ideaboard:community-generation"
+
+
+def _generation_store(app: Flask, engine: Engine):
+    """The community generation (scopes.Stamps) beside the content version: in Redis, or
+    in a second file beside a SQLite database; None with the version in the database,
+    where each page reads its community's stamp itself."""
+    if app.config.get("REDIS_URL"):
+        return VersionStore(app.config["REDIS_URL"], engine, key=COMMUNITY_GENERATION_KEY)
+    path = _sqlite_file(app)
+    if path is not None:
+        return FileVersionStore(path.with_name(path.name + ".communities"))
+    return None
 
 
 class PageCache:
@@ -429,7 +453,18 @@ class PageCache:
         )
         self.versions = _version_store(app, engine)
         self.versions.on_failure = self.pages.clear
+        self.generations = _generation_store(app, engine)
+        # Community pages' stamps, read once per community generation per process.
+        self.stamps = scopes.Stamps(self.generations, engine)
+        if self.generations is not None:
+            self.generations.on_failure = self._lost_generation
         self.fragments = PageStore(config.get("FRAGMENT_CACHE_MAX_BYTES", FRAGMENT_CACHE_MAX_BYTES))
+
+    def _lost_generation(self) -> None:
+        """A community write's generation could not be moved: forget this worker's stamps
+        and pages (other workers' age out with the next move, as after a failed bump)."""
+        self.stamps.forget()
+        self.pages.clear()
 
     def fragment(self, name: tuple, viewer, template: str, **context) -> Markup:
         """`template` rendered from `context` for `viewer`, shared by everyone who would
@@ -574,7 +609,6 @@ class VisitorFastPath:
         self.cache = app.extensions["ideaboard_cache"]
         self.root = configured_root(app.config)
         self.scopes = scopes.PathScopes(app)
-        self.stamps = scopes.EngineReader(self.cache.engine)
         self.private_cookies = (
             app.config.get("SESSION_COOKIE_NAME", "session"),
             app.config.get("REMEMBER_COOKIE_NAME", "remember_token"),
@@ -624,7 +658,7 @@ class VisitorFastPath:
             version = self.cache.versions.read()
         if version is not None and scoped is not None:
             # After the version, before the page: like the version, read before any data.
-            scope = self.stamps.read(*scoped)
+            scope = self.cache.stamps.read(*scoped)
             version = None if scope is None else _scoped(version, scope)
         if version is None:
             return None
@@ -672,7 +706,7 @@ def init_app(app: Flask) -> None:
     cache = PageCache(app, engine)
     app.extensions["ideaboard_cache"] = cache
     # Every committed write to page content, through any door, moves the version on.
-    freshness.init_app(app, cache.versions)
+    freshness.init_app(app, cache.versions, cache.generations)
 
     root = configured_root(app.config)
 
@@ -704,7 +738,7 @@ def init_app(app: Flask) -> None:
         version = cache.versions.read()  # before any data is read: see the module doc
         if version is None:
             return None
-        scope = scopes.read(request.endpoint, request.view_args, db.session)
+        scope = cache.stamps.read(request.endpoint, request.view_args)
         if scope is None:
             return None
         version = _scoped(version, scope)

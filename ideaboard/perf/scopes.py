@@ -11,20 +11,18 @@ whoever writes, so stamp and data become visible together and nothing can forget
 A page of a scoped endpoint is keyed by (shared version, its scope's stamp): a community's
 page and its thread pages by `("c", slug, stamp)`, the directory by `("dir", value)`. Both
 are read before any data, like the shared version (one indexed read: `communities.slug` is
-unique). Any other page that reads a scoped table while it renders is not kept at all
-(pagecache._store asks freshness.read_scoped_content()): it could not be told when to
-render again. So a new page showing community content must be listed here, or stay
-uncached; it can never be stale.
+unique), and each process keeps what it read until the community generation moves
+(Stamps, below): a writer moves it after committing community content. Any other page
+that reads a scoped table while it renders is not kept at all (pagecache._store asks
+freshness.read_scoped_content()): it could not be told when to render again. So a new
+page showing community content must be listed here, or stay uncached; it can never be
+stale.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 #: The directory's version, moved by every change of any community's row.
-DIRECTORY_SQL = text("SELECT value FROM community_directory_version WHERE id = 1")
-#: One community's stamp, by the slug in its URL.
-STAMP_SQL = text("SELECT stamp FROM communities WHERE slug = :slug")
+DIRECTORY_SQL = "SELECT value FROM community_directory_version WHERE id = 1"
 
 DIRECTORY, COMMUNITY = "dir", "c"
 
@@ -37,27 +35,8 @@ SCOPED: dict[str, str] = {
     "community.thread": COMMUNITY,
 }
 
-#: read() for a page that is not scoped.
+#: The scope part of the key of a page that is not scoped.
 UNSCOPED = ()
-
-
-def read(endpoint: str | None, view_args: dict | None, session) -> tuple | None:
-    """The scope part of a page's key: UNSCOPED for an unscoped endpoint; for a scoped one
-    its stamp, or None when it cannot be read (no such community: not cached)."""
-    kind = SCOPED.get(endpoint)
-    if kind is None:
-        return UNSCOPED
-    try:
-        if kind == DIRECTORY:
-            value = session.execute(DIRECTORY_SQL).scalar()
-            return None if value is None else (DIRECTORY, value)
-        slug = (view_args or {}).get("slug")
-        if not isinstance(slug, str):
-            return None
-        value = session.execute(STAMP_SQL, {"slug": slug}).scalar()
-        return None if value is None else (COMMUNITY, slug, value)
-    except Exception:  # noqa: BLE001 - a cache must never break the page
-        return None
 
 
 class EngineReader:
@@ -68,10 +47,12 @@ class EngineReader:
         self.engine = engine
         slug = "?" if engine.dialect.paramstyle == "qmark" else "%(slug)s"
         self.stamp_sql = f"SELECT stamp FROM communities WHERE slug = {slug}"
-        self.directory_sql = str(DIRECTORY_SQL)
+        self.directory_sql = DIRECTORY_SQL
         self.qmark = engine.dialect.paramstyle == "qmark"
 
     def read(self, endpoint: str | None, view_args: dict | None) -> tuple | None:
+        """The scope part of a page's key: UNSCOPED for an unscoped endpoint; for a scoped
+        one its stamp, or None when it cannot be read (no such community: not cached)."""
         kind = SCOPED.get(endpoint)
         if kind is None:
             return UNSCOPED
@@ -88,6 +69,70 @@ class EngineReader:
                 return None if value is None else (COMMUNITY, slug, value)
         except Exception:  # noqa: BLE001 - a cache must never break the page
             return None
+
+
+class Stamps:
+    """Stamps as this process last read them, kept while the community generation stays.
+
+    Reading a stamp is a round trip to the database for every community page; with
+    PostgreSQL that was most of what a visitor's cached community page cost. So writers
+    move a second shared value beside the content version, the community generation
+    (Redis, or a file beside a SQLite database), after each commit that wrote community
+    content (freshness.py: a write to a scoped table, or DDL), and each process keeps the
+    stamps it read under the generation it read before them: while the generation stays,
+    no community's stamp can have moved, so the kept one is the database's.
+
+    Why it is correct: as for the version. The generation is read before the stamp, and
+    moves only after the commit that moved the stamp; so a stamp kept under a generation
+    is never older than the writes whose move that generation has not seen, and a request
+    that sees the move reads the stamp afresh. A stamp moved with no move of the
+    generation (a cascade from a deleted user, a restore) comes with a move of the
+    content version, which is in every page's key beside the stamp: the kept stamp then
+    only names pages rendered after it.
+
+    A write around SQLAlchemy (a bare DB-API cursor) still moves the stamp, through the
+    trigger, but not the generation: like any write around SQLAlchemy it must say so, with
+    freshness.content_changed(community=True) (tests/test_freshness.py holds the package
+    to that).
+
+    Without a generation store (the version in the database) every read goes to the
+    database, in its own pooled connection.
+    """
+
+    def __init__(self, generations, engine) -> None:
+        self.generations = generations
+        self.reader = EngineReader(engine)
+        # (generation, {slug or DIRECTORY: scope}); replaced whole, so a thread that reads
+        # it sees one generation's stamps.
+        self._kept: tuple = (None, {})
+
+    def forget(self) -> None:
+        self._kept = (None, {})
+
+    def read(self, endpoint: str | None, view_args: dict | None) -> tuple | None:
+        """EngineReader.read(), from what was kept under the current generation."""
+        kind = SCOPED.get(endpoint)
+        if kind is None:
+            return UNSCOPED
+        generation = None if self.generations is None else self.generations.read()
+        if generation is None:
+            return self.reader.read(endpoint, view_args)
+        name = DIRECTORY if kind == DIRECTORY else (view_args or {}).get("slug")
+        kept_generation, kept = self._kept
+        if kept_generation == generation:
+            scope = kept.get(name)
+            if scope is not None:
+                return scope
+        scope = self.reader.read(endpoint, view_args)
+        if scope is not None:
+            # Kept under the generation read before it (never a later one a concurrent
+            # request put in place). A community that does not exist keeps nothing.
+            kept_generation, kept = self._kept
+            if kept_generation != generation:
+                kept = {}
+                self._kept = (generation, kept)
+            kept[name] = scope
+        return scope
 
 
 class PathScopes:
