@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -15,9 +16,10 @@ from flask import request_started
 from itsdangerous import URLSafeTimedSerializer
 
 from ideaboard.config import Config
-from ideaboard.perf import rows
+from ideaboard.perf import pagefile, rows
 from ideaboard.perf.fastvote import VoteFastPath, _Checked
 from ideaboard.perf.pagecache import PageStore
+from ideaboard.perf.pagefile import FilePageStore
 
 from .conftest import _reset
 from .factories import login_as, make_comment, make_idea, make_user
@@ -36,6 +38,11 @@ def _held(store) -> int:
     return len(pickle.dumps(list(store._items.items()), protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def _local(store):
+    """A worker's own store (the first level, where there is a shared one behind it)."""
+    return getattr(store, "local", store)
+
+
 def _counting_flask(app) -> list:
     seen: list = []
     request_started.connect(lambda sender, **_: seen.append(1), app, weak=False)
@@ -44,7 +51,7 @@ def _counting_flask(app) -> list:
 
 def test_a_flood_of_junk_urls_keeps_the_page_store_within_its_byte_budget(make_app):
     """Junk URLs are not cached; a flood keeps the page store and RSS within the budget."""
-    app = make_app(PAGE_CACHE_MAX_BYTES=MIB)
+    app = make_app(PAGE_CACHE_MAX_BYTES=MIB, PAGE_CACHE_SHARED_MAX_BYTES=MIB)
     _reset(app)
     with app.app_context():
         ideas = [make_idea(title=f"Flooded idea {n}") for n in range(20)]
@@ -64,9 +71,13 @@ def test_a_flood_of_junk_urls_keeps_the_page_store_within_its_byte_budget(make_a
     rss_before = _rss()
     flood(300)
     grown = _rss() - rss_before
-    store = app.extensions["ideaboard_cache"].pages
+    pages = app.extensions["ideaboard_cache"].pages
+    store = _local(pages)
     assert _held(store) <= MIB
     assert store.bytes <= store.max_bytes == MIB
+    shared = getattr(pages, "shared", None)
+    if isinstance(shared, FilePageStore):  # SQLite: the page file the workers share
+        assert shared.used() <= MIB and _file_bytes(shared) <= 2 * MIB
     own = f"/ideas/{ideas[0].id}-flooded-idea-0"  # the idea's own address: cached
     for url, cached in (
         (f"/ideas?utm_1={junk}", False),
@@ -115,12 +126,61 @@ def test_list_rows_fragments_and_pages_are_bounded_by_bytes(make_app, monkeypatc
             for idea in commented:
                 client.get(f"/ideas/{idea.id}", headers={"Accept-Language": lang})
     cache = app.extensions["ideaboard_cache"]
-    assert cache.pages.max_bytes == MIB and _held(cache.pages) <= cache.pages.bytes <= MIB
+    pages = _local(cache.pages)
+    assert pages.max_bytes == MIB and _held(pages) <= pages.bytes <= MIB
     fragments = cache.fragments
     assert 0 < len(fragments._items) < 2 * 2 * len(commented)  # some were pushed out
     assert _held(fragments) <= fragments.bytes <= fragments.max_bytes == 256 * KIB
     assert 0 < len(rows._rows._items) < 2 * 2 * 100
     assert _held(rows._rows) <= rows._rows.bytes <= 32 * KIB
+
+
+def _file_bytes(store: FilePageStore) -> int:
+    """What the page file holds of pages (their names and values), read from the file."""
+    conn = sqlite3.connect(store.path)
+    try:
+        sql = "SELECT coalesce(sum(length(name) + length(value)), 0) FROM pages"
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_the_page_file_is_bounded_by_bytes_in_each_window(tmp_path, monkeypatch):
+    """The workers' shared page file: each window of TTL seconds writes at most half the
+    budget (more pages are kept only in each worker), a page is read in its window and the
+    next only, and a new window's first write deletes what is older: the file never holds
+    more than the budget, whatever is rendered."""
+    now = [1_000_000 * FilePageStore.TTL]
+    monkeypatch.setattr(pagefile.time, "time", lambda: now[0])
+    store = FilePageStore(tmp_path / "ideaboard.db.pages", max_bytes=256 * KIB, markup_version=1)
+    other = FilePageStore(tmp_path / "ideaboard.db.pages", max_bytes=256 * KIB, markup_version=1)
+    body = os.urandom(1024)
+    for n in range(400):
+        store.put(("page", n), (200, body, [], None, "x"))
+    kept = [n for n in range(400) if other.get(("page", n)) is not None]
+    assert 100 < len(kept) < 128 and kept == list(range(len(kept)))  # the first, in order
+    assert store.used() <= 128 * KIB and _file_bytes(store) <= 128 * KIB
+    assert other.get(("page", 0)) == (200, body, [], None, "x")  # as it was put
+
+    now[0] += FilePageStore.TTL  # the next window: the last one's pages still read
+    store.put(("page", "next"), (200, body, [], None, "x"))
+    assert other.get(("page", 0)) is not None and other.get(("page", "next")) is not None
+    for n in range(400):
+        store.put(("later", n), (200, body, [], None, "x"))
+    assert _file_bytes(store) <= 256 * KIB
+
+    now[0] += FilePageStore.TTL  # two windows on: the first window's pages are gone
+    assert other.get(("page", 0)) is None
+    store.put(("page", "again"), (200, body, [], None, "x"))
+    assert _file_bytes(store) <= 128 * KIB + 2 * KIB
+    assert other.get(("page", "again")) is not None
+
+
+def test_a_page_file_that_cannot_be_written_costs_only_a_render(tmp_path):
+    """A page file in a folder that is gone: nothing raises, nothing is found."""
+    store = FilePageStore(tmp_path / "gone" / "ideaboard.db.pages", 1024 * KIB, markup_version=1)
+    store.put(("page", 1), (200, b"x", [], None, "x"))
+    assert store.get(("page", 1)) is None
 
 
 def test_the_vote_fast_paths_memos_are_bounded(app):

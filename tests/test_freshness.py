@@ -616,6 +616,7 @@ ALLOWED = {
     "backup.py": "test_restore_leaves_no_stale_page",
     "database.py": "test_database_wiring_only_pings",
     "perf/driver.py": "test_driver_runner_writes_count_with_their_transaction",
+    "perf/pagefile.py": "test_the_page_file_is_never_the_database",
     "perf/freshness.py": "test_a_committed_write_through_any_door_is_on_every_next_visitor_page",
     "perf/writergate.py": "test_writer_gate_sends_no_content_write_around_sqlalchemy",
 }
@@ -677,6 +678,30 @@ def test_every_allowlisted_module_exists_reaches_around_and_has_its_proof():
         assert path.exists(), f"{name} is allowlisted but gone: move or drop its entry"
         assert raw_access(path), f"{name} no longer reaches around SQLAlchemy: drop it"
         assert callable(globals().get(proof)), f"{name}'s proof {proof} is not in this file"
+
+
+def test_the_page_file_is_never_the_database(make_app):
+    """perf/pagefile.py opens its own SQLite file beside the database (a cache of rendered
+    pages), never the database: serving pages writes there and moves no version."""
+    from ideaboard.perf.pagefile import FilePageStore
+
+    if BACKEND != "sqlite":
+        pytest.skip("the page file is SQLite's (SQLite pass)")
+    with fresh_app(make_app) as app:
+        idea = make_idea()
+        db.session.commit()
+        shared = getattr(app.extensions["ideaboard_cache"].pages, "shared", None)
+        assert isinstance(shared, FilePageStore)
+        database = Path(db.engine.url.database)
+        assert shared.path == database.with_name(database.name + ".pages")
+        before = version(app)
+        client = app.test_client()
+        for url in ("/ideas", f"/ideas/{idea.id}"):
+            client.get(url)
+        assert version(app) == before
+        assert shared.used() > 0  # the pages went to the file...
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert not {"pages", "budget"} & tables  # ...and not to the database
 
 
 def _calls(path: Path, method: str) -> list[ast.Call]:

@@ -8,7 +8,7 @@ import pytest
 from ideaboard.extensions import db
 from ideaboard.services import comments, roadmap, votes
 
-from .conftest import TEST_REDIS, _reset, redis_or_skip
+from .conftest import BACKEND, TEST_REDIS, _reset, redis_or_skip
 from .factories import login_as, make_comment, make_idea, make_user
 
 REDIS = TEST_REDIS
@@ -246,12 +246,20 @@ def test_visitor_hit_skips_flask_but_keeps_every_header(app, client):
     assert len(calls) == 3 and fresh.data != rendered.data  # the vote shows at once
 
 
-def test_workers_sharing_redis_render_a_page_once(make_app, count_queries):
-    """With REDIS_URL, a page one worker rendered is served by another from Redis, and a
+@pytest.mark.parametrize("shared", ["redis", "page file"])
+def test_workers_render_a_page_once(make_app, count_queries, shared):
+    """With REDIS_URL, a page one worker rendered is served by another from Redis; with
+    SQLite and no Redis, from the page file beside the database (perf/pagefile.py). A
     write still refreshes it for both."""
-    redis_or_skip()
-    worker_a = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
-    worker_b = make_app(REDIS_URL=REDIS, RATELIMIT_KEY_PREFIX=uuid.uuid4().hex)
+    if shared == "redis":
+        redis_or_skip()
+        settings = {"REDIS_URL": REDIS}
+    elif BACKEND != "sqlite":
+        pytest.skip("the page file is SQLite's; PostgreSQL's workers share through Redis")
+    else:
+        settings = {}
+    worker_a = make_app(RATELIMIT_KEY_PREFIX=uuid.uuid4().hex, **settings)
+    worker_b = make_app(RATELIMIT_KEY_PREFIX=uuid.uuid4().hex, **settings)
     _reset(worker_a)
     with worker_a.app_context():
         idea = make_idea(title="Rendered once")
@@ -265,7 +273,7 @@ def test_workers_sharing_redis_render_a_page_once(make_app, count_queries):
     with worker_b.app_context(), count_queries() as queries:
         second = b.get(url)
     assert second.status_code == 200 and second.data == first.data
-    assert queries.count == 0, queries.statements  # no user, no idea: straight from Redis
+    assert queries.count == 0, queries.statements  # no user, no idea: the shared copy
     assert b"Sign out" in second.data or b"logout" in second.data  # the member's own page
     with worker_a.app_context():
         votes.toggle_vote(make_user(), idea)

@@ -20,8 +20,10 @@ than that commit's bump, and is never served once the bump is visible.
 
 Page bodies live in a per-process LRU (only the *version* must be shared for
 correctness) and, with REDIS_URL, also in Redis, so a page rendered by one worker serves
-every worker and host; without Redis each worker renders a page once per version. Both are
-bounded by bytes (PAGE_CACHE_MAX_BYTES, PAGE_CACHE_SHARED_MAX_BYTES), and only URLs the app
+every worker and host; with SQLite and no Redis, in a file beside the database that the
+machine's workers share (pagefile.py); with PostgreSQL and no Redis each worker renders a
+page once per version. All are bounded by bytes (PAGE_CACHE_MAX_BYTES,
+PAGE_CACHE_SHARED_MAX_BYTES), and only URLs the app
 itself makes are cached (CACHEABLE declares each page's query parameters): a visitor cannot
 fill memory, or Redis, with pages of junk URLs.
 
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -64,7 +65,7 @@ from ideaboard.markup import MARKUP_VERSION
 from ideaboard.models import ContentVersion
 from ideaboard.security import configured_root
 
-from . import freshness, observe, scopes
+from . import freshness, observe, pagefile, scopes
 
 log = logging.getLogger("ideaboard.cache")
 
@@ -228,16 +229,11 @@ return 1
             return None
         if raw is None:
             return None
-        head, _, body = raw.partition(b"\n")
-        status, headers, final, endpoint = json.loads(head)
-        final = final and [tuple(h) for h in final]
-        return status, body, [tuple(h) for h in headers], final, endpoint
+        return pagefile.decode(raw)
 
     def put(self, key: tuple, item) -> None:
-        status, body, headers, final, endpoint = item
-        head = json.dumps([status, headers, final, endpoint], separators=(",", ":")).encode()
         name = self._name(key)
-        value = head + b"\n" + body
+        value = pagefile.encode(item)
         window = int(time.time()) // self.TTL
         try:
             self._put(
@@ -255,9 +251,9 @@ return 1
 
 
 class TwoLevelPageStore:
-    """This worker's PageStore first, then the shared one."""
+    """This worker's PageStore first, then the shared one (Redis, or the page file)."""
 
-    def __init__(self, local: PageStore, shared: SharedPageStore) -> None:
+    def __init__(self, local: PageStore, shared) -> None:
         self.local = local
         self.shared = shared
 
@@ -439,18 +435,19 @@ class PageCache:
         self.enabled = config.get("PAGE_CACHE_ENABLED", True)
         redis_url = config.get("REDIS_URL")
         local = PageStore(config.get("PAGE_CACHE_MAX_BYTES", PAGE_CACHE_MAX_BYTES))
-        self.pages = (
-            TwoLevelPageStore(
-                local,
-                SharedPageStore(
-                    redis_url,
-                    str(config["SQLALCHEMY_DATABASE_URI"]),
-                    config.get("PAGE_CACHE_SHARED_MAX_BYTES", PAGE_CACHE_SHARED_MAX_BYTES),
-                ),
+        self.pages = local
+        shared_bytes = config.get("PAGE_CACHE_SHARED_MAX_BYTES", PAGE_CACHE_SHARED_MAX_BYTES)
+        if redis_url:
+            shared = SharedPageStore(
+                redis_url, str(config["SQLALCHEMY_DATABASE_URI"]), shared_bytes
             )
-            if redis_url
-            else local
-        )
+            self.pages = TwoLevelPageStore(local, shared)
+        elif (path := _sqlite_file(app)) is not None:
+            # One machine by nature: its workers share pages through a file beside it.
+            shared = pagefile.FilePageStore(
+                path.with_name(path.name + ".pages"), shared_bytes, MARKUP_VERSION
+            )
+            self.pages = TwoLevelPageStore(local, shared)
         self.versions = _version_store(app, engine)
         self.versions.on_failure = self.pages.clear
         self.generations = _generation_store(app, engine)
