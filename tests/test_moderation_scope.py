@@ -385,6 +385,37 @@ def test_a_page_of_replies_is_shared_only_by_viewers_who_see_the_same(make_app):
         db.session.remove()
 
 
+def test_a_page_of_threads_is_one_render_for_every_viewer(make_app):
+    """The thread list shows nothing of its viewer: a visitor, two members and the
+    moderator are served one render of it (each page keeps its own tools around it), and
+    a new reply shows in it at once."""
+    from .conftest import fresh_app
+
+    with fresh_app(make_app, WTF_CSRF_ENABLED=True) as app:
+        club = make_community()
+        mod = make_moderator(club)
+        thread = make_thread(club, make_user(), title="Shared list talk")
+        path = f"/c/{club.slug}"
+        clients = {name: app.test_client() for name in ("visitor", "mod", "one", "two")}
+        login_as(clients["mod"], mod)
+        login_as(clients["one"], make_user())
+        login_as(clients["two"], make_user())
+        fragments = app.extensions["ideaboard_cache"].fragments
+
+        def renders() -> int:
+            return sum(1 for key in fragments._items if key[3] == "threads")
+
+        for name in ("visitor", "mod", "one", "two") * 2:
+            html = clients[name].get(path).get_data(as_text=True)
+            assert "Shared list talk" in html and "0 replies" in html
+            assert ('/mod/log"' in html) == (name == "mod"), name
+        assert renders() == 1
+        make_reply(thread, make_user(), body="A new reply")
+        html = clients["one"].get(path).get_data(as_text=True)
+        assert "1 reply" in html and renders() == 2
+        db.session.remove()
+
+
 def test_the_log_shows_a_moderator_only_his_communities(client):
     club, other = make_community(name="Niva club"), make_community(name="Lada club")
     mod = make_moderator(club)

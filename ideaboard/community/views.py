@@ -122,13 +122,28 @@ def show(slug: str):
     """A community: its description, moderators and threads, pinned first."""
     community = _community(slug)
     _uncached_if_timed(community)
+    page = threads.list_threads(community, _page())
     return render(
         "community/show.html",
-        "community/_threads.html",
+        "community/_threads_slot.html",
         community=community,
-        page=threads.list_threads(community, _page()),
+        page=page,
+        threads_html=_threads_html(community, page),
         moderators=communities.moderators(community),
         changed=promotion.changed(community),
+    )
+
+
+def _threads_html(community: Community, page):
+    """One page of a community's threads, rendered once for every viewer: the list is the
+    same for all (hidden and held threads are in no one's) and asks nothing of its viewer.
+    Its content is named by the page's key (the community's stamp) and the page here."""
+    return page_cache.fragment(
+        ("threads", community.id, page.page, tuple(t.id for t in page.threads)),
+        shared.ask(current_user, ()),
+        "community/_threads.html",
+        community=community,
+        page=page,
     )
 
 
