@@ -307,3 +307,24 @@ def test_comment_lists_are_shared_only_by_people_who_see_the_same(app, client):
     make_comment(idea, author=other, body="Second thoughts")
     assert b"Second thoughts" in page(reader)
     assert f"/comments/{mine.id + 1}/edit".encode() in page(other)  # now theirs too
+
+
+def test_a_lists_count_is_read_once_per_version_and_is_right_after_a_write(app, count_queries):
+    """A list's count is the same for every member: the first member's board page counts,
+    the next member's reads only its own rows; a new idea moves the version, and the next
+    page counts again and shows it."""
+    for n in range(3):
+        make_idea(title=f"Counted idea {n}")
+    one, two = app.test_client(), app.test_client()
+    for client in (one, two):
+        login_as(client, make_user())
+        client.get("/")  # the session gets its CSRF token (part of a member's page key)
+    first, n_first = _statements(one, count_queries, "/ideas")
+    assert "3 ideas" in first.get_data(as_text=True)
+    with count_queries() as counted:
+        second = two.get("/ideas")
+    assert "3 ideas" in second.get_data(as_text=True)
+    assert not [s for s in counted.statements if "count(" in s.lower()], counted.statements
+    make_idea(title="One more")
+    again = two.get("/ideas").get_data(as_text=True)
+    assert "4 ideas" in again and "One more" in again

@@ -26,6 +26,7 @@ from ideaboard.models import (
 )
 from ideaboard.models.base import MAX_INT
 from ideaboard.models.idea import title_key
+from ideaboard.perf import memo
 from ideaboard.permissions import (
     can_delete_idea,
     can_edit_idea,
@@ -281,7 +282,11 @@ def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
     """
     stmt = with_author_and_board(_list_select(query), body=False)
     in_sql = counted_in_sql(query)
-    if in_sql:
+    # The count is the same for every viewer and page of the list: kept per content
+    # version (perf/memo.py), so members' pages after the first do not count again.
+    count_name = ("idea-count", query.board.id if query.board else None, query.status)
+    known = memo.get(count_name) if in_sql else None
+    if in_sql and known is None:
         total = _count_select(query).scalar_subquery().correlate(None).label("list_total")
         stmt = stmt.add_columns(total)
     offset = (query.page - 1) * query.per_page
@@ -290,12 +295,16 @@ def list_ideas(query: IdeaQuery, viewer: User | None = None) -> Page:
     has_next = len(rows) > query.per_page
     if not in_sql:
         counted = None if has_next or (not rows and query.page > 1) else offset + len(items)
+    elif known is not None:
+        counted = known
     elif rows:
         counted = rows[0][1]
     elif query.page > 1:
         counted = db.session.scalar(_count_select(query))
     else:
         counted = 0
+    if in_sql and known is None:
+        memo.put(count_name, counted)
     return Page(
         items=items,
         page=query.page,
