@@ -349,6 +349,7 @@ class Statements:
 
     def __init__(self, app) -> None:
         self.count = 0
+        self.seen: list[str] = []
         with app.app_context():
             self.engine = db.engine
         sa.event.listen(self.engine, "before_cursor_execute", self._on)
@@ -356,6 +357,7 @@ class Statements:
     def _on(self, _conn, _cursor, statement, *_args) -> None:
         if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")):
             self.count += 1
+            self.seen.append(statement)
 
     def close(self) -> None:
         sa.event.remove(self.engine, "before_cursor_execute", self._on)
@@ -389,3 +391,33 @@ def test_a_kept_community_page_reads_its_stamp_once_per_generation(server):
             assert statements.count == 1
     finally:
         statements.close()
+
+
+def test_a_far_page_of_replies_is_found_once_per_stamp_and_follows_a_new_reply(server):
+    """Where a page of replies starts is kept under the community's stamp: a second
+    member's last page does not walk the replies again; a reply moves the stamp, and the
+    pages after it start where they now should."""
+    club = make_community("epsilon", "Epsilon")
+    thread = make_thread(club, title="Long thread")
+    author = make_user()
+    for n in range(51):
+        make_reply(thread, author=author, body=f"Reply {n}")
+    one, two = server.test_client(), server.test_client()
+    for client in (one, two):
+        login_as(client, make_user())
+        client.get("/")  # the session gets its CSRF token (part of a member's page key)
+    db.session.commit()
+    url = f"/c/epsilon/t/{thread.id}?page=2"
+    assert "Reply 50" in one.get(url).get_data(as_text=True)
+    statements = Statements(server)
+    try:
+        page = two.get(url).get_data(as_text=True)
+        assert "Reply 50" in page and "Reply 49" not in page
+        assert statements.count and not [s for s in statements.seen if "OFFSET" in s.upper()], (
+            statements.seen
+        )
+    finally:
+        statements.close()
+    make_reply(thread, author=author, body="Reply 51")
+    page = two.get(url).get_data(as_text=True)
+    assert "Reply 50" in page and "Reply 51" in page

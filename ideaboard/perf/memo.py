@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from flask import current_app, g, has_request_context
 
+from . import freshness
+
 
 def _store_and_version():
     if not has_request_context():
@@ -38,7 +40,14 @@ def get(name: tuple):
 
 
 def put(name: tuple, value) -> None:
-    """Keep `value` (read after this request's version was) under `name`."""
+    """Keep `value` (read after this request's version was) under `name`.
+
+    Not kept when the request read community content under a version that does not hold
+    a community's stamp (a page outside perf/scopes.SCOPED): writes to that content do
+    not move the shared version, so the value could go stale (as pagecache._store)."""
     store, version = _store_and_version()
-    if store is not None and value is not None:
-        store.put(("value", version, *name), (value,))
+    if store is None or value is None:
+        return
+    if freshness.read_scoped_content() and not isinstance(version, tuple):
+        return
+    store.put(("value", version, *name), (value,))

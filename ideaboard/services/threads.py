@@ -22,6 +22,7 @@ from ideaboard.extensions import db
 from ideaboard.models import Community, Event, EventKind, Reply, Thread, User, utcnow
 from ideaboard.models.base import MAX_INT
 from ideaboard.models.community import ThreadFollow
+from ideaboard.perf import memo
 from ideaboard.permissions import can_post_in, can_reply, can_view_post, is_post_held
 
 from . import events
@@ -340,19 +341,26 @@ def list_replies(thread: Thread, community: Community, viewer, page: int = 1) ->
     in place, marked: they do not count toward the pages."""
     pages = max(1, -(-thread.reply_count // REPLIES_PER_PAGE))
     page = min(max(page, 1), pages)
-    visible = select(Reply.id).where(
-        Reply.thread_id == thread.id, Reply.deleted_at.is_(None), Reply.held_at.is_(None)
-    )
-    ids = list(
-        db.session.scalars(
-            visible.order_by(Reply.id)
-            .limit(REPLIES_PER_PAGE + 1)
-            .offset((page - 1) * REPLIES_PER_PAGE)
+    # Where the page starts and ends among the visible replies: the same for every viewer,
+    # so kept per content version (perf/memo.py; a community page's version holds its
+    # stamp): the walk to a far page's OFFSET is paid once, not by each member.
+    bounds_name = ("reply-bounds", thread.id, page)
+    bounds = memo.get(bounds_name)
+    if bounds is None:
+        visible = select(Reply.id).where(
+            Reply.thread_id == thread.id, Reply.deleted_at.is_(None), Reply.held_at.is_(None)
         )
-    )
-    more = len(ids) > REPLIES_PER_PAGE
-    first = ids[0] if ids and page > 1 else 0
-    last = ids[REPLIES_PER_PAGE] if more else None
+        ids = list(
+            db.session.scalars(
+                visible.order_by(Reply.id)
+                .limit(REPLIES_PER_PAGE + 1)
+                .offset((page - 1) * REPLIES_PER_PAGE)
+            )
+        )
+        more = len(ids) > REPLIES_PER_PAGE
+        bounds = (ids[0] if ids and page > 1 else 0, ids[REPLIES_PER_PAGE] if more else None)
+        memo.put(bounds_name, bounds)
+    first, last = bounds
     stmt = select(Reply).options(joinedload(Reply.author)).where(Reply.thread_id == thread.id)
     stmt = stmt.where(Reply.id >= first)
     if last is not None:
