@@ -191,6 +191,23 @@ def test_redis_restart_never_replays_old_versions(make_app):
         assert store.read() > before + 1
 
 
+def test_a_community_page_reads_version_and_generation_together_even_after_a_restart(make_app):
+    """With Redis, a community page reads the content version and the community generation
+    in one round trip; after a restart of a diskless Redis both start again above every
+    value handed out before (never a replay of a kept stamp's generation)."""
+    client = redis_or_skip()
+    app = make_app(REDIS_URL=REDIS)
+    cache = app.extensions["ideaboard_cache"]
+    with app.app_context():
+        version, generation = cache.read_versions(True)
+        cache.generations.bump()
+        assert cache.read_versions(True) == (version, generation + 1)
+        assert cache.read_versions(False) == (version, None)
+        client.delete(cache.versions.key, cache.generations.key)
+        again = cache.read_versions(True)
+        assert again[0] > version and again[1] > generation + 1
+
+
 def test_version_file_is_shared_between_processes_and_survives_replacement(tmp_path):
     """Two workers (two stores on one file) see each other's bumps, also after the file is
     deleted or replaced under them, and never see a value twice."""

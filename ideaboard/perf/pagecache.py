@@ -316,6 +316,19 @@ class VersionStore:
             log.warning("content version unavailable; serving uncached")
             return None
 
+    def read_with(self, other: VersionStore) -> tuple:
+        """This version and `other`'s (another key of the same Redis) in one round trip: a
+        community page needs the content version and the community generation. (None,
+        None) when Redis cannot be reached."""
+        try:
+            mine, theirs = self._redis.mget(self.key, other.key)
+            if mine is None or theirs is None:  # a new or restarted Redis: start them
+                return self._redis_version(), other._redis_version()
+            return int(mine), int(theirs)
+        except Exception:  # noqa: BLE001 - a cache must never break the page
+            log.warning("content version unavailable; serving uncached")
+            return None, None
+
     @property
     def in_transaction(self) -> bool:
         """True when the version lives in the database, where the writer's own transaction
@@ -456,6 +469,16 @@ class PageCache:
         if self.generations is not None:
             self.generations.on_failure = self._lost_generation
         self.fragments = PageStore(config.get("FRAGMENT_CACHE_MAX_BYTES", FRAGMENT_CACHE_MAX_BYTES))
+
+    def read_versions(self, scoped: bool) -> tuple:
+        """The content version, and for a scoped page the community generation (None
+        without one): in one round trip when both live in Redis."""
+        generations = self.generations
+        if not scoped or generations is None:
+            return self.versions.read(), None
+        if isinstance(generations, VersionStore) and isinstance(self.versions, VersionStore):
+            return self.versions.read_with(generations)
+        return self.versions.read(), generations.read()
 
     def _lost_generation(self) -> None:
         """A community write's generation could not be moved: forget this worker's stamps
@@ -646,16 +669,17 @@ class VisitorFastPath:
         scoped = self.scopes.match(environ)
         if scoped is not None and scoped[0] not in CACHEABLE:
             return None  # not one of our pages (a 404, a redirect): Flask answers it
+        generation = None
         if self.cache.versions.in_transaction:
             # The version lives in the database (no Redis, not SQLite): read it through
             # the app's session, which needs an app context (its teardown ends the session).
             with self.app.app_context():
                 version = self.cache.versions.read()
         else:
-            version = self.cache.versions.read()
+            version, generation = self.cache.read_versions(scoped is not None)
         if version is not None and scoped is not None:
             # After the version, before the page: like the version, read before any data.
-            scope = self.cache.stamps.read(*scoped)
+            scope = self.cache.stamps.read(*scoped, generation=generation)
             version = None if scope is None else _scoped(version, scope)
         if version is None:
             return None
@@ -732,10 +756,11 @@ def init_app(app: Flask) -> None:
         owner = _owner()
         if owner is None:
             return None
-        version = cache.versions.read()  # before any data is read: see the module doc
+        # Before any data is read: see the module doc.
+        version, generation = cache.read_versions(request.endpoint in scopes.SCOPED)
         if version is None:
             return None
-        scope = cache.stamps.read(request.endpoint, request.view_args)
+        scope = cache.stamps.read(request.endpoint, request.view_args, generation=generation)
         if scope is None:
             return None
         version = _scoped(version, scope)

@@ -109,12 +109,14 @@ class Stamps:
     def forget(self) -> None:
         self._kept = (None, {})
 
-    def read(self, endpoint: str | None, view_args: dict | None) -> tuple | None:
-        """EngineReader.read(), from what was kept under the current generation."""
+    def read(self, endpoint: str | None, view_args: dict | None, generation=None) -> tuple | None:
+        """EngineReader.read(), from what was kept under the current generation (read here,
+        unless the caller read it with the version: pagecache.PageCache.read_versions)."""
         kind = SCOPED.get(endpoint)
         if kind is None:
             return UNSCOPED
-        generation = None if self.generations is None else self.generations.read()
+        if generation is None and self.generations is not None:
+            generation = self.generations.read()
         if generation is None:
             return self.reader.read(endpoint, view_args)
         name = DIRECTORY if kind == DIRECTORY else (view_args or {}).get("slug")

@@ -215,42 +215,24 @@ def _move_counts(item: Item, delta: int) -> None:
         )
 
 
-def _hide(item: Item, by_id: int | None, reason: str) -> bool:
-    """Hide the item if it is shown; True if this statement hid it."""
-    model, row, now = _MODELS[item.kind], item.row, utcnow()
-    if item.kind == ReportTarget.COMMENT:
-        values = {"hidden_at": now, "hidden_reason": reason}
-        shown = model.hidden_at.is_(None)
-    else:
-        values = {"deleted_at": now, "deleted_by_id": by_id, "deleted_reason": reason}
-        shown = model.deleted_at.is_(None)
-    done = db.session.execute(
-        update(model)
-        .where(model.id == row.id, shown)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if done:
-        for name, value in values.items():
-            setattr(row, name, value)
-        if not _held(item.kind, row):
-            _move_counts(item, -1)
-        db.session.flush()
-    return bool(done)
-
-
-def _show(item: Item) -> bool:
-    """Show a hidden item again; True if this statement showed it."""
+def _set_hidden(item: Item, hide: bool, by_id: int | None = None, reason: str = "") -> bool:
+    """Hide the item if it is shown (`hide`), or show it if it is hidden; True if this
+    statement changed it. Its community's or idea's counts follow (a held item counts in
+    none either way)."""
     model, row = _MODELS[item.kind], item.row
     if item.kind == ReportTarget.COMMENT:
+        column = model.hidden_at
         values = {"hidden_at": None, "hidden_reason": None}
-        hidden = model.hidden_at.is_not(None)
+        if hide:
+            values = {"hidden_at": utcnow(), "hidden_reason": reason}
     else:
+        column = model.deleted_at
         values = {"deleted_at": None, "deleted_by_id": None, "deleted_reason": None}
-        hidden = model.deleted_at.is_not(None)
+        if hide:
+            values = {"deleted_at": utcnow(), "deleted_by_id": by_id, "deleted_reason": reason}
     done = db.session.execute(
         update(model)
-        .where(model.id == row.id, hidden)
+        .where(model.id == row.id, column.is_(None) if hide else column.is_not(None))
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -258,7 +240,7 @@ def _show(item: Item) -> bool:
         for name, value in values.items():
             setattr(row, name, value)
         if not _held(item.kind, row):
-            _move_counts(item, 1)
+            _move_counts(item, -1 if hide else 1)
         db.session.flush()
     return bool(done)
 
@@ -351,7 +333,7 @@ def file_report(actor: User, item: Item, reason: str, note: str) -> Filed:
     )
     reporters = open_reporters(item.kind, item.id)
     hidden = False
-    if reporters >= threshold() and _hide(item, None, AUTO_HIDE_REASON):
+    if reporters >= threshold() and _set_hidden(item, True, None, AUTO_HIDE_REASON):
         hidden = True
         audit.record(
             None,
@@ -400,10 +382,10 @@ def resolve_reports(actor: User, item: Item, resolution: str, reason: str = "") 
         raise Conflict(_("These reports were resolved already."))
     before = {"hidden": item.hidden}
     if resolution == "restore":
-        _show(item)
+        _set_hidden(item, False)
     elif resolution == "hide":
         why = reason or MODERATOR_HIDE_REASON
-        if not _hide(item, actor.id, why):
+        if not _set_hidden(item, True, actor.id, why):
             _keep_hidden(item, actor.id, why)
     audit.record(
         actor,
