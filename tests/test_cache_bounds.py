@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from flask import request_started
@@ -43,6 +44,15 @@ def _local(store):
     return getattr(store, "local", store)
 
 
+def _own_page_file(app) -> None:
+    """Start `app`'s page file afresh (SQLite): the file beside the test database holds
+    the pages, and the budget counts, of every earlier test's app in this worker."""
+    shared = getattr(app.extensions["ideaboard_cache"].pages, "shared", None)
+    if isinstance(shared, FilePageStore):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{shared.path}{suffix}").unlink(missing_ok=True)
+
+
 def _counting_flask(app) -> list:
     seen: list = []
     request_started.connect(lambda sender, **_: seen.append(1), app, weak=False)
@@ -53,6 +63,7 @@ def test_a_flood_of_junk_urls_keeps_the_page_store_within_its_byte_budget(make_a
     """Junk URLs are not cached; a flood keeps the page store and RSS within the budget."""
     app = make_app(PAGE_CACHE_MAX_BYTES=MIB, PAGE_CACHE_SHARED_MAX_BYTES=MIB)
     _reset(app)
+    _own_page_file(app)
     with app.app_context():
         ideas = [make_idea(title=f"Flooded idea {n}") for n in range(20)]
     client = app.test_client()
@@ -156,22 +167,22 @@ def test_the_page_file_is_bounded_by_bytes_in_each_window(tmp_path, monkeypatch)
     other = FilePageStore(tmp_path / "ideaboard.db.pages", max_bytes=256 * KIB, markup_version=1)
     body = os.urandom(1024)
     for n in range(400):
-        store.put(("page", n), (200, body, [], None, "x"))
+        store.put(("page", n), (200, body, (), None, "x"))
     kept = [n for n in range(400) if other.get(("page", n)) is not None]
     assert 100 < len(kept) < 128 and kept == list(range(len(kept)))  # the first, in order
     assert store.used() <= 128 * KIB and _file_bytes(store) <= 128 * KIB
-    assert other.get(("page", 0)) == (200, body, [], None, "x")  # as it was put
+    assert other.get(("page", 0)) == (200, body, (), None, "x")  # as it was put
 
     now[0] += FilePageStore.TTL  # the next window: the last one's pages still read
-    store.put(("page", "next"), (200, body, [], None, "x"))
+    store.put(("page", "next"), (200, body, (), None, "x"))
     assert other.get(("page", 0)) is not None and other.get(("page", "next")) is not None
     for n in range(400):
-        store.put(("later", n), (200, body, [], None, "x"))
+        store.put(("later", n), (200, body, (), None, "x"))
     assert _file_bytes(store) <= 256 * KIB
 
     now[0] += FilePageStore.TTL  # two windows on: the first window's pages are gone
     assert other.get(("page", 0)) is None
-    store.put(("page", "again"), (200, body, [], None, "x"))
+    store.put(("page", "again"), (200, body, (), None, "x"))
     assert _file_bytes(store) <= 128 * KIB + 2 * KIB
     assert other.get(("page", "again")) is not None
 

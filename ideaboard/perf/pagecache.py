@@ -812,5 +812,8 @@ def init_app(app: Flask) -> None:
                 # Flask adds "Vary: Cookie" after every hook, when it saves the session.
                 vary = [v.strip() for v in resp.headers.get("Vary", "").split(",") if v.strip()]
                 final.append(("Vary", ", ".join([*vary, *(["Cookie"] * ("Cookie" not in vary))])))
-            cache.pages.put(key, (resp.status_code, body, headers, final, request.endpoint))
+            # Tuples all through, of strings and numbers: the garbage collector stops
+            # tracking such an entry, so the kept pages add nothing to a full collection.
+            item = (resp.status_code, body, tuple(headers), final and tuple(final))
+            cache.pages.put(key, (*item, request.endpoint))
         return resp

@@ -54,8 +54,8 @@ def decode(raw: bytes):
     """encode()'s item again."""
     head, _, body = raw.partition(b"\n")
     status, headers, final, endpoint = json.loads(head)
-    final = final and [tuple(h) for h in final]
-    return status, body, [tuple(h) for h in headers], final, endpoint
+    final = final and tuple(map(tuple, final))
+    return status, body, tuple(map(tuple, headers)), final, endpoint
 
 
 class FilePageStore:
