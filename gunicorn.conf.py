@@ -74,13 +74,6 @@ proc_name = "ideaboard"
 # toggles and the signed-in pages' p99 much better, and nothing slower.
 switch_interval = float(os.environ.get("GUNICORN_SWITCH_INTERVAL", "") or 0.0005)
 
-# How many young collections pass before a full one may run (Python's default: 10). A full
-# collection walks every object the worker keeps (its page, fragment and row stores grow
-# under load) and holds the GIL meanwhile: 20-30 ms of CPU, 50-90 ms on a busy machine,
-# about 20 times in 90 s of the members' benchmark, every thread of that worker stalled.
-# Garbage cycles wait longer for it; everything else is freed when its last use ends.
-gc_full_every = _int("GUNICORN_GC_FULL_EVERY", 100)
-
 
 def post_worker_init(worker) -> None:
     """Tune the worker's interpreter once the app is loaded.
@@ -88,7 +81,6 @@ def post_worker_init(worker) -> None:
     gc.freeze(): move everything the app built at start-up out of the garbage collector's
     view. Full collections otherwise walk every module, template and mapper object again
     and again; under load those pauses were the slowest requests (Instagram's gc.freeze()).
-    Then full collections run a tenth as often (gc_full_every).
     """
     import gc
     import sys
@@ -96,8 +88,6 @@ def post_worker_init(worker) -> None:
     sys.setswitchinterval(switch_interval)
     gc.collect()
     gc.freeze()
-    young, middle, _full = gc.get_threshold()
-    gc.set_threshold(young, middle, gc_full_every)
 
 
 def child_exit(server, worker) -> None:
