@@ -8,7 +8,7 @@ the vote button casts the member's vote (htmx with JavaScript, a plain form post
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -18,7 +18,8 @@ from ideaboard.extensions import db
 from ideaboard.models import Idea, Vote
 
 from ..conftest import BACKEND
-from ..factories import PASSWORD, make_idea, make_user
+from ..factories import make_idea, make_user
+from .conftest import sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,17 +69,6 @@ def start(page: Page, path: str) -> None:
     """Open `path` with nothing focused, as a person arriving at the page."""
     page.goto(path)
     page.evaluate("document.activeElement && document.activeElement.blur()")
-
-
-def sign_in(page: Page, email: str, next_path: str) -> None:
-    """Sign in through the real form (typed, submitted with Enter) and land on next_path."""
-    page.goto(f"/login?next={quote(next_path)}")
-    form = page.locator("main form[action^='/login']")
-    form.locator("input[name=email]").fill(email)
-    form.locator("input[name=password]").fill(PASSWORD)
-    with page.expect_navigation():
-        form.locator("input[name=password]").press("Enter")
-    assert urlsplit(page.url).path == next_path, page.url
 
 
 def vote_rows(idea_id: int) -> tuple[int, int]:
