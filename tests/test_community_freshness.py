@@ -421,3 +421,19 @@ def test_a_far_page_of_replies_is_found_once_per_stamp_and_follows_a_new_reply(s
     make_reply(thread, author=author, body="Reply 51")
     page = two.get(url).get_data(as_text=True)
     assert "Reply 50" in page and "Reply 51" in page
+
+
+def test_a_community_slugged_like_the_directorys_scope_keeps_its_own_stamp(server):
+    """The kept stamps are named by kind and slug: a club at /c/dir never lends its stamp
+    to the directory, which must still show another club's change."""
+    make_community("dir", "Dir club")
+    make_community("zeta", "Zeta")
+    db.session.commit()
+    visitor = Visitor(server)
+    visitor.warm("/c/dir", "/c")  # the club's stamp read first, as below
+    zeta = db.session.scalar(sa.select(Community).where(Community.slug == "zeta"))
+    zeta.name = "Zeta renamed"
+    db.session.commit()
+    visitor.get("/c/dir")  # the club's stamp, read first under the new generation
+    rendered, page = visitor.get("/c")
+    assert rendered and "Zeta renamed" in page

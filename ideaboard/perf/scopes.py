@@ -102,7 +102,7 @@ class Stamps:
     def __init__(self, generations, engine) -> None:
         self.generations = generations
         self.reader = EngineReader(engine)
-        # (generation, {slug or DIRECTORY: scope}); replaced whole, so a thread that reads
+        # (generation, {(kind, slug): scope}); replaced whole, so a thread that reads
         # it sees one generation's stamps.
         self._kept: tuple = (None, {})
 
@@ -119,7 +119,7 @@ class Stamps:
             generation = self.generations.read()
         if generation is None:
             return self.reader.read(endpoint, view_args)
-        name = DIRECTORY if kind == DIRECTORY else (view_args or {}).get("slug")
+        name = (kind, None if kind == DIRECTORY else (view_args or {}).get("slug"))
         kept_generation, kept = self._kept
         if kept_generation == generation:
             scope = kept.get(name)
