@@ -266,3 +266,20 @@ def test_template_strings_follow_the_locale_within_one_request(app):
     assert russian not in ("", "Heard")
     with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "ru"}):
         assert template.render() == russian
+
+
+@pytest.mark.parametrize(
+    ("language", "message"), [("ru", "Неверное целое число."), ("en", "Not a valid integer value.")]
+)
+def test_wtforms_own_messages_come_in_the_requests_language(app, language, message):
+    """A field's built-in message is in the visitor's language (the forms' base reads
+    WTForms' catalogue once per language, not once per request)."""
+    from werkzeug.datastructures import MultiDict
+
+    from ideaboard.community.forms import ReplyForm
+
+    for _ in range(2):  # the second form reads the kept catalogue
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            form = ReplyForm(formdata=MultiDict({"body": "x", "quote_of": "abc"}))
+            form.validate()
+            assert form.quote_of.errors == [message]

@@ -1,5 +1,4 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -11,6 +10,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
+from ideaboard.forms import FlaskForm
 from ideaboard.i18n import KIND_LABELS
 
 

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField, TextAreaField
 
+from ideaboard.forms import FlaskForm
 from ideaboard.models.community import ReportReason
 
 

@@ -1,8 +1,8 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
+from ideaboard.forms import FlaskForm
 from ideaboard.i18n import STATUS_LABELS
 
 

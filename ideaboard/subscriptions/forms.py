@@ -1,8 +1,8 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField
 from wtforms.fields.choices import SelectChoice
 
+from ideaboard.forms import FlaskForm
 from ideaboard.models import Delivery
 from ideaboard.services.notification_mail import DELIVERY_LABELS
 
