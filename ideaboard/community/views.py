@@ -122,28 +122,41 @@ def show(slug: str):
     """A community: its description, moderators and threads, pinned first."""
     community = _community(slug)
     _uncached_if_timed(community)
-    page = threads.list_threads(community, _page())
     return render(
         "community/show.html",
         "community/_threads_slot.html",
         community=community,
-        page=page,
-        threads_html=_threads_html(community, page),
-        moderators=communities.moderators(community),
-        changed=promotion.changed(community),
+        threads_html=_threads_html(community, threads.page_number(_page())),
+        side_html=_side_html(community),
     )
 
 
-def _threads_html(community: Community, page):
+def _threads_html(community: Community, page: int):
     """One page of a community's threads, rendered once for every viewer: the list is the
     same for all (hidden and held threads are in no one's) and asks nothing of its viewer.
-    Its content is named by the page's key (the community's stamp) and the page here."""
+    Its content is named by the page's key (the community's stamp) and the page number, so
+    the threads are read only when no copy is kept."""
     return page_cache.fragment(
-        ("threads", community.id, page.page, tuple(t.id for t in page.threads)),
+        ("threads", community.id, page),
         shared.ask(current_user, ()),
         "community/_threads.html",
+        lazy=lambda: {"page": threads.list_threads(community, page)},
         community=community,
-        page=page,
+    )
+
+
+def _side_html(community: Community):
+    """The side column: what the club changed, its rules and its moderators, the same for
+    every viewer but for the link to the queue; read only when no copy is kept."""
+    return page_cache.fragment(
+        ("community-side", community.id),
+        shared.ask(current_user, [(permissions.can_view_community_queue, community)]),
+        "community/_side.html",
+        lazy=lambda: {
+            "changed": promotion.changed(community),
+            "moderators": communities.moderators(community),
+        },
+        community=community,
     )
 
 
@@ -208,22 +221,23 @@ def thread(slug: str, thread_id: int):
     return _thread_page(community, item, _page())
 
 
-def _reply_questions(thread: Thread, community: Community, reply_list):
-    """What community/_reply.html asks about its viewer (perf/shared.py), in its order."""
+def _reply_questions(thread: Thread, community: Community, entries):
+    """What community/_reply.html asks about its viewer (perf/shared.py), in its order;
+    from the page's entries, (id, author id, visible), without reading the replies."""
     yield permissions.can_moderate, community
     if permissions.is_visible_post(thread):
-        for reply in reply_list:
-            if permissions.is_visible_post(reply):
-                yield permissions.can_report, reply.author_id
+        for _reply_id, author_id, visible in entries:
+            if visible:
+                yield permissions.can_report, author_id
 
 
 def _replies_html(community: Community, item: Thread, replies, may_reply: bool):
     """One page of replies, rendered once for everyone who would see it alike: the same
     replies (a hidden or held one shows to its author and the moderators only, so the
     ids are in the key), the same answers to its questions, a reply form or not."""
-    viewer = shared.ask(current_user, _reply_questions(item, community, replies.replies))
+    viewer = shared.ask(current_user, _reply_questions(item, community, replies.entries))
     return page_cache.fragment(
-        ("replies", item.id, replies.page, tuple(r.id for r in replies.replies), may_reply),
+        ("replies", item.id, replies.page, tuple(e[0] for e in replies.entries), may_reply),
         viewer,
         "community/_replies.html",
         community=community,

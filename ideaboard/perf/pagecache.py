@@ -486,7 +486,7 @@ class PageCache:
         self.stamps.forget()
         self.pages.clear()
 
-    def fragment(self, name: tuple, viewer, template: str, **context) -> Markup:
+    def fragment(self, name: tuple, viewer, template: str, lazy=None, **context) -> Markup:
         """`template` rendered from `context` for `viewer`, shared by everyone who would
         see the same: `viewer` (perf/shared.py) holds the person's answers to every
         permission question the template asks, and those answers, `name` (what else it
@@ -498,6 +498,10 @@ class PageCache:
         made under the current version may be served, but a new render is not kept: the
         data it was made from may be older than the version read now. Rendered by an
         autoescaped template, so it is marked safe to embed in the page.
+
+        `lazy`, if given, returns more context and is called only to render: what only the
+        fragment shows is read only when no copy is kept (its name must then say all that
+        the read depends on besides the content).
         """
         from flask_babel import get_locale
 
@@ -512,15 +516,18 @@ class PageCache:
                 key = (version, str(get_locale()), request.script_root, *name, viewer.key)
                 html = self.fragments.get(key)
         if html is None:
+            if lazy is not None:
+                context.update(lazy())
             html = shared.render(template, viewer, **context)
             if key is not None and pinned is not None:
                 self.fragments.put(key, html)
         return Markup(shared.personalise(html))
 
 
-def fragment(name: tuple, viewer, template: str, **context) -> Markup:
+def fragment(name: tuple, viewer, template: str, lazy=None, **context) -> Markup:
     """PageCache.fragment() of the current app."""
-    return current_app.extensions["ideaboard_cache"].fragment(name, viewer, template, **context)
+    cache = current_app.extensions["ideaboard_cache"]
+    return cache.fragment(name, viewer, template, lazy, **context)
 
 
 def current_cache() -> PageCache | None:

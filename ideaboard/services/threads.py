@@ -286,9 +286,14 @@ class ThreadPage:
     more: bool
 
 
+def page_number(page: int) -> int:
+    """A requested page of a community's threads, within the pages there can be."""
+    return min(max(page, 1), MAX_PAGE)
+
+
 def list_threads(community: Community, page: int = 1) -> ThreadPage:
     """Visible threads of a community: pinned first, then newest activity, one page."""
-    page = min(max(page, 1), MAX_PAGE)
+    page = page_number(page)
     stmt = (
         select(Thread)
         .options(joinedload(Thread.author))
@@ -327,12 +332,53 @@ def find_thread(thread_id: int) -> Thread | None:
     return db.session.get(Thread, thread_id)
 
 
-@dataclass
 class ReplyPage:
-    replies: list[Reply]
-    page: int
-    pages: int
-    quoted: dict[int, Reply]
+    """One page of a thread's replies for one viewer.
+
+    `entries` says which replies, in order, as (id, author id, visible): enough to name the
+    page's shared render and to ask the viewer's questions about it. The rows themselves
+    (`replies`, and the replies they quote, `quoted`) are read on first use, which a kept
+    render never makes."""
+
+    def __init__(self, thread: Thread, entries, page: int, pages: int, rows=None):
+        self.thread, self.entries, self.page, self.pages = thread, tuple(entries), page, pages
+        self._rows = rows
+
+    @property
+    def replies(self) -> list[Reply]:
+        if self._rows is None:
+            visible = {entry[0]: entry[2] for entry in self.entries}
+            rows = db.session.scalars(
+                select(Reply)
+                .options(joinedload(Reply.author))
+                .where(Reply.thread_id == self.thread.id, Reply.id.in_(visible))
+                .order_by(Reply.id)
+            )
+            # A reply hidden or shown since it was listed is left out of this one render:
+            # a hidden one shows only to its author, and the questions the page's render
+            # was asked are those of the replies as listed.
+            self._rows = (
+                [r for r in rows if permissions.is_visible_post(r) == visible[r.id]]
+                if visible
+                else []
+            )
+        return self._rows
+
+    @property
+    def quoted(self) -> dict[int, Reply]:
+        if not hasattr(self, "_quoted"):
+            wanted = {r.quote_of_id for r in self.replies if r.quote_of_id}
+            self._quoted = (
+                {
+                    r.id: r
+                    for r in db.session.scalars(
+                        select(Reply).options(joinedload(Reply.author)).where(Reply.id.in_(wanted))
+                    )
+                }
+                if wanted
+                else {}
+            )
+        return self._quoted
 
 
 def list_replies(thread: Thread, community: Community, viewer, page: int = 1) -> ReplyPage:
@@ -341,52 +387,59 @@ def list_replies(thread: Thread, community: Community, viewer, page: int = 1) ->
     in place, marked: they do not count toward the pages."""
     pages = max(1, -(-thread.reply_count // REPLIES_PER_PAGE))
     page = min(max(page, 1), pages)
-    # The page's visible replies (and the first of the next page): the same for every
-    # viewer, so kept per content version (perf/memo.py; a community page's version holds
-    # its stamp): the walk to a far page's OFFSET is paid once, not by each member.
-    ids_name = ("reply-ids", thread.id, page)
-    ids = memo.get(ids_name)
-    if ids is None:
-        visible = select(Reply.id).where(
-            Reply.thread_id == thread.id, Reply.deleted_at.is_(None), Reply.held_at.is_(None)
-        )
-        ids = tuple(
-            db.session.scalars(
-                visible.order_by(Reply.id)
+    # The page's visible replies, (id, author id), and the first of the next page: the
+    # same for every viewer, so kept per content version (perf/memo.py; a community page's
+    # version holds its stamp): the walk to a far page's OFFSET is paid once, not by each
+    # member, and a member whose page of replies is kept rendered reads no reply row.
+    name = ("reply-entries", thread.id, page)
+    visible = memo.get(name)
+    if visible is None:
+        visible = tuple(
+            tuple(row)
+            for row in db.session.execute(
+                select(Reply.id, Reply.author_id)
+                .where(
+                    Reply.thread_id == thread.id,
+                    Reply.deleted_at.is_(None),
+                    Reply.held_at.is_(None),
+                )
+                .order_by(Reply.id)
                 .limit(REPLIES_PER_PAGE + 1)
                 .offset((page - 1) * REPLIES_PER_PAGE)
             )
         )
-        memo.put(ids_name, ids)
-    more = len(ids) > REPLIES_PER_PAGE
-    first = ids[0] if ids and page > 1 else 0
-    last = ids[REPLIES_PER_PAGE] if more else None
-    # Between them: the visible replies by id (a range on thread_id would be estimated at
-    # most of the thread's rows by PostgreSQL, which then hashed every user to join the
-    # authors: 8 ms for a 10,000-reply thread's last page), and the replies only some
-    # viewers see: a moderator all of them, a member their own hidden or held ones.
+        memo.put(name, visible)
+    more = len(visible) > REPLIES_PER_PAGE
+    first = visible[0][0] if visible and page > 1 else 0
+    last = visible[REPLIES_PER_PAGE][0] if more else None
+    # Between them, the replies only some viewers see: a moderator all of them (read
+    # here, a range of the thread), a member their own hidden or held ones (by author).
     in_range = Reply.id >= first
     if last is not None:
         in_range = in_range & (Reply.id < last)
-    stmt = select(Reply).options(joinedload(Reply.author)).where(Reply.thread_id == thread.id)
     if permissions.can_moderate(viewer, community):
-        stmt = stmt.where(in_range)
-    else:
-        shown = Reply.id.in_(ids[:REPLIES_PER_PAGE])
-        if permissions.is_member(viewer):
-            shown = shown | ((Reply.author_id == viewer.id) & in_range)
-        stmt = stmt.where(shown)
-    rows = list(db.session.scalars(stmt.order_by(Reply.id)))
-    quoted_ids = {r.quote_of_id for r in rows if r.quote_of_id}
-    quoted: dict[int, Reply] = {}
-    if quoted_ids:
-        quoted = {
-            r.id: r
-            for r in db.session.scalars(
-                select(Reply).options(joinedload(Reply.author)).where(Reply.id.in_(quoted_ids))
+        rows = list(
+            db.session.scalars(
+                select(Reply)
+                .options(joinedload(Reply.author))
+                .where(Reply.thread_id == thread.id, in_range)
+                .order_by(Reply.id)
             )
-        }
-    return ReplyPage(rows, page, pages, quoted)
+        )
+        entries = [(r.id, r.author_id, permissions.is_visible_post(r)) for r in rows]
+        return ReplyPage(thread, entries, page, pages, rows)
+    entries = [(reply_id, author_id, True) for reply_id, author_id in visible[:REPLIES_PER_PAGE]]
+    if permissions.is_member(viewer):
+        own = db.session.scalars(
+            select(Reply.id).where(
+                Reply.author_id == viewer.id,
+                Reply.thread_id == thread.id,
+                in_range,
+                Reply.deleted_at.is_not(None) | Reply.held_at.is_not(None),
+            )
+        )
+        entries = sorted([*entries, *((reply_id, viewer.id, False) for reply_id in own)])
+    return ReplyPage(thread, entries, page, pages)
 
 
 def find_reply(thread: Thread, reply_id: int) -> Reply | None:
