@@ -46,14 +46,20 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    (tmp_path / "pidapp.py").write_text(APP)
+    yield from _gunicorn(tmp_path, APP, WORKERS)
+
+
+def _gunicorn(tmp_path, app: str, workers: int, **settings: str):
+    """gunicorn with the production settings (and `settings`) serving `app`; its port."""
+    (tmp_path / "pidapp.py").write_text(app)
     port = _free_port()
     env = {
         **os.environ,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": str(WORKERS),
+        "GUNICORN_WORKERS": str(workers),
         "GUNICORN_KEEPALIVE": "30",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        **settings,
     }
     env.pop("GUNICORN_WORKER_CLASS", None)
     log = tmp_path / "gunicorn.log"
@@ -67,7 +73,7 @@ def server(tmp_path):
         )
     try:
         deadline = time.monotonic() + 30
-        while log.read_text().count("Booting worker") < WORKERS:
+        while log.read_text().count("Booting worker") < workers:
             assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
             time.sleep(0.1)
         time.sleep(0.5)  # the last one loads the app and starts watching the socket
@@ -137,3 +143,32 @@ def test_a_killed_workers_place_is_taken_and_nobody_waits(server):
     finally:
         for c in conns:
             c.close()
+
+
+# Answers with how many objects its worker has frozen out of the collector's view.
+FREEZE_APP = """
+import gc
+
+def app(environ, start_response):
+    body = str(gc.get_freeze_count()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_a_warm_worker_freezes_what_it_built_at_the_set_request_counts(tmp_path):
+    """gunicorn.conf.py's post_request: after the 5th and the 10th request (as set) the
+    worker freezes what it built since (a full collection then walks less); between and
+    after, it freezes nothing."""
+    for port in _gunicorn(tmp_path, FREEZE_APP, 1, GUNICORN_GC_FREEZE_AFTER="5,10"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        counts = []
+        for _ in range(14):
+            counts.append(int(_get(conn)))
+            time.sleep(0.05)  # the hook runs after the answer is sent
+        conn.close()
+        # Frozen objects still go when their last use ends (the count drops); it grows
+        # only by a freeze. The 5th request's hook freezes: the 6th sees it; so the 11th.
+        grew = [n + 1 for n in range(1, 14) if counts[n] > counts[n - 1]]
+        assert grew == [6, 11], counts
+        assert counts[5] > counts[4] and counts[10] > counts[9], counts
