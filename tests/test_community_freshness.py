@@ -9,67 +9,21 @@ test_freshness.py); most tests run with each version store (the backend's own, R
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
-from flask import request_started
 
 from ideaboard.extensions import db
 from ideaboard.models import SCOPE, Base, Community, CommunityBan, Thread
 from ideaboard.perf import pagecache
 from ideaboard.perf.freshness import content_changed
 
-from .conftest import BACKEND, TEST_REDIS, fresh_app, redis_or_skip
+from . import freshness_kit
+from .conftest import BACKEND, fresh_app
 from .factories import login_as, make_community, make_idea, make_reply, make_thread, make_user
 
-
-@pytest.fixture(params=["own", "redis"])
-def settings(request):
-    """The stores: the backend's own (files beside SQLite; the database for PostgreSQL),
-    or Redis."""
-    if request.param == "redis":
-        redis_or_skip()
-        return {"REDIS_URL": TEST_REDIS, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
-    return {}
-
-
-@pytest.fixture
-def server(make_app, settings):
-    with fresh_app(make_app, **settings) as app:
-        yield app
-
-
-@pytest.fixture
-def other(make_app, settings, tmp_path):
-    """Another worker on the same database and stores, with stamps of its own."""
-    app = make_app(**settings)
-    app.instance_path = str(tmp_path / "instance-other")
-    return app
-
-
-class Visitor:
-    """A browser without a session: get() says whether Flask rendered the page."""
-
-    def __init__(self, app) -> None:
-        self.client = app.test_client()
-        self.rendered = 0
-        request_started.connect(self._started, app, weak=False)
-
-    def _started(self, _sender, **_extra) -> None:
-        self.rendered += 1
-
-    def get(self, url: str) -> tuple[bool, str]:
-        before = self.rendered
-        resp = self.client.get(url)
-        assert resp.status_code == 200, url
-        return self.rendered > before, resp.get_data(as_text=True)
-
-    def warm(self, *urls: str) -> None:
-        for url in urls:
-            self.get(url)
-            rendered, _page = self.get(url)
-            assert not rendered, f"{url} was not cached"
+# The shared fixtures and visitor (freshness_kit.py), found by pytest under these names.
+settings, server, other = freshness_kit.settings, freshness_kit.server, freshness_kit.other
+Visitor = freshness_kit.Visitor
 
 
 def stamp(community_id: int) -> int:

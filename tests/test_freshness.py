@@ -13,13 +13,11 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import request_started
 from sqlalchemy import Column, Integer, MetaData, Table, insert, text, update
 from werkzeug.test import EnvironBuilder
 
@@ -30,64 +28,18 @@ from ideaboard.perf import freshness
 from ideaboard.perf.freshness import NOTHING, ROWS, SCHEMA, content_changed, declared, judge_sql
 from ideaboard.services import accounts, votes
 
-from .conftest import BACKEND, ROOT, TEST_REDIS, _reset, fresh_app, redis_or_skip
+from . import freshness_kit
+from .conftest import BACKEND, ROOT, _reset, fresh_app
 from .factories import make_idea, make_user
+
+# The shared fixtures and visitor (freshness_kit.py), found by pytest under these names.
+settings, server, other = freshness_kit.settings, freshness_kit.server, freshness_kit.other
+Visitor = freshness_kit.Visitor
 
 postgres_only = pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL pass")
 
 
 # --- fixtures and helpers --------------------------------------------------------------
-
-
-@pytest.fixture(params=["own", "redis"])
-def settings(request):
-    """The version store: the backend's own (a file beside SQLite, a table in PostgreSQL),
-    or Redis."""
-    if request.param == "redis":
-        redis_or_skip()
-        return {"REDIS_URL": TEST_REDIS, "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
-    return {}
-
-
-@pytest.fixture
-def server(make_app, settings):
-    """A worker serving pages, over empty tables, in its app context."""
-    with fresh_app(make_app, **settings) as app:
-        yield app
-
-
-@pytest.fixture
-def other(make_app, settings, tmp_path):
-    """Another app instance on the same database and version store (another worker, or
-    a command run beside the server)."""
-    app = make_app(**settings)
-    app.instance_path = str(tmp_path / "instance-other")
-    return app
-
-
-class Visitor:
-    """A browser without a session: get() says whether Flask rendered the page."""
-
-    def __init__(self, app) -> None:
-        self.client = app.test_client()
-        self.rendered = 0
-        request_started.connect(self._started, app, weak=False)
-
-    def _started(self, _sender, **_extra) -> None:
-        self.rendered += 1
-
-    def get(self, url: str = "/ideas") -> tuple[bool, str]:
-        before = self.rendered
-        resp = self.client.get(url)
-        assert resp.status_code == 200, url
-        return self.rendered > before, resp.get_data(as_text=True)
-
-    def warm(self, url: str = "/ideas") -> str:
-        """Load a page twice: the second load must come from the cache."""
-        self.get(url)
-        rendered, page = self.get(url)
-        assert not rendered, "the page was not cached"
-        return page
 
 
 def version(app):
