@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import socket
 import sqlite3
 import subprocess
 import time
@@ -24,6 +23,7 @@ from ideaboard.perf.pagefile import FilePageStore
 
 from .conftest import _reset
 from .factories import login_as, make_comment, make_idea, make_user
+from .servers import free_port
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -210,12 +210,6 @@ def test_the_vote_fast_paths_memos_are_bounded(app):
 # -- Redis -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def small_redis(tmp_path):
     """A private redis-server with 8 MB of memory and the documented policy (noeviction)."""
@@ -223,7 +217,7 @@ def small_redis(tmp_path):
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             binary,

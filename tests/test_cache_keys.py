@@ -7,14 +7,9 @@ from __future__ import annotations
 import ast
 import gzip
 import http.client
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,14 +22,7 @@ from ideaboard.perf import fastvote, rows
 
 from .conftest import TEST_REDIS, _reset, redis_or_skip
 from .factories import login_as, make_board, make_comment, make_idea, make_user
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .servers import ROOT, gunicorn
 
 
 def _http_get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
@@ -47,47 +35,28 @@ def _http_get(port: int, path: str, headers: dict | None = None) -> tuple[int, b
         conn.close()
 
 
-@contextmanager
 def _gunicorn(tmp_path: Path, database_url: str, **env):
-    """The app under gunicorn with the production settings, on a free loopback port."""
-    port = _free_port()
-    environ = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret-key",
-        "IDEABOARD_INSTANCE": str(tmp_path),
-        "RATELIMIT_ENABLED": "false",
-        **env,
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if _http_get(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    """The app under gunicorn with the production settings, on a free loopback port, once
+    it answers /healthz."""
+
+    def healthy(port: int, _log: str) -> bool:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log.read_text(), log.read_text()
+            return _http_get(port, "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    return gunicorn(
+        "wsgi:app",
+        ROOT,
+        tmp_path / "gunicorn.log",
+        healthy,
+        GUNICORN_WORKERS="1",
+        DATABASE_URL=database_url,
+        SECRET_KEY="test-secret-key",
+        IDEABOARD_INSTANCE=str(tmp_path),
+        RATELIMIT_ENABLED="false",
+        **env,
+    )
 
 
 def test_a_script_name_from_the_proxy_cannot_poison_anyones_links(app, tmp_path):

@@ -7,22 +7,18 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from .conftest import sqlite_pass_only
+from .servers import ROOT, gunicorn
 
 #: Spread and replacement are timed: another worker's load would blur them (conftest).
 #: The app served is a stub without a database, so one pass is enough.
 pytestmark = [pytest.mark.serial, sqlite_pass_only]
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
 CLIENTS = 30
 
@@ -38,54 +34,31 @@ def app(environ, start_response):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     yield from _gunicorn(tmp_path, APP, WORKERS)
 
 
 def _gunicorn(tmp_path, app: str, workers: int, **settings: str):
-    """gunicorn with the production settings (and `settings`) serving `app`; its port."""
+    """gunicorn with the production settings (and `settings`) serving `app`, once each of
+    its workers has booted and watches the socket; its port."""
     (tmp_path / "pidapp.py").write_text(app)
-    port = _free_port()
     env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_KEEPALIVE": "30",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        "GUNICORN_WORKER_CLASS": None,  # the production default, whatever the caller's
         **settings,
     }
-    env.pop("GUNICORN_WORKER_CLASS", None)
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "pidapp:app"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while log.read_text().count("Booting worker") < workers:
-            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-            time.sleep(0.1)
+
+    def booted(_port: int, log: str) -> bool:
+        if log.count("Booting worker") < workers:
+            return False
         time.sleep(0.5)  # the last one loads the app and starts watching the socket
+        return True
+
+    with gunicorn("pidapp:app", tmp_path, tmp_path / "gunicorn.log", booted, **env) as port:
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _get(conn: http.client.HTTPConnection) -> str:
