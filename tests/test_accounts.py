@@ -21,7 +21,7 @@ from ideaboard.models import AccountToken, OutboxMessage, User, utcnow
 from ideaboard.services import accounts
 from ideaboard.services.errors import ValidationError
 
-from .conftest import _reset
+from .conftest import PASSWORD_METHOD, TIMING_PASSWORD_METHOD, _reset
 from .factories import PASSWORD, login_as, make_user, reload
 from .smtp_sink import SmtpSink
 
@@ -142,7 +142,7 @@ def test_top_password_list_is_real_and_read_once():
 def test_production_hashes_are_owasp_scrypt_and_upgrade_on_login(app, client):
     """Without the test override, hashes are scrypt N=2^17 r=8 p=1; older ones upgrade."""
     cheap = make_user(email="old@example.com")  # hashed with the tests' cheaper parameters
-    assert cheap.password_hash.startswith("scrypt:16384:8:1$")
+    assert cheap.password_hash.startswith(f"{PASSWORD_METHOD}$")
     app.config.pop("PASSWORD_HASH_METHOD")
     a = accounts.register_user("a@example.com", "Ann", PASSWORD)
     b = accounts.register_user("b@example.com", "Bob", PASSWORD)
@@ -329,6 +329,7 @@ def test_reset_takes_the_same_time_for_known_and_unknown_addresses(mail_app):
 @pytest.mark.serial
 def test_login_failure_takes_the_same_time_for_known_and_unknown_emails(client):
     """A wrong password and an unknown email both verify one scrypt hash."""
+    client.application.config["PASSWORD_HASH_METHOD"] = TIMING_PASSWORD_METHOD
     make_user(email="real@example.com")
 
     def fail(email: str):

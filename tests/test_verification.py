@@ -22,7 +22,7 @@ from ideaboard.extensions import db
 from ideaboard.models import AccountToken, User, Vote, utcnow
 from ideaboard.services import accounts
 
-from .conftest import BACKEND, _reset
+from .conftest import BACKEND, TIMING_PASSWORD_METHOD, _reset
 from .factories import PASSWORD, login_as, make_idea, make_user, reload
 from .oracle import assert_inert, assert_no_foreign_scripts, parse
 from .smtp_sink import SmtpSink
@@ -288,6 +288,7 @@ def _same_time(app, rounds: int = 11) -> None:
 def test_both_branches_hash_the_password(mail_app, monkeypatch):
     """The taken branch does the same expensive work (one password hash) as the new one,
     and neither takes obviously longer: median times within a factor of 1.6."""
+    mail_app.config["PASSWORD_HASH_METHOD"] = TIMING_PASSWORD_METHOD
     make_user(email="taken@example.com")
     hashes = []
     real = accounts.hash_password
