@@ -8,10 +8,11 @@ statement that adds it; a post held for approval moves them when it is approved
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, not_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload
@@ -23,7 +24,13 @@ from ideaboard.models import Community, Event, EventKind, Reply, Thread, User, u
 from ideaboard.models.base import MAX_INT
 from ideaboard.models.community import ThreadFollow
 from ideaboard.perf import memo
-from ideaboard.permissions import can_post_in, can_reply, can_view_post, is_post_held
+from ideaboard.permissions import (
+    can_post_in,
+    can_reply,
+    can_view_post,
+    is_post_held,
+    is_visible_post_sql,
+)
 
 from . import events
 from .errors import NotAllowed, NotFound, ValidationError
@@ -332,6 +339,10 @@ def find_thread(thread_id: int) -> Thread | None:
     return db.session.get(Thread, thread_id)
 
 
+#: Replies with their authors, as every page of them shows them.
+_WITH_AUTHOR = select(Reply).options(joinedload(Reply.author))
+
+
 class ReplyPage:
     """One page of a thread's replies for one viewer.
 
@@ -342,43 +353,30 @@ class ReplyPage:
 
     def __init__(self, thread: Thread, entries, page: int, pages: int, rows=None):
         self.thread, self.entries, self.page, self.pages = thread, tuple(entries), page, pages
-        self._rows = rows
+        if rows is not None:
+            self.replies = rows
 
-    @property
+    @cached_property
     def replies(self) -> list[Reply]:
-        if self._rows is None:
-            visible = {entry[0]: entry[2] for entry in self.entries}
-            rows = db.session.scalars(
-                select(Reply)
-                .options(joinedload(Reply.author))
-                .where(Reply.thread_id == self.thread.id, Reply.id.in_(visible))
-                .order_by(Reply.id)
+        visible = {entry[0]: entry[2] for entry in self.entries}
+        if not visible:
+            return []
+        rows = db.session.scalars(
+            _WITH_AUTHOR.where(Reply.thread_id == self.thread.id, Reply.id.in_(visible)).order_by(
+                Reply.id
             )
-            # A reply hidden or shown since it was listed is left out of this one render:
-            # a hidden one shows only to its author, and the questions the page's render
-            # was asked are those of the replies as listed.
-            self._rows = (
-                [r for r in rows if permissions.is_visible_post(r) == visible[r.id]]
-                if visible
-                else []
-            )
-        return self._rows
+        )
+        # A reply hidden or shown since it was listed is left out of this one render: a
+        # hidden one shows only to its author, and the questions the page's render was
+        # asked are those of the replies as listed.
+        return [r for r in rows if permissions.is_visible_post(r) == visible[r.id]]
 
-    @property
+    @cached_property
     def quoted(self) -> dict[int, Reply]:
-        if not hasattr(self, "_quoted"):
-            wanted = {r.quote_of_id for r in self.replies if r.quote_of_id}
-            self._quoted = (
-                {
-                    r.id: r
-                    for r in db.session.scalars(
-                        select(Reply).options(joinedload(Reply.author)).where(Reply.id.in_(wanted))
-                    )
-                }
-                if wanted
-                else {}
-            )
-        return self._quoted
+        wanted = {r.quote_of_id for r in self.replies if r.quote_of_id}
+        if not wanted:
+            return {}
+        return {r.id: r for r in db.session.scalars(_WITH_AUTHOR.where(Reply.id.in_(wanted)))}
 
 
 def list_replies(thread: Thread, community: Community, viewer, page: int = 1) -> ReplyPage:
@@ -398,11 +396,7 @@ def list_replies(thread: Thread, community: Community, viewer, page: int = 1) ->
             tuple(row)
             for row in db.session.execute(
                 select(Reply.id, Reply.author_id)
-                .where(
-                    Reply.thread_id == thread.id,
-                    Reply.deleted_at.is_(None),
-                    Reply.held_at.is_(None),
-                )
+                .where(Reply.thread_id == thread.id, is_visible_post_sql(Reply.__table__))
                 .order_by(Reply.id)
                 .limit(REPLIES_PER_PAGE + 1)
                 .offset((page - 1) * REPLIES_PER_PAGE)
@@ -420,10 +414,7 @@ def list_replies(thread: Thread, community: Community, viewer, page: int = 1) ->
     if permissions.can_moderate(viewer, community):
         rows = list(
             db.session.scalars(
-                select(Reply)
-                .options(joinedload(Reply.author))
-                .where(Reply.thread_id == thread.id, in_range)
-                .order_by(Reply.id)
+                _WITH_AUTHOR.where(Reply.thread_id == thread.id, in_range).order_by(Reply.id)
             )
         )
         entries = [(r.id, r.author_id, permissions.is_visible_post(r)) for r in rows]
@@ -435,7 +426,7 @@ def list_replies(thread: Thread, community: Community, viewer, page: int = 1) ->
                 Reply.author_id == viewer.id,
                 Reply.thread_id == thread.id,
                 in_range,
-                Reply.deleted_at.is_not(None) | Reply.held_at.is_not(None),
+                not_(is_visible_post_sql(Reply.__table__)),
             )
         )
         entries = sorted([*entries, *((reply_id, viewer.id, False) for reply_id in own)])
@@ -446,18 +437,12 @@ def find_reply(thread: Thread, reply_id: int) -> Reply | None:
     """A reply of this thread by id, or None."""
     if reply_id > MAX_INT:
         return None
-    return db.session.scalar(
-        select(Reply)
-        .options(joinedload(Reply.author))
-        .where(Reply.id == reply_id, Reply.thread_id == thread.id)
-    )
+    return db.session.scalar(_WITH_AUTHOR.where(Reply.id == reply_id, Reply.thread_id == thread.id))
 
 
 def get_reply(thread: Thread, reply_id: int) -> Reply:
     reply = db.session.scalar(
-        select(Reply)
-        .options(joinedload(Reply.author))
-        .where(Reply.id == reply_id, Reply.thread_id == thread.id)
+        _WITH_AUTHOR.where(Reply.id == reply_id, Reply.thread_id == thread.id)
     )
     if reply is None:
         raise NotFound(_("This reply does not exist."))
